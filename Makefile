@@ -1,0 +1,62 @@
+# Two commands on a fresh Debian machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint venv system-deps bench clean install uninstall wheelhouse bundle
+
+$(BIN)/python:
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv)
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Mosquitto is the broker the tests (and the demo) start on free ports.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends mosquitto mosquitto-clients)
+	@# systemd-analyze checks the unit files (tests/ops/test_units.py).
+	@command -v systemd-analyze >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends systemd)
+	@# openssl makes the broker certificates of the TLS diag test (tests/diag/test_tls.py).
+	@command -v openssl >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openssl)
+
+demo: venv system-deps
+	$(BIN)/lane demo
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv system-deps lint
+	$(BIN)/python -m pytest
+
+bench: venv system-deps
+	$(BIN)/python -m bench.publish
+
+# A lane controller: venv under /opt, the systemd unit, an example config under /etc.
+# Offline: `make install WHEELHOUSE=build/wheelhouse` (docs/operations.md).
+install:
+	$(SUDO) $(PYTHON) -m edge.install $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE))
+
+uninstall:
+	$(SUDO) $(PYTHON) -m edge.install uninstall
+
+# Wheels of the agent and every dependency, for a controller with the same OS, CPU, Python.
+wheelhouse: venv
+	$(BIN)/python -m pip wheel --quiet --wheel-dir build/wheelhouse .
+
+# One tarball to carry to a controller without internet: the source tree and the wheels.
+bundle: wheelhouse
+	tar czf build/lane-agent-bundle.tar.gz --transform 's,^,lane-agent/,' \
+	  $$(git ls-files) build/wheelhouse
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
