@@ -1,0 +1,492 @@
+"""Lane configuration: typed models, loading with precise errors, secrets, JSON Schema.
+
+One YAML file describes one lane. Unknown keys are errors. Every error names the file, the
+line and column in it, and the key path (``mqtt.tls.ca_file``). Secrets are never written
+inline: a secret field holds a reference to an environment variable, a file, or a systemd
+credential (a file in ``$CREDENTIALS_DIRECTORY``, loaded with ``LoadCredential=``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from edge.errors import ConfigError, ConfigProblem, SecretError
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# systemd/lane@.service's SetCredential= placeholder when a LoadCredential= file is missing.
+MISSING_CREDENTIAL = "lane-agent.missing-credential"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(StrictModel):
+    """Where a secret is read from: exactly one of ``env``, ``file`` or ``credential``."""
+
+    env: str | None = Field(None, description="Name of an environment variable.")
+    file: Path | None = Field(None, description="Path of a file holding the secret.")
+    credential: str | None = Field(
+        None, description="Name of a systemd credential (a file in $CREDENTIALS_DIRECTORY)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float):
+            raise ValueError(
+                "secrets are never inline: use {env: NAME}, {file: PATH} or {credential: NAME}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [k for k in ("env", "file", "credential") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of env, file, credential")
+        return self
+
+    def describe(self) -> str:
+        if self.env is not None:
+            return f"environment variable {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return f"credential {self.credential}"
+
+    def read(self) -> str:
+        """Return the secret's value, or raise SecretError saying what is missing."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecretError(f"environment variable {self.env} is not set")
+            return value
+        if self.file is not None:
+            path = self.file
+        else:
+            directory = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise SecretError(
+                    f"credential {self.credential}: $CREDENTIALS_DIRECTORY is not set "
+                    "(add LoadCredential= to the unit)"
+                )
+            path = Path(directory) / str(self.credential)
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            raise SecretError(f"secret file {path} does not exist") from None
+        except OSError as exc:
+            raise SecretError(f"secret file {path} cannot be read: {exc.strerror}") from None
+        if self.credential is not None and value == MISSING_CREDENTIAL:
+            raise SecretError(
+                f"credential {self.credential}: the unit's LoadCredential= file for it is "
+                f"missing (/etc/lane-agent/credentials/<LANE>/{self.credential})"
+            )
+        return value
+
+
+class Direction(StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+class LaneType(StrEnum):
+    TRUCK = "truck"
+    CAR = "car"
+    BUS = "bus"
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path | None = Field(None, description="CA bundle that signed the broker's cert.")
+    cert_file: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    key_file: Path | None = Field(None, description="Client private key (mutual TLS).")
+    key_password: SecretRef | None = None
+    insecure_skip_verify: bool = Field(
+        False, description="Skip the broker hostname check. Never in production."
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    protocol: Literal["mqtt5", "mqtt311"] = "mqtt5"
+    topic_prefix: str = Field("border", description="First topic level(s), without a slash.")
+    client_id: str | None = Field(None, description="Default: lane-<checkpoint>-<lane>.")
+    username: str | None = None
+    password: SecretRef | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(15, ge=5, le=3600)
+    max_inflight: int = Field(20, ge=1, le=1000, description="QoS 1 messages awaiting PUBACK.")
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    session_expiry_s: int = Field(
+        3600, ge=0, description="How long the broker keeps commands queued while we are away."
+    )
+    ack_timeout_s: float = Field(
+        30.0, gt=0, description="A publish not acknowledged this long is sent again."
+    )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if (
+            not value
+            or value.startswith("/")
+            or value.endswith("/")
+            or "#" in value
+            or "+" in value
+        ):
+            raise ValueError("a topic prefix has no leading/trailing slash and no wildcards")
+        return value
+
+    @model_validator(mode="after")
+    def _auth(self) -> MqttConfig:
+        if self.password is not None and self.username is None:
+            raise ValueError("password given without username")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is below reconnect_min_s")
+        return self
+
+
+class StorageConfig(StrictModel):
+    state_dir: Path | None = Field(
+        None, description="Outbox and lock live here. Default: $STATE_DIRECTORY, else ./state."
+    )
+    max_rows: int = Field(500_000, ge=100, description="Outbox bound (rows).")
+    max_bytes: int = Field(1 << 30, ge=1 << 20, description="Outbox bound (payload bytes).")
+    alarm_fill: float = Field(
+        0.8, gt=0, lt=1, description="Fill ratio at which the lane reports outbox_high."
+    )
+    live_window_s: float = Field(
+        5.0, gt=0, description="A crossing younger than this is live; older ones are backlog."
+    )
+    backlog_rate_per_s: float = Field(
+        2000.0, gt=0, description="Most backlog messages sent per second while draining."
+    )
+    keep_crossings: int = Field(
+        10_000, ge=0, description="Published crossings kept locally for `lane events tail`."
+    )
+    evidence_max_bytes: int = Field(
+        2 << 30, ge=0, description="Evidence JPEGs on disk (<state_dir>/evidence), at most."
+    )
+    evidence_days: float = Field(30.0, gt=0, description="Evidence older than this is removed.")
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        env = os.environ.get("STATE_DIRECTORY")
+        if env:
+            return Path(env.split(":")[0])
+        return Path("state")
+
+
+class RecognitionConfig(StrictModel):
+    provider: Literal["cpu", "cuda", "openvino"] = "cpu"
+    model_dir: Path | None = Field(None, description="Default: the models shipped with the agent.")
+    min_confidence: float = Field(0.5, ge=0, le=1)
+    top_n: int = Field(5, ge=1, le=20)
+
+
+class DeviceConfig(StrictModel):
+    """A device on the lane. ``kind`` names its driver in the driver registry."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: Annotated[str, Field(pattern=IDENTIFIER)]
+    kind: str = Field(description="Driver, e.g. weighbridge.toledo, rpm.rapiscan, anpr.stream.")
+    role: str | None = Field(None, description="front, rear, trailer, entry_loop, ...")
+    timeout_ms: int = Field(1000, ge=10, le=120_000)
+    enabled: bool = True
+    password: SecretRef | None = Field(
+        None, description="Device login (camera digest auth); a reference, never inline."
+    )
+    plate_area: tuple[float, float, float, float] | None = Field(
+        None,
+        description="Cameras: where plates can appear, as fractions of the frame (x, y, w, h). "
+        "Text elsewhere, such as the camera's own date/name overlay, is ignored.",
+    )
+
+    @field_validator("plate_area")
+    @classmethod
+    def _area(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None:
+            x, y, w, h = value
+            if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x and 0 < h <= 1 - y):
+                raise ValueError("x, y, w, h are fractions of the frame, inside it")
+        return value
+
+    def driver_options(self) -> dict[str, Any]:
+        """The keys the driver validates: the extras, plus the resolved password."""
+        options = dict(self.model_extra or {})
+        if self.password is not None:
+            options["password"] = self.password.read()
+        return options
+
+
+class FusionConfig(StrictModel):
+    """How readings become crossings (edge.correlate.FusionSettings)."""
+
+    presence_order: list[Literal["io", "weight", "rpm", "camera"]] | None = Field(
+        None, description="Presence sources, best first. Default by lane type."
+    )
+    presence_inputs: list[str] = Field(
+        ["entry_loop", "exit_loop", "light_curtain"], description="Lane I/O inputs = presence."
+    )
+    presence_kg: float = Field(300.0, ge=0, description="Weight above this means a vehicle.")
+    settle_s: float = Field(
+        1.5, gt=0, description="Lane clear this long ends the crossing (late results attach)."
+    )
+    min_presence_s: float = Field(0.6, ge=0, description="Shorter, with no evidence: ignored.")
+    min_gap_s: float = Field(
+        1.0, ge=0, description="No exit loop: a clear lane this long means the next vehicle."
+    )
+    max_crossing_s: float = Field(600.0, gt=0, description="Longer: ended as a timeout.")
+    parked_s: float = Field(60.0, ge=0, description="The last plate seen again: ignored.")
+
+
+class ScriptedConfig(StrictModel):
+    """Scripted crossings instead of live devices: for demos and delivery tests."""
+
+    vehicles: int = Field(0, ge=0, description="How many crossings to produce (0: none).")
+    interval_ms: float = Field(1000.0, ge=0)
+    seed: int = 1
+
+
+class TelemetryConfig(StrictModel):
+    interval_s: float = Field(60.0, ge=1)
+
+
+class MetricsConfig(StrictModel):
+    """The Prometheus endpoint. Loopback only unless ``allow_remote`` says otherwise."""
+
+    listen: str = Field(
+        "127.0.0.1:9108",
+        description="host:port of /metrics; one port per lane on a shared controller.",
+    )
+    allow_remote: bool = Field(
+        False, description="Allow a non-loopback address (put a firewall in front of it)."
+    )
+
+    @model_validator(mode="after")
+    def _loopback(self) -> MetricsConfig:
+        host, _port = self.address()
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback and not self.allow_remote:
+            raise ValueError(
+                f"listen address {host} is not loopback; set allow_remote: true to expose it"
+            )
+        return self
+
+    def address(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen {self.listen!r} is not host:port (e.g. 127.0.0.1:9108)")
+        return host, int(port)
+
+
+class LaneConfig(StrictModel):
+    checkpoint: Annotated[str, Field(pattern=IDENTIFIER, description="Checkpoint id.")]
+    lane: Annotated[str, Field(pattern=IDENTIFIER, description="Lane id within the checkpoint.")]
+    direction: Direction
+    lane_type: LaneType = LaneType.TRUCK
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    metrics: MetricsConfig | None = Field(None, description="Prometheus endpoint; off if absent.")
+    scripted: ScriptedConfig | None = None
+
+    _source: str = PrivateAttr(default="<memory>")
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> LaneConfig:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} is used twice")
+            seen.add(device.id)
+        return self
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"lane-{self.checkpoint}-{self.lane}"
+
+    def secrets(self) -> list[tuple[str, SecretRef]]:
+        """Every secret reference with its key path."""
+        found: list[tuple[str, SecretRef]] = []
+        if self.mqtt.password is not None:
+            found.append(("mqtt.password", self.mqtt.password))
+        if self.mqtt.tls is not None and self.mqtt.tls.key_password is not None:
+            found.append(("mqtt.tls.key_password", self.mqtt.tls.key_password))
+        for index, device in enumerate(self.devices):
+            if device.password is not None:
+                found.append((f"devices.{index}.password", device.password))
+        return found
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+class _Locator:
+    """Maps key paths to positions in the YAML text."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def find(self, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+        node = self.root
+        mark = node.start_mark if node is not None else None
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if key.value == str(part):
+                        mark = key.start_mark
+                        node = value
+                        break
+                else:
+                    break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if part >= len(node.value):
+                    break
+                node = node.value[part]
+                mark = node.start_mark
+            else:
+                break
+        if mark is None:
+            return None, None
+        return mark.line + 1, mark.column + 1
+
+
+_TAG = re.compile(r"^(function-after|function-before|function-wrap)\[.*\]$")
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop pydantic's union and validator tags from an error location."""
+    return tuple(p for p in loc if not (isinstance(p, str) and _TAG.match(p)))
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def parse_config(text: str, *, source: str = "<string>") -> LaneConfig:
+    """Validate a lane config given as YAML text. Raises ConfigError listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    source,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                    "",
+                    f"not valid YAML: {exc.problem}",
+                )
+            ]
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(source, 1, 1, "", "a lane config is a YAML mapping")])
+    locator = _Locator(root)
+    try:
+        config = LaneConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = _clean_loc(tuple(error["loc"]))
+            line, column = locator.find(loc)
+            path = ".".join(str(p) for p in loc)
+            problems.append(ConfigProblem(source, line, column, path, _message(error)))
+        raise ConfigError(problems) from None
+    problems = _device_problems(config, locator, source)
+    for path, ref in config.secrets():
+        try:
+            ref.read()
+        except SecretError as exc:
+            line, column = locator.find(tuple(path.split(".")))
+            problems.append(ConfigProblem(source, line, column, path, str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    config._source = source
+    return config
+
+
+def _device_problems(config: LaneConfig, locator: _Locator, source: str) -> list[ConfigProblem]:
+    """Each device's own keys, checked against its driver's options model."""
+    from drivers.errors import DriverConfigError, MissingExtraError
+    from drivers.registry import validate_options
+
+    problems = []
+    for index, device in enumerate(config.devices):
+        try:
+            options = dict(device.model_extra or {})
+            if device.password is not None:
+                options["password"] = "(secret)"  # resolved and checked with the secrets
+            validate_options(device.kind, options)
+        except (DriverConfigError, MissingExtraError) as exc:
+            line, column = locator.find(("devices", index, "kind"))
+            problems.append(ConfigProblem(source, line, column, f"devices.{index}.kind", str(exc)))
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = ("devices", index, *_clean_loc(tuple(error["loc"])))
+                line, column = locator.find(loc)
+                path = ".".join(str(p) for p in loc)
+                problems.append(ConfigProblem(source, line, column, path, _message(error)))
+    return problems
+
+
+def load_config(path: str | Path) -> LaneConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigProblem(str(path), None, None, "", f"cannot read: {exc.strerror}")]
+        ) from None
+    return parse_config(text, source=str(path))
+
+
+def config_json_schema() -> dict[str, Any]:
+    schema = LaneConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "lane.config/1"
+    return schema

@@ -1,0 +1,276 @@
+"""The versioned wire contract: what the lane publishes, as typed models.
+
+The JSON Schema files in ``config/schemas/`` and the AsyncAPI document in ``docs/`` are
+generated from these models (``lane contract export``); a test fails when they drift.
+
+Compatibility rule: within ``lane.crossing/1`` fields are only ever added, never renamed,
+retyped or removed. Consumers ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+CROSSING_SCHEMA = "lane.crossing/1"
+DEVICE_STATUS_SCHEMA = "lane.device-status/1"
+LANE_STATUS_SCHEMA = "lane.status/1"
+TELEMETRY_SCHEMA = "lane.telemetry/1"
+COMMAND_REPLY_SCHEMA = "lane.command-reply/1"
+
+
+def agent_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lane-agent")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def uuid7() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Sorts by time."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(
+        lambda t: t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        return_type=str,
+        when_used="json",
+    ),
+    Field(description="UTC, ISO 8601 with milliseconds and a Z suffix."),
+]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_enum_values=True, populate_by_name=True
+    )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True, by_alias=True).encode()
+
+
+class EventType(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    END = "end"
+
+
+class PlatePosition(StrEnum):
+    FRONT = "front"
+    REAR = "rear"
+    TRAILER = "trailer"
+
+
+class SensorState(StrEnum):
+    UP = "UP"
+    DEGRADED = "DEGRADED"
+    DOWN = "DOWN"
+
+
+class Candidate(WireModel):
+    text: str
+    confidence: float = Field(ge=0, le=1)
+
+
+class PlateRead(WireModel):
+    text: str = Field(
+        description="Normalised plate text: Latin capitals and digits (Cyrillic look-alikes "
+        "mapped), plus the province character of a Chinese plate."
+    )
+    raw: str | None = Field(None, description="Text as recognised, before grammar correction.")
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2, e.g. KZ, RU, CN.")
+    type: str | None = Field(None, description="Plate type, e.g. standard, trailer, diplomatic.")
+    rows: int = Field(1, ge=1, le=2)
+    confidence: float = Field(ge=0, le=1)
+    candidates: list[Candidate] = Field(default_factory=list, description="Top-N alternatives.")
+    camera: str = Field(description="Device id of the camera that read it.")
+    position: PlatePosition
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Evidence(WireModel):
+    kind: Literal["frame", "plate_crop"]
+    file: str
+    sha256: str
+
+
+class AxleWeight(WireModel):
+    axle: int = Field(ge=1)
+    kg: float
+
+
+class Weight(WireModel):
+    gross_kg: float
+    stable: bool = Field(description="True when taken from consecutive stable frames.")
+    axles: list[AxleWeight] = Field(default_factory=list)
+    axle_count: int | None = None
+    device: str
+    division_kg: float | None = None
+
+
+class Radiation(WireModel):
+    device: str
+    occupancy_start: UtcTime | None = None
+    occupancy_end: UtcTime | None = None
+    gamma_max_cps: float | None = None
+    gamma_background_cps: float | None = None
+    neutron_max_cps: float | None = None
+    neutron_background_cps: float | None = None
+    sigma: float | None = None
+    gamma_alarm: bool = False
+    neutron_alarm: bool = False
+
+
+class ThermalRegion(WireModel):
+    region: str
+    max_c: float
+    min_c: float | None = None
+    avg_c: float | None = None
+    alarm: bool = False
+
+
+class Thermal(WireModel):
+    device: str
+    regions: list[ThermalRegion] = Field(default_factory=list)
+
+
+class Alarm(WireModel):
+    code: str = Field(description="Stable machine code, e.g. radiation.gamma, thermal.hot_brakes.")
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    device: str | None = None
+
+
+class SensorCoverage(WireModel):
+    device: str
+    kind: str
+    state: SensorState
+    saw_vehicle: bool
+    reason: str | None = Field(None, description="Why not UP, e.g. 'RPM offline'.")
+
+
+class Coverage(WireModel):
+    sensors: list[SensorCoverage] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list, description="Plain words, e.g. 'not radiation-screened: RPM offline'."
+    )
+
+
+class CrossingEvent(WireModel):
+    """One message of a crossing's life: new -> update* -> end."""
+
+    schema_: Literal["lane.crossing/1"] = Field(CROSSING_SCHEMA, alias="schema")
+    type: EventType
+    event_id: str = Field(description="UUIDv7, fixed when the event is made; dedupe on it.")
+    crossing_id: str = Field(description="Same for every event of one vehicle's crossing.")
+    checkpoint: str
+    lane: str
+    direction: Literal["entry", "exit"]
+    lane_seq: int = Field(ge=1, description="Strictly increasing per lane, across restarts.")
+    boot_seq: int = Field(ge=1, description="Agent start counter; tells a restart from a loss.")
+    start: UtcTime
+    end: UtcTime | None = None
+    produced: UtcTime
+    end_reason: str | None = Field(None, description="exit, timeout, shutdown, reversed, ...")
+    identified: bool = Field(description="False when no plate was read (unidentified crossing).")
+    coverage: Coverage = Field(default_factory=Coverage)
+    plates: list[PlateRead] = Field(default_factory=list)
+    weight: Weight | None = None
+    radiation: Radiation | None = None
+    thermal: Thermal | None = None
+    alarms: list[Alarm] = Field(default_factory=list)
+    vehicle_class: str | None = None
+    speed_kmh: float | None = None
+    historical: bool = Field(False, description="Sent after an outage, not live.")
+    agent_version: str
+
+
+class DeviceStatus(WireModel):
+    schema_: Literal["lane.device-status/1"] = Field(DEVICE_STATUS_SCHEMA, alias="schema")
+    device: str
+    kind: str
+    state: SensorState
+    since: UtcTime
+    last_reading_age_s: float | None = None
+    last_error: str | None = None
+    faults: dict[str, int] = Field(default_factory=dict)
+    produced: UtcTime
+
+
+class LaneState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    STOPPED = "stopped"
+
+
+class LaneStatus(WireModel):
+    schema_: Literal["lane.status/1"] = Field(LANE_STATUS_SCHEMA, alias="schema")
+    state: LaneState
+    checkpoint: str
+    lane: str
+    boot_seq: int | None = None
+    agent_version: str
+    devices: dict[str, SensorState] = Field(default_factory=dict)
+    alarms: list[str] = Field(
+        default_factory=list, description="Lane-level alarms, e.g. outbox_high, outbox_rejected."
+    )
+    produced: UtcTime
+
+
+class Telemetry(WireModel):
+    schema_: Literal["lane.telemetry/1"] = Field(TELEMETRY_SCHEMA, alias="schema")
+    produced: UtcTime
+    uptime_s: float
+    boot_seq: int
+    outbox_pending: int
+    outbox_rejected: int
+    outbox_oldest_age_s: float | None = None
+    crossings_total: int
+    mqtt_connected: bool
+    outbox_pending_crossings: int | None = None
+    outbox_bytes: int | None = None
+    mqtt_published: int | None = None
+    mqtt_connection_losses: int | None = None
+    watchdog_healthy: bool | None = None
+    devices: dict[str, SensorState] = Field(default_factory=dict)
+
+
+class CommandReply(WireModel):
+    schema_: Literal["lane.command-reply/1"] = Field(COMMAND_REPLY_SCHEMA, alias="schema")
+    command: str
+    ok: bool
+    result: dict[str, object] = Field(default_factory=dict)
+    error: str | None = None
+    produced: UtcTime
+
+
+PlateRead.model_rebuild()
+
+WIRE_MODELS: dict[str, type[WireModel]] = {
+    "crossing": CrossingEvent,
+    "lane-status": LaneStatus,
+    "device-status": DeviceStatus,
+    "telemetry": Telemetry,
+    "command-reply": CommandReply,
+}

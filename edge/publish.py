@@ -1,0 +1,478 @@
+"""The only module that talks to paho: outbox rows -> MQTT, PUBACKs -> outbox.
+
+One thread owns the paho client and does everything with it: connect with capped, jittered
+exponential backoff; run paho's network loop; fill a bounded in-flight window from the outbox
+(control, then live crossings, then rate-limited backlog, then telemetry); turn PUBACK reason
+codes into ``ack`` (success) or ``reject`` (>= 0x80) on the outbox; hand received commands to
+the agent. paho callbacks only append to a deque that this same thread drains after
+``loop()`` returns: no database access and no application lock inside a callback.
+
+A message not acknowledged within ``mqtt.ack_timeout_s`` while connected is sent again (the
+outbox still holds it): delivery is at least once, consumers dedupe on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.config import LaneConfig
+from edge.outbox import Outbox, OutboxRow
+from edge.topics import Topics
+
+log = logging.getLogger(__name__)
+
+CONNACK_TIMEOUT_S = 10.0
+IDLE_LOOP_S = 0.02
+ACK_FLUSH_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command received on ``<lane>/cmd/<name>``."""
+
+    name: str
+    payload: bytes
+    response_topic: str | None
+    correlation_data: bytes | None
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    connected: bool = False
+    connects: int = 0
+    connection_losses: int = 0
+    published: int = 0
+    rejected: int = 0
+    resent_after_timeout: int = 0
+    commands_ignored: int = 0
+    last_error: str | None = None
+    publish_latency_s: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=1000)
+    )
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    def __init__(self, minimum: float, maximum: float, *, rng: random.Random | None = None):
+        self.minimum = minimum
+        self.maximum = maximum
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        cap = min(self.maximum, self.minimum * (2**self.failures))
+        self.failures += 1
+        return self._rng.uniform(self.minimum, max(self.minimum, cap))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: LaneConfig,
+        outbox: Outbox,
+        *,
+        will_payload: bytes,
+        on_connected: Callable[[], None],
+        on_command: Callable[[Command], None],
+        backlog_rate_per_s: float | None = None,
+    ) -> None:
+        self.config = config
+        self.mqtt = config.mqtt
+        self.outbox = outbox
+        self.topics = Topics(config.mqtt.topic_prefix, config.checkpoint, config.lane)
+        self.stats = PublisherStats()
+        self._on_connected = on_connected
+        self._on_command = on_command
+        self._will_payload = will_payload
+        self._backlog_rate = backlog_rate_per_s or config.storage.backlog_rate_per_s
+        self._backoff = Backoff(self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
+        self._callbacks: collections.deque[tuple[str, object]] = collections.deque()
+        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent at)
+        self._inflight_rows: set[int] = set()
+        self._acked: list[int] = []
+        self._acked_since = 0.0
+        self._stop = threading.Event()
+        self._drain_before_stop_s = 0.0
+        self._thread: threading.Thread | None = None
+        self._socket_open = False
+        self._connected = False
+        self._connecting_since: float | None = None
+        self._next_attempt = 0.0
+        self._tokens = 0.0
+        self._tokens_at = time.monotonic()
+        self._last_refusal: str | None = None
+        self._wake = threading.Event()
+        # Liveness for the systemd watchdog: the owner thread stamps this every turn.
+        self.heartbeat = time.monotonic()
+        # Called on the owner thread with each PUBACK's latency (metrics histogram).
+        self.on_latency: Callable[[float], None] | None = None
+        self.client = self._make_client()
+
+    # --- public -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def alive(self) -> bool:
+        """The owner thread runs (False before start and after it ended or crashed)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New rows are in the outbox."""
+        self._wake.set()
+
+    def stop(self, *, drain_s: float = 5.0, timeout_s: float = 10.0) -> None:
+        """Send what is pending (up to ``drain_s``), then disconnect cleanly."""
+        self._drain_before_stop_s = drain_s
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("MQTT publisher did not stop within %.0f s", timeout_s)
+
+    # --- the owner thread ---------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        m = self.mqtt
+        v5 = m.protocol == "mqtt5"
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            reconnect_on_failure=False,
+        )
+        client.max_inflight_messages_set(m.max_inflight)
+        if m.username is not None:
+            password = m.password.read() if m.password is not None else None
+            client.username_pw_set(m.username, password)
+        if m.tls is not None:
+            client.tls_set(
+                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+                keyfile_password=m.tls.key_password.read() if m.tls.key_password else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(m.tls.insecure_skip_verify)
+        client.will_set(self.topics.status, self._will_payload, qos=1, retain=True)
+        # Callbacks hand over and return: the owner thread does the work after loop().
+        client.on_connect = lambda _c, _u, flags, rc, _p: self._callbacks.append(
+            ("connect", (rc, flags.session_present))
+        )
+        client.on_disconnect = lambda _c, _u, _f, rc, _p: self._callbacks.append(("disconnect", rc))
+        client.on_publish = lambda _c, _u, mid, rc, _p: self._callbacks.append(
+            ("puback", (mid, rc))
+        )
+        client.on_message = lambda _c, _u, msg: self._callbacks.append(("message", msg))
+        return client
+
+    def _run(self) -> None:
+        stop_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            self.heartbeat = now
+            if self._stop.is_set():
+                if stop_deadline is None:
+                    stop_deadline = now + self._drain_before_stop_s
+                if now >= stop_deadline or not self._connected or self._nothing_to_send():
+                    break
+            if not self._socket_open and now >= self._next_attempt:
+                self._try_connect()
+            if self._socket_open:
+                busy = self._connected and self._has_room()
+                rc = self.client.loop(timeout=0.0 if busy and self._wake.is_set() else IDLE_LOOP_S)
+                if rc == mqtt.MQTT_ERR_SUCCESS:
+                    # loop() reads one packet; take every PUBACK already waiting in one go.
+                    rc = self.client.loop_read(max_packets=self.mqtt.max_inflight)
+                self._wake.clear()
+                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                    self._connection_lost(mqtt.error_string(rc))
+                elif (
+                    self._connecting_since is not None
+                    and now - self._connecting_since > CONNACK_TIMEOUT_S
+                ):
+                    self._connection_lost("no CONNACK from the broker")
+            else:
+                self._wake.wait(min(0.2, max(0.0, self._next_attempt - now)))
+                self._wake.clear()
+            self._handle_callbacks()
+            self._flush_acks()
+            if self._connected:
+                self._expire_inflight()
+                self._fill_window()
+        if self._socket_open:
+            self._socket_open = False  # a disconnect we asked for is no connection loss
+            self.client.disconnect()
+            for _ in range(10):
+                self.client.loop(timeout=0.05)
+            self._handle_callbacks()
+        self._flush_acks(force=True)
+        self._connected = False
+        self.stats.connected = False
+
+    def _nothing_to_send(self) -> bool:
+        return not self._inflight and not self.outbox.next_batch(
+            limit=1, exclude=self._inflight_rows, backlog_budget=1
+        )
+
+    def _try_connect(self) -> None:
+        m = self.mqtt
+        # MQTT 5 resumes the session with clean_start=False; 3.1.1 uses clean_session=False
+        # from the constructor and refuses the clean_start argument.
+        session: dict[str, object] = {}
+        if m.protocol == "mqtt5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = m.session_expiry_s
+            session = {"clean_start": False, "properties": props}
+        try:
+            self.client.connect(m.host, m.port, keepalive=m.keepalive_s, **session)  # type: ignore[arg-type]
+        except (OSError, ssl.SSLError) as exc:
+            self._refused(f"cannot reach broker {m.host}:{m.port}: {exc}")
+            return
+        self._socket_open = True
+        self._connecting_since = time.monotonic()
+
+    def _refused(self, reason: str) -> None:
+        self.stats.last_error = reason
+        if reason != self._last_refusal:
+            log.warning("%s (retrying with backoff up to %g s)", reason, self.mqtt.reconnect_max_s)
+            self._last_refusal = reason
+        self._next_attempt = time.monotonic() + self._backoff.next_delay()
+
+    def _connection_lost(self, reason: str) -> None:
+        was_connected = self._connected
+        self._socket_open = False
+        self._connected = False
+        self._connecting_since = None
+        self.stats.connected = False
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        if was_connected:
+            self.stats.connection_losses += 1
+            log.warning("MQTT connection lost: %s; messages stay in the outbox", reason)
+            self._last_refusal = None
+            self._next_attempt = time.monotonic() + self._backoff.next_delay()
+        else:
+            self._refused(reason)
+        # paho re-sends its unacknowledged messages after reconnect; the outbox still holds
+        # them too, so the ack timeout covers a broker that forgot them.
+
+    def _handle_callbacks(self) -> None:
+        while self._callbacks:
+            kind, value = self._callbacks.popleft()
+            if kind == "connect":
+                rc, session_present = value  # type: ignore[misc]
+                self._connack(rc, session_present)
+            elif kind == "disconnect":
+                if self._socket_open and self._connected:
+                    self._connection_lost(f"disconnected ({value})")
+            elif kind == "puback":
+                mid, rc = value  # type: ignore[misc]
+                self._puback(mid, rc)
+            elif kind == "message":
+                self._message(value)  # type: ignore[arg-type]
+
+    def _connack(self, rc: ReasonCode, session_present: bool) -> None:
+        self._connecting_since = None
+        if rc.is_failure:
+            self._socket_open = False
+            with contextlib.suppress(Exception):
+                self.client.disconnect()
+            self._refused(f"broker {self.mqtt.host}:{self.mqtt.port} refused the connection: {rc}")
+            return
+        self._connected = True
+        self.stats.connected = True
+        self.stats.connects += 1
+        self.stats.last_error = None
+        self._backoff.reset()
+        self._last_refusal = None
+        log.info(
+            "MQTT connected to %s:%d (%s, session %s)",
+            self.mqtt.host,
+            self.mqtt.port,
+            self.mqtt.protocol,
+            "resumed" if session_present else "new",
+        )
+        if self.mqtt.protocol == "mqtt5":
+            # A retained command is never executed: retainHandling=2 keeps the broker from
+            # sending retained ones on subscribe, retainAsPublished keeps the flag on the
+            # ones queued in our session while we were away, so _message can drop them.
+            options = SubscribeOptions(
+                qos=1, noLocal=True, retainAsPublished=True, retainHandling=2
+            )
+            self.client.subscribe(self.topics.command_filter, options=options)
+        else:
+            self.client.subscribe(self.topics.command_filter, qos=1)
+        self._on_connected()
+
+    def _puback(self, mid: int, rc: ReasonCode) -> None:
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            return
+        row_id, sent_at = entry
+        if rc.is_failure:
+            self._inflight_rows.discard(row_id)
+            self.stats.rejected += 1
+            reason = f"broker rejected the publish: {rc} (0x{rc.value:02x})"
+            log.error("outbox row %d %s; kept as rejected", row_id, reason)
+            self.outbox.reject(row_id, rc.value, reason)
+            return
+        self.stats.published += 1
+        latency = time.monotonic() - sent_at
+        self.stats.publish_latency_s.append(latency)
+        if self.on_latency is not None:
+            self.on_latency(latency)
+        if not self._acked:
+            self._acked_since = time.monotonic()
+        self._acked.append(row_id)
+
+    def _message(self, msg: mqtt.MQTTMessage) -> None:
+        name = self.topics.command_name(msg.topic)
+        if name is None:
+            return
+        if msg.retain:
+            self.stats.commands_ignored += 1
+            log.warning("ignored retained command on %s: commands are never retained", msg.topic)
+            return
+        props = getattr(msg, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        self._on_command(Command(name, msg.payload, response_topic, correlation))
+
+    def _has_room(self) -> bool:
+        return len(self._inflight) < self.mqtt.max_inflight
+
+    def _fill_window(self) -> None:
+        room = self.mqtt.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        now = time.monotonic()
+        self._tokens = min(
+            max(float(self.mqtt.max_inflight), self._backlog_rate * 0.1),
+            self._tokens + (now - self._tokens_at) * self._backlog_rate,
+        )
+        self._tokens_at = now
+        rows = self.outbox.next_batch(
+            limit=room, exclude=self._inflight_rows, backlog_budget=int(self._tokens)
+        )
+        for row in rows:
+            if row.historical:
+                self._tokens -= 1
+            info = self.client.publish(
+                row.topic,
+                row.wire_payload(),
+                qos=1,
+                retain=row.retain,
+                properties=self._properties(row),
+            )
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.error(
+                    "publish of row %d failed locally: %s", row.id, mqtt.error_string(info.rc)
+                )
+                continue
+            self._inflight[info.mid] = (row.id, time.monotonic())
+            self._inflight_rows.add(row.id)
+        if rows:
+            self._wake.set()
+
+    def _properties(self, row: OutboxRow) -> Properties | None:
+        """MQTT 5 properties a row needs: correlation data and expiry (replies, telemetry).
+
+        Crossings carry none: event_id and lane_seq are in the payload, and building paho
+        Properties costs more than the rest of a publish.
+        """
+        if self.mqtt.protocol != "mqtt5" or not row.properties:
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        if "correlation_data" in row.properties:
+            props.CorrelationData = bytes.fromhex(str(row.properties["correlation_data"]))
+        if "expiry_s" in row.properties:
+            props.MessageExpiryInterval = int(row.properties["expiry_s"])  # type: ignore[call-overload]
+        return props
+
+    def _expire_inflight(self) -> None:
+        deadline = time.monotonic() - self.mqtt.ack_timeout_s
+        for mid, (row_id, sent_at) in list(self._inflight.items()):
+            if sent_at < deadline:
+                del self._inflight[mid]
+                self._inflight_rows.discard(row_id)
+                self.stats.resent_after_timeout += 1
+
+    def _flush_acks(self, *, force: bool = False) -> None:
+        """Delete acknowledged rows, a batch at a time; until then they stay excluded."""
+        if not self._acked:
+            return
+        if (
+            force
+            or len(self._acked) >= self.mqtt.max_inflight
+            or time.monotonic() - self._acked_since >= ACK_FLUSH_S
+        ):
+            self.outbox.ack(self._acked)
+            self._inflight_rows.difference_update(self._acked)
+            self._acked = []
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Subscriber:
+    """A consumer of lane topics (demo, score, diagnostics): messages land in a queue."""
+
+    def __init__(self, host: str, port: int, topics: list[str], *, client_id: str = "") -> None:
+        import queue
+
+        self.messages: queue.Queue[Received] = queue.Queue()
+        self._topics = topics
+        self._ready = threading.Event()
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.on_connect = lambda c, _u, _f, rc, _p: self._subscribe(rc)
+        self.client.on_subscribe = lambda *_a: self._ready.set()
+        self.client.on_message = lambda _c, _u, msg: self.messages.put(
+            Received(msg.topic, msg.payload, bool(msg.retain))
+        )
+        self.client.connect(host, port, keepalive=15)
+        self.client.loop_start()
+
+    def _subscribe(self, rc: ReasonCode) -> None:
+        if not rc.is_failure:
+            self.client.subscribe([(t, 1) for t in self._topics])
+
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        return self._ready.wait(timeout_s)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
