@@ -1,0 +1,311 @@
+"""The one interface every device driver implements, and the supervision they share.
+
+A driver is opened once and then keeps itself connected: a supervisor task connects,
+runs a session that pushes typed readings into a bounded queue, and on a transient error
+reconnects with capped exponential backoff. Health is UP (connected, no recent fault),
+DEGRADED (connected, but faults within ``degraded_hold_s``) or DOWN (not connected). A
+device going down is logged once, and once when it returns, never once per retry.
+
+Subclasses implement ``_connect``, ``_session`` and ``_disconnect``; ``_session`` calls
+``_emit`` for readings and ``_fault`` for faults it survives (bad frames), and raises a
+transient :class:`~drivers.errors.DriverError` for faults that need a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, SecretStr
+
+from drivers.codec import printable
+from drivers.errors import DriverError
+from drivers.readings import Reading
+
+log = logging.getLogger("drivers")
+
+
+class HealthState(StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    state: HealthState
+    connected: bool
+    last_error: str | None
+    faults: dict[str, int]
+    last_reading_age_s: float | None
+    readings: int
+    reconnects: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Probe:
+    """What ``lane diag`` shows for a device: identity, a few values, the last raw frames."""
+
+    device_id: str
+    kind: str
+    options: dict[str, Any]
+    health: dict[str, Any]
+    identity: dict[str, Any] = field(default_factory=dict)
+    values: list[str] = field(default_factory=list)
+    raw_frames: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_CLOSED = object()
+
+
+def _redacted(options: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options:
+        if isinstance(value, SecretStr) or key in {"password", "secret", "token"}:
+            out[key] = "***"
+        elif isinstance(value, str) and "@" in value and "://" in value:
+            scheme, rest = value.split("://", 1)
+            out[key] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        else:
+            out[key] = value
+    return out
+
+
+class Driver(ABC):
+    """Base of every driver. Construct with validated options; then ``open()``."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        device_id: str,
+        options: BaseModel,
+        *,
+        timeout_ms: int = 1000,
+        backoff_min_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        degraded_hold_s: float | None = None,
+        queue_size: int = 512,
+    ) -> None:
+        self.device_id = device_id
+        self.options = options
+        self.timeout_s = timeout_ms / 1000.0
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.degraded_hold_s = (
+            degraded_hold_s if degraded_hold_s is not None else max(5.0, 3 * self.timeout_s)
+        )
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._down_since: float | None = None
+        self._last_error: str | None = None
+        self._last_fault_mono: float | None = None
+        self._last_reading_mono: float | None = None
+        self._faults: Counter[str] = Counter()
+        self._readings = 0
+        self._readings_at_connect = 0
+        self._last_bug: str | None = None
+        self._reconnects = 0
+        self._stopped = asyncio.Event()
+        self._last_values: list[str] = []
+
+    # -- public interface --------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the supervisor; returns at once (a dead device must not block the lane)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"driver:{self.device_id}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._disconnect(), timeout=max(2.0, self.timeout_s))
+        self._connected = False
+        self._stopped.set()
+        self._put(_CLOSED)
+
+    async def readings(self) -> AsyncIterator[Reading]:
+        """The readings, in order; ends after ``close()``."""
+        while True:
+            item = await self._queue.get()
+            if item is _CLOSED:
+                return
+            yield item
+
+    async def next_reading(self, timeout_s: float) -> Reading:
+        """One reading, or :class:`TimeoutError` (a convenience for tests and diag)."""
+        item = await asyncio.wait_for(self._queue.get(), timeout_s)
+        if item is _CLOSED:
+            raise EOFError("driver closed")
+        return item  # type: ignore[no-any-return]
+
+    def health(self) -> Health:
+        now = time.monotonic()
+        if not self._connected:
+            state = HealthState.DOWN
+        elif (
+            self._last_fault_mono is not None and now - self._last_fault_mono < self.degraded_hold_s
+        ):
+            state = HealthState.DEGRADED
+        else:
+            state = HealthState.UP
+        age = now - self._last_reading_mono if self._last_reading_mono is not None else None
+        return Health(
+            state=state,
+            connected=self._connected,
+            last_error=self._last_error,
+            faults=dict(self._faults),
+            last_reading_age_s=age,
+            readings=self._readings,
+            reconnects=self._reconnects,
+        )
+
+    async def probe(self) -> Probe:
+        """Identity, a few recent values and the last raw frames in hex and ASCII."""
+        return Probe(
+            device_id=self.device_id,
+            kind=self.kind,
+            options=_redacted(self.options),
+            health=self.health().as_dict(),
+            identity=await self._identity(),
+            values=list(self._last_values[-5:]),
+            raw_frames=[{"hex": f.hex(" "), "ascii": printable(f)} for f in self._raw_frames()],
+        )
+
+    # -- for subclasses ----------------------------------------------------------------
+
+    @abstractmethod
+    async def _connect(self) -> None: ...
+
+    @abstractmethod
+    async def _session(self) -> None:
+        """Read until an error; raise a transient DriverError to reconnect."""
+
+    @abstractmethod
+    async def _disconnect(self) -> None: ...
+
+    def _raw_frames(self) -> tuple[bytes, ...]:
+        return ()
+
+    async def _identity(self) -> dict[str, Any]:
+        return {}
+
+    def _alive(self) -> None:
+        """The device answered in this session: mark it connected (UP or DEGRADED)."""
+        if not self._connected:
+            self._set_connected(True)
+
+    def _emit(self, reading: Reading) -> None:
+        self._alive()
+        self._readings += 1
+        self._last_reading_mono = time.monotonic()
+        self._last_values = [*self._last_values[-4:], _summary(reading)]
+        self._put(reading)
+
+    def _fault(self, kind: str, message: str) -> None:
+        """Count a fault the session survived (the device stays connected: DEGRADED)."""
+        self._faults[kind] += 1
+        self._last_fault_mono = time.monotonic()
+        self._last_error = f"{kind}: {message}"
+
+    # -- supervision -------------------------------------------------------------------
+
+    def _put(self, item: object) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+            self._faults["overflow"] += 1
+        self._queue.put_nowait(item)
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while True:
+            self._readings_at_connect = self._readings
+            try:
+                await asyncio.wait_for(self._connect(), timeout=max(self.timeout_s, 1.0) * 2)
+                # Not UP yet: an open port or socket says nothing about the device. The
+                # first valid reading (or _alive()) of the session marks it up.
+                await self._session()
+                raise DriverError("session ended")  # sessions only end by raising
+            except asyncio.CancelledError:
+                raise
+            except DriverError as exc:
+                error: Exception = exc
+                if not exc.transient:
+                    self._record_down(exc)
+                    log.error("device %s stopped: %s (%s)", self.device_id, exc, self.kind)
+                    with contextlib.suppress(Exception):
+                        await self._disconnect()
+                    return
+            except (TimeoutError, OSError, EOFError) as exc:
+                error = exc
+            except Exception as exc:  # a driver bug must not kill the lane: count it, retry
+                signature = f"{type(exc).__name__}: {exc}"
+                if signature != self._last_bug:  # the traceback once, not once per retry
+                    log.exception("device %s: unexpected driver error", self.device_id)
+                    self._last_bug = signature
+                error = exc
+            self._record_down(error)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._disconnect(), timeout=max(2.0, self.timeout_s))
+            if self._readings_at_connect != self._readings:
+                attempt = 0  # the last session worked: retry quickly
+            delay = min(self.backoff_max_s, self.backoff_min_s * (2**attempt))
+            attempt = min(attempt + 1, 16)
+            self._reconnects += 1
+            await asyncio.sleep(delay)
+
+    def _record_down(self, error: Exception) -> None:
+        kind = getattr(error, "fault", None)
+        if kind is None:
+            if isinstance(error, TimeoutError):
+                kind = "timeout"
+            elif isinstance(error, OSError | EOFError):
+                kind = "connection"
+            else:
+                kind = "driver_bug"
+        self._faults[kind] += 1
+        self._last_fault_mono = time.monotonic()
+        message = str(error) or type(error).__name__
+        self._last_error = f"{kind}: {message}"
+        self._set_connected(False)
+
+    def _set_connected(self, connected: bool) -> None:
+        self._connected = connected
+        now = time.monotonic()
+        if not connected and self._down_since is None:
+            self._down_since = now
+            log.warning("device %s down: %s", self.device_id, self._last_error)
+        elif connected and self._down_since is not None:
+            log.warning("device %s up again after %.1f s", self.device_id, now - self._down_since)
+            self._down_since = None
+
+
+def _summary(reading: Reading) -> str:
+    fields = getattr(reading, "__dataclass_fields__", {})
+    parts = []
+    for name in fields:
+        if name in {"device_id", "captured_at", "monotonic", "image"}:
+            continue
+        value = getattr(reading, name)
+        parts.append(f"{name}={value}")
+    return f"{type(reading).__name__}({', '.join(parts)[:200]})"

@@ -1,0 +1,1 @@
+"""ANPR/IP cameras through OpenCV: RTSP, HTTP MJPEG, HTTP snapshots (digest), files."""

@@ -1,0 +1,416 @@
+"""Camera drivers. Capture runs in a worker thread under a watchdog.
+
+OpenCV's ``read()`` can block for ~90 s on a dead stream, so the session waits for each
+frame with the device timeout; a worker that misses it is abandoned (its late frames are
+dropped by generation number) and a new one is started after backoff. A frozen stream
+(frames keep arriving but do not change for ``frozen_ms``) is a fault too: a camera
+sensor is never perfectly still, so identical frames mean a stuck encoder or a replay.
+
+Sources: ``anpr.rtsp`` / ``anpr.mjpeg`` (``cv2.VideoCapture`` with FFmpeg),
+``anpr.http`` (snapshot polling, digest or basic auth, stdlib urllib),
+``anpr.mjpeg`` with ``reader: http`` (our own multipart reader, digest auth),
+``anpr.file`` (a video file or a folder of images, for replaying recorded footage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, SecretStr
+
+from drivers.base import Driver
+from drivers.camera.mjpeg import JpegPart, MjpegParser, boundary_from_content_type
+from drivers.codec import CodecFault
+from drivers.errors import (
+    DriverConfigError,
+    DriverConnectionError,
+    DriverProtocolError,
+    DriverTimeoutError,
+    MissingExtraError,
+)
+from drivers.options import StrictOptions
+from drivers.readings import Frame, utc_now
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def _cv2(kind: str) -> Any:
+    try:
+        import cv2
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(kind, "cv2", "camera") from exc
+    return cv2
+
+
+class CameraOptions(StrictOptions):
+    frozen_ms: int = Field(3000, ge=100, description="Identical frames this long: frozen.")
+    open_timeout_ms: int = Field(
+        8000,
+        ge=100,
+        le=120_000,
+        description="Budget for the first frame (RTSP handshake, probing).",
+    )
+    max_fps: float = Field(25.0, gt=0, le=120)
+
+
+class StreamOptions(CameraOptions):
+    url: str = Field(description="rtsp://user:pass@host:554/... or http://.../mjpg")
+    reader: Literal["opencv", "http"] = Field(
+        "opencv", description="http: built-in MJPEG reader (digest auth); opencv: FFmpeg."
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    transport: Literal["tcp", "udp"] = "tcp"
+
+
+class SnapshotOptions(CameraOptions):
+    url: str = Field(description="e.g. http://host/ISAPI/Streaming/channels/101/picture")
+    username: str | None = None
+    password: SecretStr | None = None
+    interval_ms: int = Field(200, ge=20, le=60_000)
+
+
+class FileOptions(CameraOptions):
+    path: str = Field(description="A video file or a folder of images.")
+    fps: float = Field(10.0, gt=0, le=120)
+    loop: bool = False
+
+
+class _Frozen:
+    """Tracks how long the picture has not changed (mean abs difference of a thumbnail)."""
+
+    def __init__(self, cv2: Any, limit_s: float) -> None:
+        self.cv2 = cv2
+        self.limit_s = limit_s
+        self._thumb: np.ndarray | None = None
+        self._since = time.monotonic()
+
+    def check(self, image: np.ndarray, now: float) -> bool:
+        thumb = self.cv2.resize(image, (64, 36), interpolation=self.cv2.INTER_AREA).astype(np.int16)
+        if self._thumb is None or float(np.abs(thumb - self._thumb).mean()) > 0.05:
+            self._since = now
+        self._thumb = thumb
+        return now - self._since > self.limit_s
+
+
+class _CameraDriver(Driver):
+    """Common worker-thread plumbing. Subclasses implement ``_capture_loop``."""
+
+    options: CameraOptions
+
+    def __init__(self, device_id: str, options: CameraOptions, **kwargs: Any) -> None:
+        super().__init__(device_id, options, **kwargs)
+        self.cv2 = _cv2(self.kind)
+        self._generation = 0
+        self._frames: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.abandoned_workers = 0
+        self.sequence = 0
+        self.resolution = ""
+        self._last_headers: list[bytes] = []
+
+    async def _connect(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        self._frames = asyncio.Queue(maxsize=4)
+        frames = self._frames
+        stop = threading.Event()
+        self._stop = stop
+
+        def deliver(item: Any) -> None:
+            def put() -> None:
+                if generation != self._generation:
+                    return  # a late frame from an abandoned worker
+                if frames.full():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        frames.get_nowait()
+                frames.put_nowait(item)
+
+            with contextlib.suppress(RuntimeError):  # loop closed
+                loop.call_soon_threadsafe(put)
+
+        def work() -> None:
+            try:
+                self._capture_loop(deliver, stop)
+            except Exception as exc:  # reported to the session, which reconnects
+                deliver(exc)
+
+        self._worker = threading.Thread(target=work, name=f"capture:{self.device_id}", daemon=True)
+        self._worker.start()
+
+    async def _disconnect(self) -> None:
+        self._stop.set()
+        worker = self._worker
+        self._worker = None
+        if worker is not None:
+            await asyncio.to_thread(worker.join, 1.0)
+            if worker.is_alive():
+                # Stuck in a blocking read: leave it; its frames are ignored.
+                self.abandoned_workers += 1
+                self._generation += 1
+
+    async def _session(self) -> None:
+        frozen = _Frozen(self.cv2, self.options.frozen_ms / 1000)
+        min_period = 1.0 / self.options.max_fps
+        last = 0.0
+        first = True
+        while True:
+            # Opening a stream (RTSP handshake, FFmpeg probing) takes longer than a frame.
+            wait_s = self._frame_timeout_s()
+            if first:
+                wait_s = max(wait_s, self.options.open_timeout_ms / 1000)
+            try:
+                item = await asyncio.wait_for(self._frames.get(), wait_s)
+            except TimeoutError:
+                raise DriverTimeoutError(
+                    f"no frame in {wait_s * 1000:.0f} ms (capture watchdog)"
+                ) from None
+            first = False
+            if isinstance(item, CodecFault):
+                self._fault(item.kind, item.message)
+                continue
+            if isinstance(item, Exception):
+                raise item
+            image, captured_at, info = item
+            now = time.monotonic()
+            if frozen.check(image, now):
+                raise DriverProtocolError(
+                    f"frozen stream: no change for {self.options.frozen_ms} ms"
+                )
+            if now - last < min_period:
+                continue
+            last = now
+            self.sequence += 1
+            self.resolution = f"{image.shape[1]}x{image.shape[0]}"
+            self._emit(
+                Frame(
+                    device_id=self.device_id,
+                    captured_at=captured_at,
+                    monotonic=now,
+                    image=image,
+                    sequence=self.sequence,
+                    source=self.kind,
+                    extra=info,
+                )
+            )
+
+    def _frame_timeout_s(self) -> float:
+        return self.timeout_s
+
+    async def _identity(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "frames": self.sequence,
+            "abandoned_workers": self.abandoned_workers,
+        }
+
+    def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def _decode(self, data: bytes) -> np.ndarray | None:
+        # OpenCV decodes half a JPEG into a half-grey picture: insist on SOI ... EOI.
+        if data[:2] == b"\xff\xd8" and not data.rstrip(b"\r\n\x00").endswith(b"\xff\xd9"):
+            return None
+        image = self.cv2.imdecode(np.frombuffer(data, np.uint8), self.cv2.IMREAD_COLOR)
+        return image if image is not None and image.size else None
+
+
+def _opener(url: str, username: str | None, password: SecretStr | None) -> Any:
+    handlers: list[Any] = []
+    if username is not None:
+        manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        secret = password.get_secret_value() if password else ""
+        manager.add_password(None, url, username, secret)
+        handlers += [
+            urllib.request.HTTPDigestAuthHandler(manager),
+            urllib.request.HTTPBasicAuthHandler(manager),
+        ]
+    return urllib.request.build_opener(*handlers)
+
+
+def _http_error(exc: Exception, url: str) -> Exception:
+    if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403):
+        return DriverConnectionError(f"{url}: HTTP {exc.code} (check username/password)")
+    if isinstance(exc, urllib.error.HTTPError):
+        return DriverConnectionError(f"{url}: HTTP {exc.code}")
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError):
+        return DriverTimeoutError(f"{_redact(url)}: no data within the timeout")
+    if isinstance(exc, TimeoutError | OSError | urllib.error.URLError):
+        return DriverConnectionError(f"{url}: {exc}")
+    return exc
+
+
+class SnapshotDriver(_CameraDriver):
+    kind = "anpr.http"
+    options: SnapshotOptions
+
+    def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
+        o = self.options
+        opener = _opener(o.url, o.username, o.password)
+        period = o.interval_ms / 1000
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                with opener.open(o.url, timeout=self.timeout_s) as reply:
+                    content_type = reply.headers.get("Content-Type", "")
+                    data = reply.read()
+                captured = utc_now()
+            except Exception as exc:
+                deliver(_http_error(exc, o.url))
+                return
+            if not content_type.startswith("image/"):
+                deliver(CodecFault("content_type", f"snapshot of type {content_type!r}"))
+            else:
+                image = self._decode(data)
+                if image is None:
+                    deliver(CodecFault("truncated", f"undecodable JPEG ({len(data)} bytes)"))
+                else:
+                    deliver((image, captured, {"bytes": len(data)}))
+            stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+
+class StreamDriver(_CameraDriver):
+    kind = "anpr.stream"
+    options: StreamOptions
+
+    def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
+        if self.options.reader == "http":
+            self._http_loop(deliver, stop)
+        else:
+            self._opencv_loop(deliver, stop)
+
+    def _http_loop(self, deliver: Any, stop: threading.Event) -> None:
+        o = self.options
+        opener = _opener(o.url, o.username, o.password)
+        try:
+            reply = opener.open(o.url, timeout=self.timeout_s)
+        except Exception as exc:
+            deliver(_http_error(exc, o.url))
+            return
+        with reply:
+            content_type = reply.headers.get("Content-Type", "")
+            boundary = boundary_from_content_type(content_type)
+            if not content_type.startswith("multipart/") or boundary is None:
+                deliver(DriverProtocolError(f"{o.url}: not an MJPEG stream ({content_type!r})"))
+                return
+            parser = MjpegParser(boundary)
+            while not stop.is_set():
+                try:
+                    chunk = reply.read1(65536)
+                except Exception as exc:
+                    deliver(_http_error(exc, o.url))
+                    return
+                if not chunk:
+                    deliver(DriverConnectionError(f"{o.url}: stream closed"))
+                    return
+                for part in parser.feed(chunk):
+                    if isinstance(part, CodecFault):
+                        deliver(part)
+                        continue
+                    self._deliver_part(part, deliver)
+
+    def _deliver_part(self, part: JpegPart, deliver: Any) -> None:
+        image = self._decode(part.data)
+        if image is None:
+            deliver(CodecFault("truncated", "undecodable JPEG part"))
+        else:
+            deliver((image, utc_now(), {"bytes": len(part.data)}))
+
+    def _opencv_loop(self, deliver: Any, stop: threading.Event) -> None:
+        import os
+
+        cv2 = self.cv2
+        url = self.options.url
+        if url.startswith("rtsp"):
+            os.environ.setdefault(
+                "OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{self.options.transport}"
+            )
+        # The watchdog (the session's frame timeout) fires first; FFmpeg's own read timeout,
+        # three times longer, is the backstop that lets an abandoned worker end by itself.
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(1000, int(self.timeout_s * 1000)),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, max(3000, int(self.timeout_s * 3000)),
+        ]  # fmt: skip
+        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+        try:
+            if not cap.isOpened():
+                deliver(DriverConnectionError(f"cannot open stream {_redact(url)}"))
+                return
+            while not stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    deliver(DriverConnectionError(f"stream {_redact(url)} ended or failed"))
+                    return
+                deliver((image, utc_now(), {}))
+        finally:
+            cap.release()
+
+
+class FileDriver(_CameraDriver):
+    """A video file or an image folder, paced at ``fps`` (replays recorded footage)."""
+
+    kind = "anpr.file"
+    options: FileOptions
+
+    def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
+        path = Path(self.options.path)
+        if not path.exists():
+            deliver(DriverConfigError(f"no such file or folder: {path}"))
+            return
+        period = 1.0 / self.options.fps
+        while not stop.is_set():
+            frames = self._folder(path) if path.is_dir() else self._video(path)
+            count = 0
+            for image in frames:
+                if stop.is_set():
+                    return
+                count += 1
+                deliver((image, utc_now(), {"index": count}))
+                stop.wait(period)
+            if count == 0:
+                deliver(DriverConfigError(f"no readable frames in {path}"))
+                return
+            if not self.options.loop:
+                # Keep the worker alive, quietly: the end of a replay is not a fault.
+                while not stop.wait(0.2):
+                    pass
+                return
+
+    def _folder(self, path: Path) -> Any:
+        for file in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            image = self.cv2.imread(str(file), self.cv2.IMREAD_COLOR)
+            if image is not None:
+                yield image
+
+    def _video(self, path: Path) -> Any:
+        cap = self.cv2.VideoCapture(str(path))
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    return
+                yield image
+        finally:
+            cap.release()
+
+    def _frame_timeout_s(self) -> float:
+        # A finished replay sends no frames; that is not a dead camera.
+        return self.timeout_s if self.options.loop else max(self.timeout_s, 24 * 3600.0)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,161 @@
+"""Byte links for drivers: pyserial URLs behind a reader thread, and asyncio TCP.
+
+pyserial is blocking, so each :class:`SerialLink` owns one reader thread that hands
+bytes to the event loop; the loop never blocks on the port. ``serial_for_url`` makes
+``/dev/ttyUSB0``, ``/dev/pts/N``, ``socket://host:port`` and ``rfc2217://`` all work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any
+
+from drivers.errors import DriverConnectionError, DriverTimeoutError
+
+_EOF = object()
+
+
+class SerialLink:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 9600,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: int = 1,
+    ) -> None:
+        self.url = url
+        self.settings = {
+            "baudrate": baudrate,
+            "bytesize": bytesize,
+            "parity": parity,
+            "stopbits": stopbits,
+        }
+        self._port: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self) -> None:
+        import serial
+
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._stop.clear()
+        try:
+            self._port = await asyncio.to_thread(
+                serial.serial_for_url, self.url, timeout=0.05, write_timeout=2.0, **self.settings
+            )
+        except Exception as exc:  # SerialException, OSError, termios.error, ValueError
+            raise DriverConnectionError(f"cannot open {self.url}: {exc}") from exc
+        with contextlib.suppress(Exception):
+            self._port.reset_input_buffer()
+        self._thread = threading.Thread(target=self._reader, name=f"serial:{self.url}", daemon=True)
+        self._thread.start()
+
+    def _reader(self) -> None:
+        port, loop = self._port, self._loop
+        assert loop is not None
+        while not self._stop.is_set():
+            try:
+                data = port.read(1)
+                if data:
+                    waiting = port.in_waiting
+                    if waiting:
+                        data += port.read(min(waiting, 4096))
+            except Exception as exc:  # the port died (unplugged, TCP closed): report it
+                loop.call_soon_threadsafe(self._queue.put_nowait, exc)
+                return
+            if data:
+                loop.call_soon_threadsafe(self._queue.put_nowait, data)
+
+    async def read(self, timeout_s: float) -> bytes:
+        """Some bytes; DriverTimeoutError if none within ``timeout_s``."""
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout_s)
+        except TimeoutError:
+            raise DriverTimeoutError(
+                f"no data from {self.url} in {timeout_s * 1000:.0f} ms"
+            ) from None
+        if isinstance(item, Exception):
+            raise DriverConnectionError(f"{self.url}: {item}") from item
+        return item  # type: ignore[no-any-return]
+
+    async def write(self, data: bytes) -> None:
+        if self._port is None:
+            raise DriverConnectionError(f"{self.url} is not open")
+        try:
+            await asyncio.to_thread(self._port.write, data)
+        except Exception as exc:
+            raise DriverConnectionError(f"write to {self.url} failed: {exc}") from exc
+
+    def drain_input(self) -> None:
+        """Forget bytes already received (before a request/response exchange)."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, Exception):
+                self._queue.put_nowait(item)
+                return
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 2.0)
+            self._thread = None
+        if self._port is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._port.close)
+            self._port = None
+
+
+class TcpLink:
+    """A TCP client with per-read timeouts (a connected but silent peer is a timeout)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def open(self, timeout_s: float) -> None:
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), timeout_s
+            )
+        except (OSError, TimeoutError) as exc:
+            raise DriverConnectionError(
+                f"cannot connect to {self.host}:{self.port}: {exc or 'timeout'}"
+            ) from exc
+
+    async def read(self, timeout_s: float) -> bytes:
+        assert self._reader is not None
+        try:
+            data = await asyncio.wait_for(self._reader.read(4096), timeout_s)
+        except TimeoutError:
+            raise DriverTimeoutError(
+                f"{self.host}:{self.port} silent for {timeout_s * 1000:.0f} ms"
+            ) from None
+        except OSError as exc:
+            raise DriverConnectionError(f"{self.host}:{self.port}: {exc}") from exc
+        if not data:
+            raise DriverConnectionError(f"{self.host}:{self.port} closed the connection")
+        return data
+
+    async def write(self, data: bytes) -> None:
+        assert self._writer is not None
+        try:
+            self._writer.write(data)
+            await asyncio.wait_for(self._writer.drain(), 2.0)
+        except (OSError, TimeoutError) as exc:
+            raise DriverConnectionError(f"write to {self.host}:{self.port} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        self._reader = self._writer = None

@@ -1,0 +1,1 @@
+"""Weighbridge indicators: Toledo continuous, Yaohua/Keli XK3190, MT-SICS, Modbus."""

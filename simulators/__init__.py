@@ -1,0 +1,1 @@
+"""Wire-level device simulators and the scenario engine. Never imports ``edge``."""

@@ -1,0 +1,86 @@
+"""Supervision shared by every driver: backoff, logging once, bugs and config errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import pytest
+
+from drivers.base import Driver, HealthState
+from drivers.errors import DriverConfigError
+from drivers.options import StrictOptions
+from drivers.registry import create_driver
+from tests.drivers.conftest import run, until
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_refused_connection_backs_off_capped_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        options = {"host": "127.0.0.1", "port": closed_port()}
+        driver = create_driver("rpm", "rpm.rapiscan", options, 300, backoff_min_s=0.05,
+                               backoff_max_s=0.2)  # fmt: skip
+        await driver.open()
+        await asyncio.sleep(1.5)
+        health = driver.health()
+        await driver.close()
+        # 0.05, 0.1, 0.2, 0.2, ... : about 8 attempts in 1.5 s; uncapped doubling gives 5.
+        assert 6 <= health.reconnects <= 12, health
+        assert health.state is HealthState.DOWN and health.faults["connection"] >= 6
+        assert "cannot connect" in (health.last_error or "")
+
+    with caplog.at_level(logging.WARNING, logger="drivers"):
+        run(main())
+    assert len([r for r in caplog.records if "down" in r.getMessage()]) == 1
+
+
+class _Options(StrictOptions):
+    mode: str
+
+
+class _Buggy(Driver):
+    kind = "test.buggy"
+
+    async def _connect(self) -> None:
+        if self.options.mode == "config":  # type: ignore[attr-defined]
+            raise DriverConfigError("port 0 is not a port")
+
+    async def _session(self) -> None:
+        raise ZeroDivisionError("driver bug")
+
+    async def _disconnect(self) -> None:
+        pass
+
+
+def test_driver_bug_is_counted_retried_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        driver = _Buggy("x", _Options(mode="bug"), backoff_min_s=0.01, backoff_max_s=0.02)
+        await driver.open()
+        await until(lambda: driver.health().faults.get("driver_bug", 0) >= 5, 3)
+        await driver.close()
+
+    with caplog.at_level(logging.WARNING, logger="drivers"):
+        run(main())
+    assert len([r for r in caplog.records if "unexpected driver error" in r.getMessage()]) == 1
+
+
+def test_config_error_stops_without_retrying() -> None:
+    async def main() -> None:
+        driver = _Buggy("x", _Options(mode="config"), backoff_min_s=0.01)
+        await driver.open()
+        await asyncio.sleep(0.3)
+        health = driver.health()
+        await driver.close()
+        assert health.state is HealthState.DOWN
+        assert health.reconnects == 0 and health.faults == {"config": 1}
+        assert "port 0" in (health.last_error or "")
+
+    run(main())

@@ -1,0 +1,181 @@
+"""Camera drivers against the HTTP camera simulator (digest auth, MJPEG, snapshots)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import pytest
+
+from drivers.base import HealthState
+from drivers.readings import Frame
+from drivers.registry import create_driver
+from simulators.camera import CameraSimulator
+from simulators.render import SceneVehicle, make_plate, render_scene
+from tests.drivers.conftest import collect, run, until
+
+FAST = {"backoff_min_s": 0.05, "backoff_max_s": 0.2, "degraded_hold_s": 0.8}
+
+
+def frames(readings: list[object]) -> list[Frame]:
+    return [r for r in readings if isinstance(r, Frame)]
+
+
+@pytest.fixture
+def camera():  # type: ignore[no-untyped-def]
+    sim = CameraSimulator(fps=20, label="FRONT")
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+def test_snapshot_polling_with_digest_auth(camera: CameraSimulator) -> None:
+    async def main() -> None:
+        options = {
+            "url": camera.snapshot_url, "username": "admin", "password": "sim12345",
+            "interval_ms": 50,
+        }  # fmt: skip
+        driver = create_driver("cam1", "anpr.http", options, 1000, **FAST)
+        await driver.open()
+        try:
+            got = frames(await collect(driver, 0.6))
+            assert len(got) >= 3
+            assert got[0].image.shape == (540, 960, 3)
+            assert [f.sequence for f in got] == sorted(f.sequence for f in got)
+            assert abs(datetime.now(UTC) - got[-1].captured_at) < timedelta(seconds=2)
+            assert camera.unauthorized >= 1  # the digest challenge really happened
+            assert (await driver.probe()).identity["resolution"] == "960x540"
+            camera.inject("content_type", count=1)
+            await until(lambda: driver.health().faults.get("content_type", 0) >= 1, 2)
+            camera.inject("truncated", count=1)
+            await until(lambda: driver.health().faults.get("truncated", 0) >= 1, 2)
+            assert driver.health().state is HealthState.DEGRADED
+            camera.inject("unauthorized", duration_s=0.5)
+            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            assert "401" in (driver.health().last_error or "")
+            await until(lambda: driver.health().state is not HealthState.DOWN, 3)
+        finally:
+            await driver.close()
+
+    run(main())
+
+
+def test_wrong_password_is_down_with_a_clear_error(camera: CameraSimulator) -> None:
+    async def main() -> None:
+        options = {"url": camera.snapshot_url, "username": "admin", "password": "wrong"}
+        driver = create_driver("cam1", "anpr.http", options, 500, **FAST)
+        await driver.open()
+        try:
+            await until(lambda: driver.health().last_error is not None, 2)
+            health = driver.health()
+            assert health.state is HealthState.DOWN
+            assert "check username/password" in (health.last_error or "")
+            probe = await driver.probe()
+            assert probe.options["password"] == "***"
+        finally:
+            await driver.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("reader", ["http", "opencv"])
+def test_mjpeg_stream_watchdog_and_frozen_detection(camera: CameraSimulator, reader: str) -> None:
+    async def main() -> None:
+        url = camera.mjpeg_url
+        options: dict[str, object] = {"url": url, "reader": reader, "frozen_ms": 400}
+        if reader == "http":
+            options |= {"username": "admin", "password": "sim12345"}
+        else:
+            options["url"] = url.replace("http://", "http://admin:sim12345@")
+        driver = create_driver("cam1", "anpr.stream", options, 1000, **FAST)
+        await driver.open()
+        try:
+            assert len(frames(await collect(driver, 0.8))) >= 3
+            # Frozen: frames keep coming, the picture does not change.
+            camera.inject("freeze", duration_s=1.0)
+            await until(lambda: driver.health().state is HealthState.DOWN, 3)
+            assert "frozen" in (driver.health().last_error or "")
+            await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+            # Stalled: the connection stays open, nothing arrives (the capture watchdog).
+            camera.inject("stall", duration_s=1.5 if reader == "http" else 3.0)
+            await until(lambda: driver.health().faults.get("timeout", 0) >= 1, 3)
+            await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+            if reader == "opencv":
+                # read() was still blocked when the watchdog fired: that worker was left.
+                assert driver.abandoned_workers >= 1  # type: ignore[attr-defined]
+            if reader == "http":
+                camera.inject("disconnect")
+                await until(lambda: driver.health().faults.get("connection", 0) >= 1, 3)
+                await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+            fresh = frames(await collect(driver, 0.3))
+            assert fresh
+        finally:
+            await driver.close()
+
+    run(main(), timeout_s=40)
+
+
+def test_file_replay_folder_and_video(tmp_path: Path) -> None:
+    rng = random.Random(2)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    video = tmp_path / "lane.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (960, 540))
+    plate = make_plate("KZ", rng)
+    for i in range(6):
+        image = render_scene(
+            SceneVehicle(plate, (40, 90, 160), i / 5), now=datetime.now(UTC), rng=rng
+        )
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), image)
+        writer.write(image)
+    writer.release()
+    (folder / "notes.txt").write_text("not an image")
+
+    async def main() -> None:
+        for path in (folder, video):
+            driver = create_driver("cam1", "anpr.file", {"path": str(path), "fps": 20}, 500, **FAST)
+            await driver.open()
+            try:
+                got = frames(await collect(driver, 0.7))
+                assert len(got) == 6, path
+                assert driver.health().state is HealthState.UP
+            finally:
+                await driver.close()
+        missing = create_driver("cam1", "anpr.file", {"path": str(tmp_path / "nope")}, 500)
+        await missing.open()
+        await until(lambda: missing.health().last_error is not None, 2)
+        assert "no such file" in (missing.health().last_error or "")
+        await missing.close()
+
+    run(main())
+
+
+def test_rtsp_stream_through_opencv(camera: CameraSimulator) -> None:
+    from simulators.rtsp import RtspCameraSimulator
+
+    async def main() -> None:
+        rtsp = RtspCameraSimulator(
+            lambda: camera.jpeg(multiple_of=16), fps=15, faults=camera.faults
+        )
+        url = await rtsp.start()
+        driver = create_driver("cam1", "anpr.stream", {"url": url}, 1000, **FAST)
+        await driver.open()
+        try:
+            got = frames(await collect(driver, 3.0))
+            assert len(got) >= 3 and got[0].image.shape == (528, 960, 3)
+            assert (await driver.probe()).identity["resolution"] == "960x528"
+            # RTSP session open, no packets: the capture watchdog.
+            camera.inject("stall", duration_s=2.5)
+            await until(lambda: driver.health().faults.get("timeout", 0) >= 1, 3)
+            await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+            await rtsp.inject("disconnect")
+            await until(lambda: driver.health().faults.get("connection", 0) >= 1, 5)
+            await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+            assert rtsp.sessions >= 3
+        finally:
+            await driver.close()
+            await rtsp.stop()
+
+    run(main(), timeout_s=40)
