@@ -1,0 +1,1 @@
+"""Frames -> plate reads: detection, rectification, recognition, grammar, vote."""

@@ -1,0 +1,121 @@
+"""ONNX models shipped in ``models/``: manifests, hash check, onnxruntime sessions.
+
+Each ``NAME.onnx`` has a ``NAME.json`` manifest beside it. A model whose bytes do not match
+the manifest's sha256 is refused: a truncated copy or a swapped file must not read plates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import LaneError
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+
+
+class RecognitionError(LaneError):
+    """The plate recognition stage cannot work (missing or corrupt model, bad provider)."""
+
+    exit_code = 2
+
+
+class ImageError(LaneError):
+    """An image cannot be decoded or is not a picture at all."""
+
+    exit_code = 1
+
+
+class ModelManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    task: Literal["detection", "recognition"]
+    version: str
+    input_shape: list[int | str]
+    input_name: str
+    charset: str = Field(description="How the output classes map to glyphs.")
+    source: str
+    licence: str
+    training_data: str
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    notes: str = ""
+
+
+def model_dir(configured: Path | None = None) -> Path:
+    if configured is not None:
+        return configured
+    env = os.environ.get("LANE_MODEL_DIR")
+    return Path(env) if env else DEFAULT_MODEL_DIR
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(directory: Path, name: str) -> ModelManifest:
+    path = directory / f"{name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecognitionError(f"model manifest {path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise RecognitionError(f"model manifest {path} cannot be read: {exc}") from None
+    try:
+        return ModelManifest.model_validate(data)
+    except ValidationError as exc:
+        raise RecognitionError(f"model manifest {path} is invalid: {exc}") from None
+
+
+def verify(directory: Path, manifest: ModelManifest) -> Path:
+    """Return the model file's path once its sha256 matches the manifest."""
+    path = directory / manifest.file
+    if not path.is_file():
+        raise RecognitionError(f"model file {path} is missing (manifest {manifest.name})")
+    actual = sha256_file(path)
+    if actual != manifest.sha256:
+        raise RecognitionError(
+            f"model file {path} does not match its manifest: sha256 {actual}, "
+            f"expected {manifest.sha256}"
+        )
+    return path
+
+
+def open_session(path: Path, provider: str = "cpu", *, threads: int = 0) -> Any:
+    """An onnxruntime session on the chosen execution provider (cpu, cuda, openvino)."""
+    import onnxruntime as ort
+
+    wanted = PROVIDERS.get(provider)
+    if wanted is None:
+        raise RecognitionError(f"unknown execution provider {provider!r}")
+    available = ort.get_available_providers()
+    if wanted not in available:
+        raise RecognitionError(
+            f"execution provider {provider} ({wanted}) is not available here; "
+            f"available: {', '.join(available)}"
+        )
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    providers = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise RecognitionError(f"model {path} cannot be loaded: {exc}") from None

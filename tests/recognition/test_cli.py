@@ -1,0 +1,53 @@
+"""`lane recognize`: one JSON object per image, errors as objects, directories walked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main
+from tests.recognition.conftest import DATA
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_json_per_image_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 240, 3), 255, np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    missing = tmp_path / "missing.png"
+    plate = sorted(DATA.glob("*.png"))[0]
+    rc = main(["recognize", "--json", str(blank), str(broken), str(missing), str(plate)])
+    records = _lines(capsys)
+    assert rc == 1  # some files could not be read
+    assert [r["file"] for r in records] == [str(blank), str(broken), str(missing), str(plate)]
+    assert records[0]["plates"] == [] and records[0]["latency_ms"] >= 0
+    assert "error" in records[1] and "error" in records[2]
+    read = records[3]
+    assert set(read) == {"file", "latency_ms", "plates"}
+    assert read["plates"], "the committed synthetic plate is read"
+    first = read["plates"][0]
+    assert set(first) == {
+        "text", "raw", "country", "type", "rows", "confidence", "box", "candidates"
+    }  # fmt: skip
+    assert len(first["box"]) == 4
+    assert all(set(c) == {"text", "confidence"} for c in first["candidates"])
+    confidences = [p["confidence"] for p in read["plates"]]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_directory_and_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a.png", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.full((60, 80, 3), 30, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    rc = main(["recognize", str(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert len(out) == 2 and all("no plate" in line for line in out)

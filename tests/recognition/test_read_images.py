@@ -1,0 +1,114 @@
+"""The pipeline reads the committed synthetic images, and a sample of the real dev images."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from edge.recognize.grammar import score_key
+from edge.recognize.pipeline import PlateCandidate, PlateRecognizer, PlateResult, load_image, vote
+from tests.recognition.conftest import DATA, SHARED_PLATES
+
+
+def _expected() -> dict[str, list[dict[str, str]]]:
+    by_file: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with (DATA / "manifest.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            by_file[row["file"]].append(row)
+    return dict(by_file)
+
+
+EXPECTED = _expected()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reads_committed_synthetic_image(recognizer: PlateRecognizer, name: str) -> None:
+    plates = recognizer.read(load_image(DATA / name))
+    found = {p.text: p for p in plates}
+    for row in EXPECTED[name]:
+        assert row["plate"] in found, f"{name}: expected {row['plate']}, read {list(found)}"
+        plate = found[row["plate"]]
+        assert plate.country == row["country"]
+        assert plate.rows == int(row["rows"])
+        assert plate.candidates[0].text == plate.text
+        assert plate.box[2] > 0 and plate.box[3] > 0
+    confidences = [p.confidence for p in plates]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_scene_boxes_locate_the_plates(recognizer: PlateRecognizer) -> None:
+    image = load_image(DATA / "scene_truck_night.png")
+    plates = recognizer.read(image)
+    assert len({p.text for p in plates}) >= 2
+    for plate in plates:
+        x, y, w, h = plate.box
+        assert x >= 0 and y >= 0 and x + w <= image.shape[1] and y + h <= image.shape[0]
+
+
+def test_result_maps_to_the_wire_type(recognizer: PlateRecognizer) -> None:
+    name = next(n for n in EXPECTED if n.startswith("kz_1row"))
+    plate = recognizer.read(load_image(DATA / name))[0]
+    wire = plate.to_plate_read(camera="cam-front", position="front")
+    assert wire.text == plate.text and wire.country == "KZ" and wire.rows == 1
+    assert wire.raw == plate.raw and wire.camera == "cam-front"
+    assert [c.text for c in wire.candidates] == [c.text for c in plate.candidates]
+
+
+def _read(text: str, confidence: float, *others: tuple[str, float]) -> PlateResult:
+    candidates = (PlateCandidate(text, confidence), *(PlateCandidate(t, c) for t, c in others))
+    return PlateResult(text, text, "KZ", "standard", 1, confidence, (0, 0, 10, 5), candidates)
+
+
+def test_vote_prefers_the_agreeing_majority() -> None:
+    reads = [
+        _read("123ABC01", 0.9),
+        _read("123ABC01", 0.8),
+        _read("128ABC01", 0.95, ("123ABC01", 0.6)),
+        _read("123ABC01", 0.7),
+    ]
+    final = vote(reads)
+    assert final is not None and final.text == "123ABC01"
+    assert 0 < final.confidence < 0.9  # one dissenting frame lowers it
+    assert final.candidates[0].text == "123ABC01"
+    assert "128ABC01" in {c.text for c in final.candidates}
+
+
+def test_vote_unanimous_and_empty() -> None:
+    assert vote([]) is None
+    assert vote([_read("", 0.5)]) is None
+    single = vote([_read("A123BC77", 0.93)])
+    assert single is not None and single.text == "A123BC77"
+    assert single.confidence == pytest.approx(0.93)
+
+
+def test_vote_runner_up_can_win() -> None:
+    # Two frames each misread one glyph differently; both list the true plate second.
+    reads = [
+        _read("01A177AB", 0.6, ("01A177AA", 0.55)),
+        _read("01A171AA", 0.6, ("01A177AA", 0.55)),
+        _read("01A177AA", 0.5),
+    ]
+    final = vote(reads)
+    assert final is not None and final.text == "01A177AA"
+
+
+DEV_SAMPLES = {"lprnet_cn_crops": (20, 0.9), "uz_crops": (20, 0.5), "openalpr_eu": (8, 0.6)}
+
+
+@pytest.mark.parametrize("source", sorted(DEV_SAMPLES))
+def test_dev_images_sample(recognizer: PlateRecognizer, source: str) -> None:
+    folder = SHARED_PLATES / source
+    if not folder.is_dir():
+        pytest.skip(f"evaluation data {folder} is absent (see bench/recognition/README.md)")
+    count, floor = DEV_SAMPLES[source]
+    with (folder / "manifest.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows = [rows[i] for i in np.linspace(0, len(rows) - 1, count).astype(int)]
+    right = 0
+    for row in rows:
+        plates = recognizer.read(load_image(folder / row["file"]))
+        right += bool(plates) and score_key(plates[0].text) == score_key(row["plate"])
+    assert right / len(rows) >= floor, f"{source}: {right}/{len(rows)} exact"
