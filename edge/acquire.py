@@ -1,0 +1,286 @@
+"""Drivers -> readings -> the correlator, inside the agent's asyncio loop.
+
+Every configured device gets its driver from the registry; readings of all drivers land in
+one bounded queue. Camera frames go to the plate recogniser (a worker thread, one frame at a
+time per camera, newest frame wins) only while a vehicle is in the lane or the picture moves,
+so an empty lane costs almost nothing. Device health is polled once a second; a change is
+handed to the correlator (coverage) and to the agent (retained device status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from drivers.base import Driver, HealthState
+from drivers.readings import Frame, Reading
+from drivers.registry import create_driver
+from edge.config import LaneConfig
+from edge.correlate import Correlator, Device, Emission, FusionSettings, PlateObservation
+from edge.crossing import CrossingRecord
+from edge.events import Candidate, EventType, PlatePosition, SensorState
+from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode
+from edge.recognize.pipeline import MotionGate
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+HEALTH_POLL_S = 1.0
+STARTUP_GRACE_S = 3.0
+
+_STATE = {
+    HealthState.UP: SensorState.UP,
+    HealthState.DEGRADED: SensorState.DEGRADED,
+    HealthState.DOWN: SensorState.DOWN,
+}
+
+EmitFn = Callable[[Emission], Awaitable[None]]
+HealthFn = Callable[[str, str, SensorState, str | None], None]
+EvidenceFn = Callable[[str, list[EvidenceFile]], None]
+
+
+def monotonic_to_utc() -> Callable[[float], datetime]:
+    offset = time.time() - time.monotonic()
+    return lambda t: datetime.fromtimestamp(offset + t, UTC)
+
+
+def fusion_settings(config: LaneConfig) -> FusionSettings:
+    f = config.fusion
+    return FusionSettings(
+        lane_type=config.lane_type.value,
+        presence_order=tuple(f.presence_order) if f.presence_order else None,
+        presence_inputs=tuple(f.presence_inputs),
+        presence_kg=f.presence_kg,
+        settle_s=f.settle_s,
+        min_presence_s=f.min_presence_s,
+        min_gap_s=f.min_gap_s,
+        max_crossing_s=f.max_crossing_s,
+        parked_s=f.parked_s,
+        top_n=config.recognition.top_n,
+    )
+
+
+class Acquisition:
+    def __init__(
+        self,
+        config: LaneConfig,
+        *,
+        emit: EmitFn,
+        on_health: HealthFn,
+        on_evidence: EvidenceFn = lambda _crossing, _files: None,
+        recognizer: object | None = None,
+    ) -> None:
+        self.config = config
+        self._emit = emit
+        self._on_evidence = on_evidence
+        self.frames = FrameCache()
+        storage = config.storage
+        self.evidence = (
+            EvidenceStore(
+                storage.resolved_state_dir() / "evidence",
+                max_bytes=storage.evidence_max_bytes,
+                max_age_s=storage.evidence_days * 86400,
+            )
+            if recognizer is not None
+            else None
+        )
+        self._on_health = on_health
+        self.recognizer = recognizer
+        devices = [d for d in config.devices if d.enabled]
+        self.kinds = {d.id: d.kind for d in devices}
+        self.roles = {d.id: d.role for d in devices}
+        self.plate_areas = {d.id: d.plate_area for d in devices if d.plate_area is not None}
+        self.drivers: dict[str, Driver] = {
+            d.id: create_driver(d.id, d.kind, d.driver_options(), d.timeout_ms) for d in devices
+        }
+        self.correlator = Correlator(
+            [Device(d.id, d.kind, d.role) for d in devices],
+            fusion_settings(config),
+            wall=monotonic_to_utc(),
+        )
+        self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=4096)
+        self._frames: dict[str, Frame] = {}
+        self._gates: dict[str, MotionGate] = {}
+        self._reading: dict[str, float] = {}  # camera -> capture time of the frame in OCR
+        self._frame_ready: dict[str, asyncio.Event] = {}
+        self._states: dict[str, SensorState] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.heartbeat = time.monotonic()
+        self._grace_until = 0.0
+        self.recognition_ms: list[float] = []
+
+    async def start(self) -> None:
+        slowest = max((d.timeout_s for d in self.drivers.values()), default=1.0)
+        self._grace_until = time.monotonic() + max(STARTUP_GRACE_S, 2 * slowest)
+        for device_id, driver in self.drivers.items():
+            await driver.open()
+            self._tasks.append(asyncio.create_task(self._pump(driver), name=f"pump:{device_id}"))
+        self._tasks.append(asyncio.create_task(self._fuse(), name="fusion"))
+        self._tasks.append(asyncio.create_task(self._watch_health(), name="device-health"))
+
+    async def stop(self) -> None:
+        """Close every driver and end the crossing in progress (``end_reason: shutdown``)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for driver in self.drivers.values():
+            with contextlib.suppress(Exception):
+                await driver.close()
+        for emission in self.correlator.shutdown(time.monotonic()):
+            await self._deliver(emission)
+
+    def device_health(self) -> dict[str, SensorState]:
+        return {d: _STATE[drv.health().state] for d, drv in self.drivers.items()}
+
+    # --- tasks --------------------------------------------------------------------------
+
+    async def _pump(self, driver: Driver) -> None:
+        async for reading in driver.readings():
+            if isinstance(reading, Frame):
+                self._offer_frame(reading)
+            else:
+                await self.queue.put(reading)
+
+    def _offer_frame(self, frame: Frame) -> None:
+        if self.recognizer is None:
+            return
+        camera = frame.device_id
+        gate = self._gates.setdefault(camera, MotionGate())
+        if not gate.changed(frame.image) and self.correlator.current is None:
+            return  # an empty, still lane: no OCR
+        self._frames[camera] = frame  # the newest frame wins; older ones are stale
+        if camera not in self._frame_ready:
+            self._frame_ready[camera] = asyncio.Event()
+            self._tasks.append(
+                asyncio.create_task(self._recognize(camera), name=f"recognize:{camera}")
+            )
+        self._frame_ready[camera].set()
+
+    async def _recognize(self, camera: str) -> None:
+        ready = self._frame_ready[camera]
+        position = PlatePosition(self.roles.get(camera) or "front")
+        while True:
+            await ready.wait()
+            ready.clear()
+            frame = self._frames.pop(camera, None)
+            if frame is None:
+                continue
+            start = time.perf_counter()
+            self._reading[camera] = frame.monotonic
+            try:
+                results = await asyncio.to_thread(self.recognizer.read, frame.image)  # type: ignore[attr-defined]
+            except Exception as exc:  # one bad frame must not stop the camera
+                log.warning("plate recognition failed on %s: %s", camera, exc)
+                continue
+            finally:
+                self._reading.pop(camera, None)
+            self.recognition_ms.append((time.perf_counter() - start) * 1000)
+            del self.recognition_ms[:-1000]
+            now = time.monotonic()
+            height, width = frame.image.shape[:2]
+            area = self.plate_areas.get(camera)
+            for result in results:
+                if result.confidence < self.config.recognition.min_confidence:
+                    continue
+                if area is not None and not _inside(result.box, area, width, height):
+                    continue  # the camera's overlay text, a sign, a parked car's plate
+                await self._handle(
+                    self.correlator.on_plate(
+                        PlateObservation(
+                            camera=camera,
+                            position=position,
+                            text=result.text,
+                            confidence=min(1.0, max(0.0, result.confidence)),
+                            raw=result.raw,
+                            country=result.country,
+                            type=result.type,
+                            rows=result.rows,
+                            candidates=tuple(
+                                Candidate(text=c.text, confidence=min(1.0, c.confidence))
+                                for c in result.candidates
+                            ),
+                            captured_at=frame.captured_at,
+                            frame_key=self.frames.put(frame.image, result.box),
+                        ),
+                        now,
+                        seen=frame.monotonic,
+                    )
+                )
+
+    async def _fuse(self) -> None:
+        while True:
+            try:
+                reading = await asyncio.wait_for(self.queue.get(), TICK_S)
+            except TimeoutError:
+                reading = min(self._reading.values(), default=None)
+                emissions = self.correlator.tick(time.monotonic(), reading_since=reading)
+            else:
+                emissions = self.correlator.on_reading(reading, time.monotonic())
+            self.heartbeat = time.monotonic()
+            await self._handle(emissions)
+
+    async def _handle(self, emissions: list[Emission]) -> None:
+        for emission in emissions:
+            await self._deliver(emission)
+
+    async def _deliver(self, emission: Emission) -> None:
+        """An ``end`` takes its evidence along: files first, then the event naming them."""
+        record = emission.record
+        if emission.type == EventType.END and record.evidence_keys and self.evidence:
+            try:
+                files = await asyncio.to_thread(self._save_evidence, record)
+            except OSError as exc:  # a full disk must not cost the crossing
+                log.error("evidence of crossing %s not saved: %s", record.crossing_id, exc)
+                files = {}
+            record.plates = [
+                p.model_copy(update={"evidence": [f.reference() for f in files[p.position]]})
+                if p.position in files
+                else p
+                for p in record.plates
+            ]
+            await self._emit(emission)
+            for position_files in files.values():
+                self._on_evidence(record.crossing_id, position_files)
+            return
+        await self._emit(emission)
+
+    def _save_evidence(self, record: CrossingRecord) -> dict[str, list[EvidenceFile]]:
+        assert self.evidence is not None
+        files: dict[str, list[EvidenceFile]] = {}
+        for position, key in record.evidence_keys.items():
+            cached = self.frames.get(key)
+            if cached is not None:
+                files[position] = encode(*cached, position)
+        self.evidence.write(record.crossing_id, [f for fs in files.values() for f in fs])
+        return files
+
+    async def _watch_health(self) -> None:
+        while True:
+            for device_id, driver in self.drivers.items():
+                health = driver.health()
+                state = _STATE[health.state]
+                first = device_id not in self._states
+                if first and state == SensorState.DOWN and time.monotonic() < self._grace_until:
+                    continue  # still connecting: no DOWN line for a device that is coming up
+                if self._states.get(device_id) != state:
+                    self._states[device_id] = state
+                    reason = health.last_error if state != SensorState.UP else None
+                    await self._handle(
+                        self.correlator.on_health(device_id, state, reason, time.monotonic())
+                    )
+                    self._on_health(device_id, self.kinds[device_id], state, reason)
+            await asyncio.sleep(HEALTH_POLL_S)
+
+
+def _inside(
+    box: tuple[int, int, int, int], area: tuple[float, float, float, float], width: int, height: int
+) -> bool:
+    """Whether the box's centre lies in the area (fractions of the frame)."""
+    cx = (box[0] + box[2] / 2) / width
+    cy = (box[1] + box[3] / 2) / height
+    x, y, w, h = area
+    return x <= cx <= x + w and y <= cy <= y + h

@@ -1,0 +1,735 @@
+"""Readings -> crossings: the lane state machine. Pure: no I/O, no clock, no threads.
+
+Every input carries ``now``, the agent's monotonic receive time in seconds, so a recorded
+lane replays through it deterministically and device clock skew never matters (device
+timestamps are kept as evidence, not used for ordering).
+
+Life cycle of one vehicle: ``new`` when presence starts, ``update`` when a first stable
+weight, an occupancy result, a plate or a thermal alarm arrives, ``end`` once the lane has
+been clear for ``settle_s`` (late RPM occupancies and plate reads still attach), or after
+``max_crossing_s`` (a vehicle parked on the weighbridge), or at shutdown. Every ``new`` gets
+an ``end`` with an ``end_reason``.
+
+Presence comes from the first *available* source in ``presence_order`` (lane I/O loops and
+light curtain, then weight, then RPM occupancy, then plate reads), so a dead loop degrades to
+weight instead of losing vehicles.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from drivers.readings import (
+    LaneIoState,
+    Reading,
+    RpmCounts,
+    RpmOccupancy,
+    ThermalRegions,
+    WeightReading,
+)
+from edge.crossing import CrossingRecord
+from edge.events import (
+    Alarm,
+    Candidate,
+    Coverage,
+    EventType,
+    PlatePosition,
+    PlateRead,
+    Radiation,
+    SensorCoverage,
+    SensorState,
+    Thermal,
+    ThermalRegion,
+    Weight,
+)
+
+OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
+TRACE_LIMIT = 500
+LIGHT_VEHICLE_KG = 3500.0  # at most: a car or small van (category M1/N1)
+
+PRESENCE_SOURCES = ("io", "weight", "rpm", "camera")
+
+DEFAULT_PRESENCE_ORDER: dict[str, tuple[str, ...]] = {
+    "truck": ("io", "weight", "rpm", "camera"),
+    "bus": ("io", "weight", "rpm", "camera"),
+    "car": ("io", "rpm", "weight", "camera"),
+}
+
+# Devices every vehicle must pass; a crossing they did not see is flagged, with these words.
+SCREENING = {
+    "rpm": "reported no occupancy for this vehicle",
+    "weighbridge": "reported no stable weight for this vehicle",
+}
+
+COVERAGE_WORDS = {
+    "rpm": "not radiation-screened",
+    "weighbridge": "not weighed",
+    "anpr": "plate not read",
+    "thermal": "no thermal scan",
+    "laneio": "no loop presence",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlateObservation:
+    """One plate read in one frame, as the recogniser hands it over."""
+
+    camera: str
+    position: PlatePosition
+    text: str
+    confidence: float
+    raw: str | None = None
+    country: str | None = None
+    type: str | None = None
+    rows: int = 1
+    candidates: tuple[Candidate, ...] = ()
+    captured_at: datetime | None = None
+    frame_key: str | None = None  # where the agent keeps the frame, for evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    kind: str  # registry kind, e.g. "rpm.rapiscan"; its class is the part before the dot
+    role: str | None = None
+
+    @property
+    def device_class(self) -> str:
+        return self.kind.split(".", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FusionSettings:
+    lane_type: str = "truck"
+    presence_order: tuple[str, ...] | None = None
+    presence_inputs: tuple[str, ...] = ("entry_loop", "exit_loop", "light_curtain")
+    entry_input: str = "entry_loop"
+    exit_input: str = "exit_loop"
+    presence_kg: float = 300.0
+    settle_s: float = 1.5
+    min_gap_s: float = 1.0  # without an exit loop: a clear lane this long means a new vehicle
+    min_presence_s: float = 0.6  # shorter, with nothing else seen: a pedestrian or noise
+    recognition_wait_s: float = 3.0  # most an end waits for a frame still being read
+    max_crossing_s: float = 600.0
+    plate_lead_s: float = 3.0  # a plate read this long before presence still belongs to it
+    parked_s: float = 60.0  # the previous vehicle's plate seen again this soon: ignored
+    camera_gap_s: float = 3.0  # camera-only presence: no read for this long = gone
+    top_n: int = 5
+    thermal_alarm_c: float = 120.0
+
+    def order(self) -> tuple[str, ...]:
+        return self.presence_order or DEFAULT_PRESENCE_ORDER.get(self.lane_type, PRESENCE_SOURCES)
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    type: EventType
+    record: CrossingRecord
+
+
+@dataclass(slots=True)
+class _Open:
+    record: CrossingRecord
+    started: float
+    clear_since: float | None = None
+    plates: dict[PlatePosition, list[PlateObservation]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    weights: list[WeightReading] = field(default_factory=list)
+    occupancy: RpmOccupancy | None = None
+    thermal: list[ThermalRegions] = field(default_factory=list)
+    saw: set[str] = field(default_factory=set)
+    worst: dict[str, tuple[SensorState, str | None]] = field(default_factory=dict)
+    entry_seen: bool = False
+    exit_seen: bool = False
+    announced: set[str] = field(default_factory=set)
+    confirmed: bool = False
+    leaving_reason: str = "exit"
+    exit_faulty: bool = False
+
+    def note(self, now: float, what: str, **detail: object) -> None:
+        """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
+        if len(self.record.trace) < TRACE_LIMIT:
+            self.record.trace.append({"t": round(now - self.started, 3), "what": what, **detail})
+
+
+_STATE_RANK = {SensorState.UP: 0, SensorState.DEGRADED: 1, SensorState.DOWN: 2}
+
+
+class Correlator:
+    """Feed readings, plates, health changes and ticks; get crossing emissions back.
+
+    ``wall`` maps the monotonic ``now`` to UTC for the event's start and end: the agent's
+    receive time, never a device's clock (devices drift and skew).
+    """
+
+    def __init__(
+        self,
+        devices: Iterable[Device],
+        settings: FusionSettings | None = None,
+        *,
+        wall: Callable[[float], datetime],
+    ) -> None:
+        self.devices = {d.id: d for d in devices}
+        self.settings = settings or FusionSettings()
+        self.wall = wall
+        self.ignored_presences = 0
+        self.health: dict[str, tuple[SensorState, str | None]] = {
+            d: (SensorState.UP, None) for d in self.devices
+        }
+        self.current: _Open | None = None
+        # Vehicles that left the lane and wait out settle_s for late results (an RPM
+        # occupancy, a plate still in recognition) while the next vehicle is already in.
+        self.closing: list[_Open] = []
+        self._present: dict[str, bool] = {}
+        self._last_seen: dict[str, float] = {}
+        self._recent_plates: deque[tuple[float, PlateObservation]] = deque(maxlen=64)
+        self._previous_plates: tuple[float, set[str]] = (float("-inf"), set())
+        self._ended_at = float("-inf")
+        self.late_readings = 0
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def on_health(
+        self, device: str, state: SensorState, reason: str | None, now: float
+    ) -> list[Emission]:
+        self.health[device] = (state, reason)
+        if self.current is not None:
+            self._note_health(self.current, device)
+            self.current.note(now, "device", device=device, state=state.value, reason=reason)
+        return self.tick(now)
+
+    def on_reading(self, reading: Reading, now: float) -> list[Emission]:
+        out: list[Emission] = []
+        if isinstance(reading, LaneIoState):
+            # A loop the driver reports chattering or locked on says nothing about vehicles.
+            inputs = {k: v for k, v in reading.inputs.items() if k not in reading.faults}
+            active = any(inputs.get(name, False) for name in self.settings.presence_inputs)
+            out += self._presence("io", active, now)
+            if self.current is not None:
+                if inputs.get(self.settings.entry_input):
+                    self.current.entry_seen = True
+                if inputs.get(self.settings.exit_input):
+                    self.current.exit_seen = True
+                if self.settings.exit_input in reading.faults:
+                    self.current.exit_faulty = True  # cannot tell a reversal from an exit
+                if active:
+                    self.current.saw.add(reading.device_id)
+        elif isinstance(reading, WeightReading):
+            loaded = reading.gross_kg >= self.settings.presence_kg and not reading.overload
+            out += self._presence("weight", loaded, now)
+            if self.current is not None and loaded:
+                self.current.saw.add(reading.device_id)
+                if reading.stable and not any(w.stable for w in self.current.weights):
+                    self.current.note(now, "weight", kg=reading.gross_kg, stable=True)
+                if reading.stable:
+                    first = not any(w.stable for w in self.current.weights)
+                    self.current.weights.append(reading)
+                    if first:
+                        out += self._update(self.current, "weight")
+        elif isinstance(reading, RpmCounts):
+            if reading.fault is None:
+                active = reading.line_type in OCCUPANCY_LINES
+                out += self._presence("rpm", active, now)
+        elif isinstance(reading, RpmOccupancy):
+            target = self.current
+            began = now - (reading.end - reading.start).total_seconds()  # same device clock
+            if self.closing and (target is None or began < target.started):
+                target = self.closing[-1]  # the vehicle that just left, not the next one
+            elif target is None and now - self._ended_at > 2 * self.settings.settle_s:
+                # An occupancy nobody else saw is a vehicle too (unidentified, never dropped);
+                # one just after a crossing ended is that crossing's late result.
+                out += self._start(now)
+                target = self.current
+                assert target is not None
+                target.clear_since = now
+            elif target is None:
+                self.late_readings += 1
+            if target is not None:
+                target.occupancy = reading
+                target.saw.add(reading.device_id)
+                target.note(
+                    now,
+                    "radiation",
+                    gamma_max_cps=reading.gamma_max_cps,
+                    background=reading.gamma_background_cps,
+                    sigma=reading.sigma,
+                    gamma_alarm=reading.gamma_alarm,
+                    neutron_alarm=reading.neutron_alarm,
+                )
+                out += self._update(target, "radiation")
+        elif isinstance(reading, ThermalRegions) and self.current is not None:
+            self.current.thermal.append(reading)
+            self.current.saw.add(reading.device_id)
+            if any(r.alarm for r in reading.regions):
+                self.current.note(now, "thermal alarm", max_c=reading.max_c)
+                out += self._update(self.current, "thermal")
+        return out + self.tick(now)
+
+    def on_plate(
+        self, plate: PlateObservation, now: float, *, seen: float | None = None
+    ) -> list[Emission]:
+        """A plate read; ``seen`` is when its frame was captured (recognition takes time)."""
+        out: list[Emission] = []
+        gone_at, previous = self._previous_plates
+        if plate.text in previous and now - gone_at < self.settings.parked_s:
+            if self.current is not None:
+                self.current.note(
+                    now,
+                    "plate ignored",
+                    text=plate.text,
+                    why="the previous vehicle's plate, still in view",
+                )
+            return self.tick(now)  # the last vehicle (queued or parked) still in view
+        current = self.current
+        if seen is not None and self.closing and (current is None or seen < current.started):
+            previous = self.closing[-1]
+            if seen >= previous.started - self.settings.plate_lead_s:
+                previous.plates[plate.position].append(plate)
+                previous.saw.add(plate.camera)
+                previous.note(
+                    now,
+                    "plate",
+                    position=plate.position.value,
+                    text=plate.text,
+                    confidence=round(plate.confidence, 3),
+                    camera=plate.camera,
+                    late=True,
+                )
+                return self.tick(now)
+        if (
+            current is not None
+            and seen is not None
+            and seen < current.started
+            and (seen <= self._ended_at)
+        ):
+            # Captured while the previous vehicle was in the lane, read after it left.
+            self.late_readings += 1
+            current.note(
+                now, "plate ignored", text=plate.text, why="captured before this vehicle arrived"
+            )
+            return self.tick(now)
+        if (
+            current is not None
+            and plate.position == PlatePosition.FRONT
+            and current.plates.get(PlatePosition.FRONT)
+            and not any(_similar(plate.text, p.text) for p in current.plates[PlatePosition.FRONT])
+            and self._strong(plate)
+            and self._strong_front(current)
+        ):
+            # A second tractor under one presence: tailgating. Close the first vehicle.
+            current.note(now, "tailgating", new_front_plate=plate.text)
+            out += self._finish(current, "tailgating", now)
+            out += self._start(now)
+            current = self.current
+        self._last_seen["camera"] = now
+        if current is None:
+            out += self._presence("camera", True, now)
+            current = self.current
+        if current is None:
+            # No presence yet: the camera often sees the plate before the loop fires.
+            self._recent_plates.append((now, plate))
+        else:
+            first = not current.plates.get(plate.position)
+            current.plates[plate.position].append(plate)
+            current.note(
+                now,
+                "plate",
+                position=plate.position.value,
+                text=plate.text,
+                confidence=round(plate.confidence, 3),
+                camera=plate.camera,
+            )
+            current.saw.add(plate.camera)
+            if first:
+                out += self._update(current, f"plate:{plate.position}")
+        return out + self.tick(now)
+
+    def tick(self, now: float, *, reading_since: float | None = None) -> list[Emission]:
+        """Time passes: close crossings whose lane has been clear long enough.
+
+        ``reading_since``: capture time of the oldest frame still in plate recognition. A
+        frame taken while the vehicle was in the lane holds its end (up to
+        ``recognition_wait_s`` more), so its plate is not lost or given to the next vehicle.
+        """
+        out: list[Emission] = []
+        for opened in list(self.closing):
+            held = reading_since is not None and reading_since <= (opened.clear_since or now)
+            waited = now - (opened.clear_since or now)
+            limit = self.settings.settle_s + (self.settings.recognition_wait_s if held else 0)
+            if waited >= limit:
+                out += self._finish(opened, opened.leaving_reason, now)
+        current = self.current
+        if current is None:
+            return out
+        out += self._confirm(current, now)
+        if (
+            reading_since is not None
+            and current.clear_since is not None
+            and reading_since <= current.clear_since
+            and now - current.clear_since
+            < self.settings.settle_s + self.settings.recognition_wait_s
+        ):
+            return out
+        source = self._presence_source()
+        if source == "camera":
+            last = self._last_seen.get("camera", current.started)
+            if now - last >= self.settings.camera_gap_s:
+                return out + self._finish(current, "exit", now)
+        if current.clear_since is not None and now - current.clear_since >= self.settings.settle_s:
+            reason = "exit"
+            if (
+                source == "io"
+                and current.entry_seen
+                and not current.exit_seen
+                and not current.exit_faulty
+            ):
+                reason = "reversed"
+            return out + self._finish(current, reason, now)
+        if now - current.started >= self.settings.max_crossing_s:
+            return out + self._finish(current, "timeout", now)
+        return out
+
+    def shutdown(self, now: float) -> list[Emission]:
+        out: list[Emission] = []
+        for opened in list(self.closing):
+            out += self._finish(opened, opened.leaving_reason, now)
+        if self.current is not None:
+            out += self._finish(self.current, "shutdown", now)
+        return out
+
+    # --- presence -----------------------------------------------------------------------
+
+    def _presence_source(self) -> str:
+        """The best presence source that is configured and not DOWN."""
+        classes = {"io": "laneio", "weight": "weighbridge", "rpm": "rpm", "camera": "anpr"}
+        for source in self.settings.order():
+            ids = [d for d, dev in self.devices.items() if dev.device_class == classes[source]]
+            if any(self.health[d][0] != SensorState.DOWN for d in ids):
+                return source
+        return "camera"
+
+    def _presence(self, source: str, active: bool, now: float) -> list[Emission]:
+        self._present[source] = active
+        if source != self._presence_source():
+            return []
+        current = self.current
+        if active:
+            if current is None:
+                return self._start(now)
+            if current.clear_since is not None and self._left(current, source, now):
+                # The previous vehicle has gone; this is the next one. The previous one
+                # still collects late results until its settle time is over.
+                current.leaving_reason = "exit"
+                current.note(now, "next vehicle", source=source)
+                self.closing.append(current)
+                self.current = None
+                return self._start(now)
+            current.clear_since = None
+            return []
+        if current is not None and current.clear_since is None:
+            current.clear_since = now
+            current.note(now, "lane clear", source=source)
+        return []
+
+    def _left(self, opened: _Open, source: str, now: float) -> bool:
+        """Whether a clear lane meant the vehicle left (not a tractor-trailer gap)."""
+        if source == "io" and self.settings.exit_input in self.settings.presence_inputs:
+            return opened.exit_seen
+        return now - (opened.clear_since or now) >= self.settings.min_gap_s
+
+    def _start(self, now: float) -> list[Emission]:
+        record = CrossingRecord.begin(self.wall(now))
+        opened = _Open(record=record, started=now)
+        opened.note(now, "presence", source=self._presence_source())
+        for device in self.devices:
+            self._note_health(opened, device)
+        # Plate reads that came just before presence (camera upstream of the loop).
+        for seen, plate in self._recent_plates:
+            if now - seen <= self.settings.plate_lead_s:
+                opened.plates[plate.position].append(plate)
+                opened.saw.add(plate.camera)
+        self._recent_plates.clear()
+        self.current = opened
+        self._last_seen["camera"] = now
+        return self._confirm(opened, now)
+
+    def _proof(self, opened: _Open) -> bool:
+        """Something besides presence saw this vehicle."""
+        return bool(opened.plates or opened.weights or opened.occupancy or opened.thermal)
+
+    def _confirm(self, opened: _Open, now: float) -> list[Emission]:
+        """Announce ``new`` once the presence is a vehicle: long enough, or seen by others."""
+        if opened.confirmed:
+            return []
+        until = opened.clear_since if opened.clear_since is not None else now
+        if not self._proof(opened) and until - opened.started < self.settings.min_presence_s:
+            return []
+        opened.confirmed = True
+        opened.note(now, "new", why="evidence" if self._proof(opened) else "presence held")
+        return [Emission(EventType.NEW, self._snapshot(opened))]
+
+    def _update(self, opened: _Open, what: str) -> list[Emission]:
+        if what in opened.announced:
+            return []
+        opened.announced.add(what)
+        if not opened.confirmed:
+            return self._confirm(opened, opened.started)
+        return [Emission(EventType.UPDATE, self._snapshot(opened))]
+
+    def _finish(self, opened: _Open, reason: str, now: float) -> list[Emission]:
+        if opened is self.current:
+            self.current = None
+        if opened in self.closing:
+            self.closing.remove(opened)
+        if not opened.confirmed and not self._proof(opened):
+            self.ignored_presences += 1  # a pedestrian, a bird, a loop glitch: no crossing
+            return []
+        out = self._confirm(opened, now)
+        # The vehicle left when the lane went clear, not when we were sure of it.
+        end = opened.clear_since if opened.clear_since is not None else now
+        opened.record.end = self.wall(max(opened.started, end))
+        opened.record.end_reason = reason
+        for position, observations in sorted(opened.plates.items()):
+            final = vote(observations, position, top_n=self.settings.top_n)
+            opened.note(
+                now,
+                "plate vote",
+                position=position.value,
+                reads=len(observations),
+                chosen=final.text,
+                candidates=[c.model_dump() for c in final.candidates],
+            )
+        opened.note(now, "end", reason=reason)
+        self._ended_at = now
+        plates = {p.text for obs in opened.plates.values() for p in obs}
+        self._previous_plates = (now, plates)
+        return [*out, Emission(EventType.END, self._snapshot(opened, final=True))]
+
+    # --- building the record ------------------------------------------------------------
+
+    def _note_health(self, opened: _Open, device: str) -> None:
+        state, reason = self.health.get(device, (SensorState.UP, None))
+        worst = opened.worst.get(device)
+        if worst is None or _STATE_RANK[state] > _STATE_RANK[worst[0]]:
+            opened.worst[device] = (state, reason)
+
+    def _strong(self, plate: PlateObservation) -> bool:
+        return plate.confidence >= 0.6
+
+    def _strong_front(self, opened: _Open) -> bool:
+        return any(self._strong(p) for p in opened.plates.get(PlatePosition.FRONT, []))
+
+    def _snapshot(self, opened: _Open, *, final: bool = False) -> CrossingRecord:
+        record = opened.record
+        record.plates = [
+            vote(observations, position, top_n=self.settings.top_n)
+            for position, observations in sorted(opened.plates.items())
+            if observations
+        ]
+        record.weight = self._weight(opened)
+        record.radiation = self._radiation(opened)
+        record.thermal = self._thermal(opened)
+        record.coverage = self._coverage(opened, final=final)
+        record.alarms = self._alarms(opened, record, final=final)
+        if final:
+            record.evidence_keys = {
+                position.value: key
+                for position, observations in opened.plates.items()
+                if observations and (key := winner(observations).frame_key) is not None
+            }
+        if opened.occupancy is not None and opened.occupancy.speed_kmh is not None:
+            record.speed_kmh = opened.occupancy.speed_kmh
+        return replace(
+            record, plates=list(record.plates), alarms=list(record.alarms), trace=list(record.trace)
+        )
+
+    def _weight(self, opened: _Open) -> Weight | None:
+        stable = [w for w in opened.weights if w.stable]
+        if not stable:
+            return None
+        # The vehicle wholly on the deck is the heaviest stable plateau.
+        best = max(stable, key=lambda w: w.gross_kg)
+        return Weight(
+            gross_kg=best.gross_kg,
+            stable=True,
+            device=best.device_id,
+            division_kg=best.division_kg,
+        )
+
+    def _radiation(self, opened: _Open) -> Radiation | None:
+        o = opened.occupancy
+        if o is None:
+            return None
+        return Radiation(
+            device=o.device_id,
+            occupancy_start=o.start,
+            occupancy_end=o.end,
+            gamma_max_cps=float(o.gamma_max_cps),
+            gamma_background_cps=o.gamma_background_cps,
+            neutron_max_cps=float(o.neutron_max),
+            neutron_background_cps=o.neutron_background,
+            sigma=o.sigma,
+            gamma_alarm=o.gamma_alarm,
+            neutron_alarm=o.neutron_alarm,
+        )
+
+    def _thermal(self, opened: _Open) -> Thermal | None:
+        if not opened.thermal:
+            return None
+        best: dict[int, tuple[float, bool]] = {}
+        for reading in opened.thermal:
+            for region in reading.regions:
+                if not region.valid or region.max_c is None:
+                    continue
+                peak, alarm = best.get(region.index, (float("-inf"), False))
+                best[region.index] = (max(peak, region.max_c), alarm or region.alarm)
+        device = opened.thermal[-1].device_id
+        return Thermal(
+            device=device,
+            regions=[
+                ThermalRegion(region=f"region{i}", max_c=round(peak, 2), alarm=alarm)
+                for i, (peak, alarm) in sorted(best.items())
+            ],
+        )
+
+    def _coverage(self, opened: _Open, *, final: bool) -> Coverage:
+        sensors, notes = [], []
+        for device_id, device in self.devices.items():
+            state, reason = opened.worst.get(device_id, (SensorState.UP, None))
+            sensors.append(
+                SensorCoverage(
+                    device=device_id,
+                    kind=device.kind,
+                    state=state,
+                    saw_vehicle=device_id in opened.saw,
+                    reason=reason,
+                )
+            )
+            words = COVERAGE_WORDS.get(device.device_class, "sensor unavailable")
+            if state != SensorState.UP:
+                notes.append(
+                    f"{words}: {device_id} {state.value}" + (f" ({reason})" if reason else "")
+                )
+            elif final and device.device_class in SCREENING and device_id not in opened.saw:
+                # Up, yet silent about this vehicle: say so rather than leave a gap unexplained.
+                notes.append(f"{words}: {device_id} {SCREENING[device.device_class]}")
+        if final and not opened.plates:
+            notes.append("unidentified: no plate read")
+        return Coverage(sensors=sensors, notes=notes)
+
+    def _alarms(self, opened: _Open, record: CrossingRecord, *, final: bool) -> list[Alarm]:
+        alarms = []
+        radiation = record.radiation
+        if radiation is not None and radiation.gamma_alarm:
+            alarms.append(
+                Alarm(
+                    code="radiation.gamma",
+                    severity="critical",
+                    message=f"gamma alarm, max {radiation.gamma_max_cps:.0f} cps",
+                    device=radiation.device,
+                )
+            )
+        if radiation is not None and radiation.neutron_alarm:
+            alarms.append(
+                Alarm(
+                    code="radiation.neutron",
+                    severity="critical",
+                    message="neutron alarm",
+                    device=radiation.device,
+                )
+            )
+        if record.thermal is not None:
+            hot = [
+                r
+                for r in record.thermal.regions
+                if r.alarm or r.max_c >= self.settings.thermal_alarm_c
+            ]
+            if hot:
+                alarms.append(
+                    Alarm(
+                        code="thermal.hot",
+                        severity="warning",
+                        device=record.thermal.device,
+                        message="hot: " + ", ".join(f"{r.region} {r.max_c:.1f} C" for r in hot),
+                    )
+                )
+        if final and not record.plates and (record.weight is not None or opened.occupancy):
+            alarms.append(
+                Alarm(
+                    code="crossing.unidentified",
+                    severity="warning",
+                    message="vehicle weighed or screened but no plate read",
+                )
+            )
+        weight = record.weight.gross_kg if record.weight is not None else None
+        if final and weight is not None:
+            lane = self.settings.lane_type
+            if lane == "car" and weight > LIGHT_VEHICLE_KG:
+                alarms.append(
+                    Alarm(
+                        code="crossing.class_mismatch",
+                        severity="warning",
+                        message=f"{weight:.0f} kg in a car lane",
+                    )
+                )
+            elif lane == "truck" and weight <= LIGHT_VEHICLE_KG:
+                alarms.append(
+                    Alarm(
+                        code="crossing.class_mismatch",
+                        severity="info",
+                        message=f"light vehicle ({weight:.0f} kg) in a truck lane",
+                    )
+                )
+        return alarms
+
+
+def _similar(a: str, b: str) -> bool:
+    """Two reads that could be one plate misread (at most 2 edits): never a tailgater."""
+    if abs(len(a) - len(b)) > 2:
+        return False
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1] <= 2
+
+
+def winner(observations: list[PlateObservation]) -> PlateObservation:
+    """The best read of the text that wins the vote (its frame is the evidence)."""
+    score: dict[str, float] = defaultdict(float)
+    for obs in observations:
+        score[obs.text] += obs.confidence
+    text = min(score, key=lambda t: (-score[t], t))
+    return max((o for o in observations if o.text == text), key=lambda o: o.confidence)
+
+
+def vote(
+    observations: list[PlateObservation], position: PlatePosition, *, top_n: int = 5
+) -> PlateRead:
+    """Multi-frame vote: texts weighted by summed confidence; the winner's reads give the rest."""
+    score: dict[str, float] = defaultdict(float)
+    for obs in observations:
+        score[obs.text] += obs.confidence
+    total = sum(score.values()) or 1.0
+    ranked = sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ranked[0][0]
+    best = winner(observations)
+    agreement = score[text] / total
+    confidence = round(min(1.0, best.confidence * (0.5 + 0.5 * agreement)), 4)
+    return PlateRead(
+        text=text,
+        raw=best.raw,
+        country=best.country,
+        type=best.type,
+        rows=best.rows,
+        confidence=confidence,
+        candidates=[Candidate(text=t, confidence=round(s / total, 4)) for t, s in ranked[:top_n]],
+        camera=best.camera,
+        position=position,
+    )
