@@ -1,0 +1,212 @@
+"""`lane diag bundle`: one .tar.gz a technician can send to support, holding no secrets.
+
+Inside: the config with secrets and URL credentials removed, versions, status, outbox
+figures, the last crossing events, a probe of every device with its last raw frames, the
+agent's metrics (if served) and recent logs (journal, or ``*.log`` in the state dir).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge.config import LaneConfig
+from edge.diag import control
+from edge.diag.devices import look
+from edge.diag.models import BundleOutput
+from edge.errors import LaneError
+
+SECRET_KEYS = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|credential", re.I
+)
+URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.I)
+PACKAGES = (
+    "lane-agent",
+    "paho-mqtt",
+    "pydantic",
+    "pymodbus",
+    "pyserial",
+    "onnxruntime",
+    "opencv-python-headless",
+    "opencv-python",
+    "numpy",
+    "prometheus-client",
+)
+LOG_TAIL_BYTES = 1 << 20
+
+
+def redact(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """A copy with secret values and URL credentials replaced; ``found`` gets their paths."""
+    found = found if found is not None else []
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if SECRET_KEYS.search(str(key)):
+                out[key] = "<redacted>"
+                found.append(where)
+            else:
+                out[key] = redact(item, where, found)
+        return out
+    if isinstance(value, list):
+        return [redact(item, f"{path}.{i}", found) for i, item in enumerate(value)]
+    if isinstance(value, str) and URL_USERINFO.search(value):
+        found.append(path)
+        return URL_USERINFO.sub(r"\g<scheme><redacted>@", value)
+    return value
+
+
+def versions() -> dict[str, Any]:
+    found = {}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return {
+        "python": sys.version,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": found,
+    }
+
+
+def _logs(config: LaneConfig) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    journalctl = shutil.which("journalctl")
+    if journalctl:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            result = subprocess.run(
+                [
+                    journalctl,
+                    "-u",
+                    f"lane@{config.lane}",
+                    "--since",
+                    "-24h",
+                    "-n",
+                    "5000",
+                    "-o",
+                    "short-iso",
+                    "--no-pager",
+                ],
+                capture_output=True,
+                timeout=10,
+            )
+            if (
+                result.returncode == 0
+                and result.stdout.strip()
+                and b"-- No entries --" not in result.stdout[:200]
+            ):
+                out["logs/journal.txt"] = result.stdout
+    state_dir = config.storage.resolved_state_dir()
+    if state_dir.is_dir():
+        for path in sorted(state_dir.glob("*.log")):
+            with contextlib.suppress(OSError), path.open("rb") as handle:
+                handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+                out[f"logs/{path.name}"] = handle.read()
+    return out
+
+
+def _devices(config: LaneConfig, running: bool) -> dict[str, Any]:
+    state_dir = config.storage.resolved_state_dir()
+    probes: dict[str, Any] = {}
+    direct = [d for d in config.devices if d.enabled and not running]
+    for device in config.devices:
+        if not device.enabled or not running:
+            continue
+        try:
+            probes[device.id] = control.request(state_dir, {"op": "probe", "device": device.id})
+        except LaneError as exc:
+            probes[device.id] = {"error": str(exc)}
+
+    async def look_all() -> list[Any]:
+        return await asyncio.gather(*(look(d, readings=5) for d in direct), return_exceptions=True)
+
+    for device, result in zip(direct, asyncio.run(look_all()) if direct else [], strict=True):
+        probes[device.id] = (
+            {"error": str(result)} if isinstance(result, BaseException) else result.probe.as_dict()
+        )
+    return probes
+
+
+def _metrics(config: LaneConfig) -> bytes | None:
+    if config.metrics is None:
+        return None
+    host, port = config.metrics.address()
+    url = f"http://{host}:{port}/metrics"
+    with (
+        contextlib.suppress(OSError, ValueError),
+        urllib.request.urlopen(url, timeout=3) as response,
+    ):
+        return bytes(response.read())
+    return None
+
+
+def build(config: LaneConfig, out: Path, *, crossings: int = 200) -> BundleOutput:
+    from edge.diag.outbox import open_existing
+    from edge.diag.status import collect
+    from edge.events import agent_version
+
+    files: dict[str, bytes] = {}
+    redacted: list[str] = []
+    raw = (
+        yaml.safe_load(Path(config.source).read_text(encoding="utf-8"))
+        if Path(config.source).exists()
+        else {}
+    )
+    files["config.redacted.yaml"] = yaml.safe_dump(
+        redact(raw, found=redacted), sort_keys=False, allow_unicode=True
+    ).encode()
+    files["versions.json"] = _json({"agent_version": agent_version(), **versions()})
+    status = collect(config)
+    files["status.json"] = status.to_json().encode()
+    try:
+        outbox = open_existing(config)
+    except LaneError as exc:
+        files["crossings.jsonl"] = b""
+        files["outbox.json"] = _json({"error": str(exc)})
+    else:
+        try:
+            events = outbox.latest_crossings(crossings)
+            files["crossings.jsonl"] = "".join(
+                json.dumps(e, ensure_ascii=False) + "\n" for e in events
+            ).encode()
+            files["outbox.json"] = _json(outbox.stats().as_dict())
+        finally:
+            outbox.close()
+    for device, probe in _devices(config, status.agent.running).items():
+        files[f"devices/{device}.json"] = _json(redact(probe))
+    metrics = _metrics(config)
+    if metrics is not None:
+        files["metrics.txt"] = metrics
+    files.update(_logs(config))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    root = f"lane-{config.checkpoint}-{config.lane}-{time.strftime('%Y%m%dT%H%M%S')}"
+    with tarfile.open(out, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{root}/{name}")
+            info.size = len(data)
+            info.mtime = int(time.time())
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    out.chmod(0o600)
+    return BundleOutput(
+        out=str(out), bytes=out.stat().st_size, files=sorted(files), redacted=redacted
+    )
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode()
