@@ -1,0 +1,237 @@
+"""The `lane` command.
+
+Exit codes: 0 success; 1 unexpected error; 2 invalid config or secret; 3 another agent holds
+the lane; 4 outbox unusable; 5 device error; 130 interrupted. Defined on the exception
+classes in ``edge.errors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from edge.config import config_json_schema, load_config
+from edge.errors import ConfigError, LaneError
+
+log = logging.getLogger("lane")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", required=True, type=Path, help="lane config (YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lane", description="Border checkpoint lane agent.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the lane agent")
+    _add_config(run)
+    run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="check a lane config, print its schema")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate config files (exit 2 when invalid)")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(func=cmd_config_check)
+    schema = config_sub.add_parser("schema", help="print the lane config JSON Schema")
+    schema.set_defaults(func=cmd_config_schema)
+
+    outbox = sub.add_parser("outbox", help="the durable outbox")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    stats = outbox_sub.add_parser("stats", help="pending, rejected, oldest age, alarms")
+    _add_config(stats)
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_outbox_stats)
+
+    events = sub.add_parser("events", help="crossings in the local store")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    tail = events_sub.add_parser("tail", help="latest crossings, even with no broker")
+    _add_config(tail)
+    tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    tail.add_argument("--json", action="store_true", help="one event per line")
+    tail.set_defaults(func=cmd_events_tail)
+
+    contract = sub.add_parser("contract", help="JSON Schemas and AsyncAPI document")
+    contract_sub = contract.add_subparsers(dest="contract_command", required=True)
+    export = contract_sub.add_parser("export", help="write config/schemas and docs/asyncapi.yaml")
+    export.add_argument("--check", action="store_true", help="only report drift (exit 1)")
+    export.add_argument("--root", type=Path, default=Path("."))
+    export.set_defaults(func=cmd_contract_export)
+
+    from edge import install
+
+    setup = sub.add_parser("install", help="install into /opt, the systemd unit, /etc example")
+    install.add_arguments(setup, uninstalling=False)
+    setup.set_defaults(func=install.run_install)
+    remove = sub.add_parser("uninstall", help="reverse `lane install`")
+    install.add_arguments(remove, uninstalling=True)
+    remove.set_defaults(func=install.run_uninstall)
+
+    demo = sub.add_parser("demo", help="a whole simulated lane publishing to a local broker")
+    demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in one)")
+    demo.add_argument("--vehicles", type=int, default=12, help="how many vehicles (default 12)")
+    demo.add_argument("--speedup", type=float, default=2.0, help="device time x (default 2)")
+    demo.set_defaults(func=cmd_demo)
+
+    score = sub.add_parser("score", help="score a simulated lane end to end against its truth")
+    score.add_argument("--scenario", type=Path, help="scenario file (default: the built-in one)")
+    score.add_argument("--vehicles", type=int, help="how many vehicles (default: the scenario's)")
+    score.add_argument("--speedup", type=float, help="device time x (default: the scenario's)")
+    score.add_argument("--settle-s", type=float, default=2.0, help="fusion settle time")
+    score.add_argument("--json", action="store_true", help="one JSON object")
+    score.set_defaults(func=cmd_score)
+
+    from edge.cli import diag, recognize, sim
+
+    recognize.add_parser(sub)
+    sim.add_parser(sub)
+    diag.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edge.logs import setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level.upper())
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return exc.exit_code
+    except LaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.lane import LaneAgent
+
+    config = load_config(args.config)
+    agent = LaneAgent(config)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, agent.request_reload)
+        await agent.run(stop)
+
+    asyncio.run(_main())
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    bad = 0
+    for path in args.files:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            bad += 1
+            for problem in exc.problems:
+                print(f"error: {problem}")
+            continue
+        print(
+            f"{path}: OK (checkpoint {config.checkpoint}, lane {config.lane}, "
+            f"{len(config.devices)} devices)"
+        )
+    return 2 if bad else 0
+
+
+def cmd_config_schema(_args: argparse.Namespace) -> int:
+    print(json.dumps(config_json_schema(), indent=2))
+    return 0
+
+
+def _outbox_for(config_path: Path):  # type: ignore[no-untyped-def]
+    from edge.errors import OutboxError
+    from edge.lane import open_outbox
+
+    config = load_config(config_path)
+    path = config.storage.resolved_state_dir() / "outbox.db"
+    if not path.exists():
+        raise OutboxError(f"no outbox at {path}: the agent has not run with this config yet")
+    return open_outbox(config, read_only=True)  # never change the running agent's store
+
+
+def cmd_outbox_stats(args: argparse.Namespace) -> int:
+    outbox = _outbox_for(args.config)
+    stats = outbox.stats()
+    outbox.close()
+    if args.json:
+        print(json.dumps(stats.as_dict()))
+        return 0
+    age = f"{stats.oldest_pending_age_s:.1f} s" if stats.oldest_pending_age_s is not None else "-"
+    print(f"outbox        {outbox.path}")
+    print(f"pending       {stats.pending} ({stats.pending_crossings} crossings)")
+    print(f"oldest        {age}")
+    print(f"rejected      {stats.rejected}")
+    print(f"size          {stats.bytes} of {stats.max_bytes} bytes, bound {stats.max_rows} rows")
+    print(f"boot_seq      {stats.boot_seq}")
+    print(f"last lane_seq {stats.last_lane_seq}")
+    print(f"alarms        {', '.join(stats.alarms) or 'none'}")
+    return 0
+
+
+def cmd_events_tail(args: argparse.Namespace) -> int:
+    from edge.lane import describe_event, dumps
+
+    outbox = _outbox_for(args.config)
+    events = outbox.latest_crossings(args.n)
+    outbox.close()
+    for event in events:
+        print(dumps(event) if args.json else f"{describe_event(event)}  [{event['_delivery']}]")
+    return 0
+
+
+def cmd_contract_export(args: argparse.Namespace) -> int:
+    from edge.contract import export
+
+    changed = export(args.root, check=args.check)
+    for path in changed:
+        print(f"{'differs' if args.check else 'wrote'}: {path}")
+    if args.check and changed:
+        print("the contract files drifted from the code: run `lane contract export`")
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.demo import DEFAULT_SCENARIO, run_demo
+
+    return run_demo(
+        scenario_path=args.scenario or DEFAULT_SCENARIO, vehicles=args.vehicles,
+        speedup=args.speedup,
+    )
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from edge.harness import DEFAULT_SCENARIO
+    from edge.score import run_score
+
+    result = run_score(
+        args.scenario or DEFAULT_SCENARIO,
+        vehicles=args.vehicles,
+        speedup=args.speedup,
+        settle_s=args.settle_s,
+        workdir=Path(tempfile.mkdtemp(prefix="lane-score-")),
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<22} {value}")
+    return 0

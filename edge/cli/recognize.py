@@ -1,0 +1,84 @@
+"""`lane recognize IMAGE_OR_DIR... [--json]`: read the plates in still images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("recognize", help="read the plates in image files (technicians, bench)")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    parser.add_argument("--config", "-c", type=Path, help="lane config: its recognition section")
+    parser.add_argument(
+        "--provider", choices=["cpu", "cuda", "openvino"], help="execution provider override"
+    )
+    parser.add_argument("--countries", help="comma-separated formats to try, e.g. KZ,RU,UZ")
+    parser.add_argument("--min-confidence", type=float, help="drop plates below this")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all)")
+    parser.set_defaults(func=cmd_recognize)
+
+
+def iter_images(paths: list[Path]) -> Iterator[Path]:
+    """Files as given; directories walked (sorted) for image files."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    yield child
+        else:
+            yield path
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    from edge.config import RecognitionConfig, load_config
+    from edge.errors import LaneError
+    from edge.recognize.pipeline import PlateRecognizer, load_image
+
+    config = load_config(args.config).recognition if args.config else RecognitionConfig()
+    overrides = {}
+    if args.provider:
+        overrides["provider"] = args.provider
+    if args.min_confidence is not None:
+        overrides["min_confidence"] = args.min_confidence
+    if overrides:
+        config = RecognitionConfig.model_validate({**config.model_dump(), **overrides})
+    countries = [c.strip().upper() for c in args.countries.split(",")] if args.countries else None
+    recognizer = PlateRecognizer(config, countries=countries, threads=args.threads)
+    failed = 0
+    for path in iter_images(args.paths):
+        start = time.perf_counter()
+        try:
+            plates = recognizer.read(load_image(path))
+        except LaneError as exc:
+            failed += 1
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+            else:
+                print(f"{path}: error: {exc}")
+            sys.stdout.flush()
+            continue
+        latency = (time.perf_counter() - start) * 1000.0
+        if args.json:
+            record = {
+                "file": str(path),
+                "latency_ms": round(latency, 1),
+                "plates": [p.as_dict() for p in plates],
+            }
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            found = ", ".join(
+                f"{p.text} ({p.country or '?'} {p.type or '?'}, {p.rows} row"
+                f"{'s' if p.rows > 1 else ''}, {p.confidence:.2f})"
+                for p in plates
+            )
+            print(f"{path}: {found or 'no plate'}  [{latency:.0f} ms]")
+        sys.stdout.flush()
+    return 1 if failed else 0

@@ -1,0 +1,73 @@
+"""The lane agent's error tree.
+
+    LaneError                      base of every error the agent raises on purpose
+    ├── ConfigError                the lane config is wrong: a human must fix it (exit 2)
+    ├── SecretError                a referenced secret cannot be read (exit 2)
+    ├── AlreadyRunningError        another agent holds the lane lock (exit 3)
+    ├── OutboxError                the durable store cannot be used (exit 4)
+    └── DeviceError                a device misbehaves; drivers subclass it
+        ├── DeviceTimeoutError     transient: no answer in time, retried
+        └── ProtocolError          transient: a malformed frame, resynchronised
+
+Each class carries the process exit code the `lane` command uses for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LaneError(Exception):
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in a config file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f" {self.path}:" if self.path else ""
+        return f"{where}:{key} {self.message}"
+
+
+class ConfigError(LaneError):
+    exit_code = 2
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SecretError(LaneError):
+    exit_code = 2
+
+
+class AlreadyRunningError(LaneError):
+    exit_code = 3
+
+
+class OutboxError(LaneError):
+    exit_code = 4
+
+
+class DeviceError(LaneError):
+    exit_code = 5
+
+
+class DeviceTimeoutError(DeviceError):
+    pass
+
+
+class ProtocolError(DeviceError):
+    pass

@@ -1,0 +1,661 @@
+"""The lane agent: owns the lock, the outbox, the publisher and the crossing sources.
+
+``LaneAgent.run`` runs until its stop event is set, then shuts down in order: sources end
+the crossing in progress (``end_reason: shutdown``), pending messages are sent for a few
+seconds, ``stopped`` is published, the outbox is closed.
+
+Under systemd (``systemd/lane@.service``) it also speaks sd_notify: ``READY=1`` once the config
+is valid and the outbox open, ``STATUS=`` lines, ``WATCHDOG=1`` only while every stage is
+healthy (``edge.notify.Heartbeats``), ``RELOADING=1``/``READY=1`` around a SIGHUP reload and
+``STOPPING=1`` on shutdown. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from edge.acquire import Acquisition
+from edge.config import LaneConfig, load_config
+from edge.crossing import CrossingRecord, LaneIdentity, make_event
+from edge.diag.control import start_control
+from edge.errors import AlreadyRunningError, ConfigError, ConfigProblem
+from edge.events import (
+    CommandReply,
+    DeviceStatus,
+    EventType,
+    LaneState,
+    LaneStatus,
+    SensorState,
+    Telemetry,
+    agent_version,
+    utc_now,
+)
+from edge.evidence import EvidenceFile
+from edge.logs import set_lane_context
+from edge.metrics import LaneMetrics, LaneSnapshot
+from edge.notify import Heartbeats, Notifier, watchdog_period_s
+from edge.outbox import Outbox, OutboxStats
+from edge.publish import Command, Publisher
+from edge.scripted import scripted_crossings
+from edge.topics import PRIORITY_CONTROL, PRIORITY_EVIDENCE, PRIORITY_TELEMETRY, Topics
+
+log = logging.getLogger(__name__)
+
+COMMAND_REPLY_EXPIRY_S = 60
+# Without a systemd watchdog a stage is still reported stalled (STATUS, metrics) after this.
+DEFAULT_STALL_S = 30.0
+# Config sections a SIGHUP applies; any other change is reported and waits for a restart.
+RELOADABLE = ("telemetry", "storage")
+
+
+class LaneLock:
+    """One agent per lane: an exclusive flock on ``<state_dir>/lane.lock``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "lane.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise AlreadyRunningError(
+                f"another lane agent (pid {holder}) already runs on {self.path.parent}; "
+                "stop it first (systemctl stop lane@<lane>)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
+    """The lane's outbox; ``read_only`` for tools that look while the agent may be running."""
+    storage = config.storage
+    return Outbox(
+        storage.resolved_state_dir() / "outbox.db",
+        max_rows=storage.max_rows,
+        max_bytes=storage.max_bytes,
+        alarm_fill=storage.alarm_fill,
+        live_window_s=storage.live_window_s,
+        keep_crossings=storage.keep_crossings,
+        read_only=read_only,
+    )
+
+
+class LaneAgent:
+    def __init__(self, config: LaneConfig) -> None:
+        self.config = config
+        self.topics = Topics(config.mqtt.topic_prefix, config.checkpoint, config.lane)
+        self.state_dir = config.storage.resolved_state_dir()
+        self.lock = LaneLock(self.state_dir)
+        self.started = time.monotonic()
+        self.crossings_total = 0
+        self.boot_seq = 0
+        self._alarms: tuple[str, ...] = ()
+        self._outbox: Outbox | None = None
+        self._publisher: Publisher | None = None
+        self.acquisition: Acquisition | None = None  # read by the diag control socket
+        self.notifier = Notifier()
+        self.heartbeats = Heartbeats()
+        self.watchdog_s = watchdog_period_s()
+        self.metrics = LaneMetrics(
+            checkpoint=config.checkpoint, lane=config.lane, agent_version=agent_version()
+        )
+        self.healthy = True
+        self._problems: dict[str, str] = {}
+        self._snapshot: LaneSnapshot | None = None
+        self._reload_requested = asyncio.Event()
+        self._writes: dict[object, float] = {}  # crossing writes in progress -> start time
+        self._commands: dict[str, Callable[[Command], dict[str, object]]] = {
+            "ping": lambda _cmd: {"pong": True, "boot_seq": self.boot_seq},
+            "status": self._command_status,
+            "outbox_stats": lambda _cmd: self.outbox.stats().as_dict(),
+        }
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None, "agent not started"
+        return self._outbox
+
+    @property
+    def identity(self) -> LaneIdentity:
+        c = self.config
+        return LaneIdentity(c.checkpoint, c.lane, c.direction.value, self.boot_seq)
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        set_lane_context(self.config.checkpoint, self.config.lane)
+        self.lock.acquire()
+        try:
+            self._outbox = open_outbox(self.config)
+            self.boot_seq = self.outbox.start_boot()
+            self._alarms = self.outbox.alarms()
+            log.info(
+                "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
+                self.config.checkpoint,
+                self.config.lane,
+                self.boot_seq,
+                self.outbox.path,
+                self.outbox.stats().pending,
+            )
+            self._publisher = Publisher(
+                self.config,
+                self.outbox,
+                will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
+                on_connected=self._queue_online,
+                on_command=self._handle_command,
+            )
+            self._publisher.on_latency = self.metrics.observe_publish
+            publisher = self._publisher
+            self.metrics.watch_mqtt(
+                connected=lambda: publisher.connected,
+                published=lambda: publisher.stats.published,
+                connection_losses=lambda: publisher.stats.connection_losses,
+            )
+            self._publisher.start()
+            self._serve_metrics()
+            control = await start_control(self)
+            tasks = [
+                asyncio.create_task(self._watch_alarms(), name="alarms"),
+                asyncio.create_task(self._telemetry(), name="telemetry"),
+                asyncio.create_task(self._refresh(), name="refresh"),
+                asyncio.create_task(self._reloader(), name="reloader"),
+            ]
+            source: asyncio.Task[None] | None = None
+            if self.config.scripted is not None and self.config.scripted.vehicles:
+                source = asyncio.create_task(self._run_scripted(), name="scripted")
+            acquisition = self.acquisition = await self._start_devices()
+            self._watch_stages([*tasks, *([source] if source is not None else [])])
+            self._snapshot = await asyncio.to_thread(self._take_snapshot)
+            self.notifier.ready(self._status_line())
+            supervisor = asyncio.create_task(self._supervise(), name="supervisor")
+            await stop.wait()
+            log.info("stopping lane %s/%s", self.config.checkpoint, self.config.lane)
+            self.notifier.stopping("stopping: ending the crossing in progress, flushing")
+            supervisor.cancel()
+            if control is not None:
+                await control.close()
+            if source is not None:
+                source.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await source
+            if acquisition is not None:
+                await acquisition.stop()  # ends the crossing in progress: end_reason shutdown
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._queue_status(LaneState.STOPPED)
+            await asyncio.to_thread(self._publisher.stop)
+        finally:
+            self.metrics.close()
+            if self._outbox is not None:
+                self._outbox.close()
+            self.lock.release()
+        log.info("lane agent stopped")
+        self.notifier.close()
+
+    async def _start_devices(self) -> Acquisition | None:
+        """Drivers, recogniser and correlator for the configured devices (none: no-op)."""
+        if not any(d.enabled for d in self.config.devices):
+            return None
+        recognizer = None
+        if any(d.kind.startswith("anpr.") for d in self.config.devices if d.enabled):
+            from edge.recognize.pipeline import PlateRecognizer
+
+            recognizer = await asyncio.to_thread(PlateRecognizer, self.config.recognition)
+        acquisition = Acquisition(
+            self.config,
+            emit=lambda emission: self.emit(emission.record, emission.type),
+            on_health=self._device_changed,
+            on_evidence=self._queue_evidence,
+            recognizer=recognizer,
+        )
+        await acquisition.start()
+        self.heartbeats.register(
+            "fusion",
+            max_silence_s=self.watchdog_s or DEFAULT_STALL_S,
+            read_beat=lambda: acquisition.heartbeat,
+        )
+        return acquisition
+
+    def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
+        """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""
+        for f in files:
+            self.outbox.add_message(
+                kind="evidence",
+                topic=self.topics.evidence(crossing_id, f.name),
+                payload=f.data,
+                priority=PRIORITY_EVIDENCE,
+            )
+        if self._publisher is not None:
+            self._publisher.wake()
+
+    def _device_changed(
+        self, device: str, kind: str, state: SensorState, reason: str | None
+    ) -> None:
+        """One log line per change, a retained device status, and the lane status."""
+        if state == SensorState.UP:
+            log.info("device %s (%s) is UP", device, kind)
+        else:
+            log.warning("device %s (%s) is %s: %s", device, kind, state.value, reason)
+        self.metrics.device_state(device, state, reason=reason)
+        status = DeviceStatus(
+            device=device,
+            kind=kind,
+            state=state,
+            since=utc_now(),
+            last_error=reason,
+            produced=utc_now(),
+        )
+        self.outbox.add_message(
+            kind="status",
+            topic=self.topics.device_status(device),
+            payload=status.to_json(),
+            priority=PRIORITY_CONTROL,
+            retain=True,
+        )
+        self._queue_status(LaneState.ONLINE)
+
+    def request_reload(self) -> None:
+        """SIGHUP handler: the reload itself runs as a task on the loop."""
+        self._reload_requested.set()
+
+    # --- health, watchdog, metrics, reload ----------------------------------------------
+
+    def _serve_metrics(self) -> None:
+        if self.config.metrics is None:
+            return
+        host, port = self.config.metrics.address()
+        try:
+            self.metrics.serve(host, port)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        self.config.source,
+                        None,
+                        None,
+                        "metrics.listen",
+                        f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                    )
+                ]
+            ) from None
+
+    def _watch_stages(self, tasks: list[asyncio.Task[None]]) -> None:
+        """The stages whose health gates the watchdog: publisher thread, crossing writes, tasks.
+
+        The event loop itself needs no entry: the supervisor runs on it, so a blocked loop
+        sends no pings. Drivers and the recogniser register themselves on ``heartbeats``.
+        """
+        limit = self.watchdog_s or DEFAULT_STALL_S
+        publisher = self._publisher
+        assert publisher is not None
+        self.heartbeats.register(
+            "publisher",
+            max_silence_s=limit,
+            alive=lambda: publisher.alive,
+            read_beat=lambda: publisher.heartbeat,
+        )
+        self.heartbeats.register(
+            "outbox-writer",
+            max_silence_s=limit,
+            read_beat=lambda: min(self._writes.values(), default=time.monotonic()),
+        )
+        for task in tasks:
+            task.add_done_callback(_log_failure)
+            self.heartbeats.register(
+                task.get_name(),
+                max_silence_s=limit,
+                alive=lambda task=task: not _failed(task),  # type: ignore[misc]
+                read_beat=time.monotonic,
+            )
+
+    def _take_snapshot(self) -> LaneSnapshot:
+        """Runs in a worker thread: reads the outbox."""
+        stats: OutboxStats = self.outbox.stats()
+        publisher = self._publisher
+        return LaneSnapshot(
+            uptime_s=time.monotonic() - self.started,
+            boot_seq=self.boot_seq,
+            outbox_pending=stats.pending,
+            outbox_pending_crossings=stats.pending_crossings,
+            outbox_rejected=stats.rejected,
+            outbox_bytes=stats.bytes,
+            outbox_oldest_age_s=stats.oldest_pending_age_s,
+            crossings_total=self.crossings_total,
+            mqtt_connected=bool(publisher and publisher.connected),
+            mqtt_published=publisher.stats.published if publisher else 0,
+            mqtt_connection_losses=publisher.stats.connection_losses if publisher else 0,
+            watchdog_healthy=self.healthy,
+        )
+
+    def _status_line(self) -> str:
+        """One line for `systemctl status`: health, broker, outbox depth, devices."""
+        parts = []
+        if self._problems:
+            parts.append("STALLED: " + ", ".join(self._problems.values()))
+        snap = self._snapshot
+        if snap is not None:
+            parts.append("mqtt " + ("connected" if snap.mqtt_connected else "DISCONNECTED"))
+            age = (
+                f", oldest {snap.outbox_oldest_age_s:.0f} s"
+                if snap.outbox_oldest_age_s is not None
+                else ""
+            )
+            parts.append(f"outbox {snap.outbox_pending} pending{age}")
+            parts.append(f"{snap.crossings_total} crossings")
+        devices = self.metrics.device_states()
+        if devices:
+            parts.append(
+                "devices: "
+                + ", ".join(f"{d} {state.value}" for d, state in sorted(devices.items()))
+            )
+        if self._alarms:
+            parts.append("alarms: " + ", ".join(self._alarms))
+        return "; ".join(parts)
+
+    async def _refresh(self) -> None:
+        """Outbox and MQTT figures for STATUS= and /metrics, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            self._snapshot = await asyncio.to_thread(self._take_snapshot)
+            self.metrics.update(self._snapshot)
+
+    async def _supervise(self) -> None:
+        """Ping the watchdog only while every stage is healthy; keep STATUS= current."""
+        period = self.watchdog_s
+        tick = min(1.0, period / 4) if period else 1.0
+        last_status = ""
+        while True:
+            problems = self.heartbeats.stalled()
+            # One line when a stage newly stalls and one when all recover, never one per tick.
+            if problems.keys() - self._problems.keys():
+                log.error(
+                    "lane unhealthy, %s: %s",
+                    "withholding watchdog pings" if period else "no watchdog configured",
+                    "; ".join(problems.values()),
+                )
+            elif self._problems and not problems:
+                log.warning("lane healthy again: every stage makes progress")
+            self._problems = problems
+            self.healthy = not problems
+            self.metrics.watchdog_healthy.set(1 if self.healthy else 0)
+            if self.healthy and period:
+                self.notifier.watchdog()
+            status = self._status_line()
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
+            await asyncio.sleep(tick)
+
+    async def _reloader(self) -> None:
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            try:
+                await self.reload()
+            except Exception:
+                # A reload must never take the lane down (this task is a watched stage).
+                log.exception("reload failed; keeping the running config")
+                self.metrics.reloads.labels("failed").inc()
+
+    async def reload(self) -> bool:
+        """Re-read the config file and apply what needs no restart. Returns True if applied.
+
+        Applied: ``telemetry`` and the outbox bounds in ``storage``. Anything else that changed
+        (broker, identity, devices, recognition, state_dir, metrics) is named in one warning
+        and waits for a restart. An invalid file changes nothing.
+        """
+        self.notifier.reloading()
+        path = self.config.source
+        try:
+            try:
+                new = await asyncio.to_thread(load_config, path)
+            except ConfigError as exc:
+                log.error(
+                    "reload of %s failed; keeping the running config:\n  %s",
+                    path,
+                    "\n  ".join(str(p) for p in exc.problems),
+                )
+                self.metrics.reloads.labels("failed").inc()
+                return False
+            old = self.config
+            needs_restart = sorted(
+                name
+                for name in type(old).model_fields
+                if name not in RELOADABLE and getattr(new, name) != getattr(old, name)
+            )
+            if new.storage.state_dir != old.storage.state_dir:
+                needs_restart.append("storage.state_dir")
+            storage = new.storage.model_copy(update={"state_dir": old.storage.state_dir})
+            updated = old.model_copy(update={"telemetry": new.telemetry, "storage": storage})
+            updated._source = old.source
+            applied = sorted(
+                name for name in RELOADABLE if getattr(updated, name) != getattr(old, name)
+            )
+            self.config = updated
+            outbox = self.outbox
+            outbox.max_rows = storage.max_rows
+            outbox.max_bytes = storage.max_bytes
+            outbox.alarm_fill = storage.alarm_fill
+            outbox.live_window_ns = int(storage.live_window_s * 1e9)
+            outbox.keep_crossings = storage.keep_crossings
+            log.info("config reloaded from %s: applied %s", path, ", ".join(applied) or "nothing")
+            if needs_restart:
+                log.warning(
+                    "config changes that need a restart (systemctl restart lane@%s): %s",
+                    old.lane,
+                    ", ".join(needs_restart),
+                )
+            self.metrics.reloads.labels("applied").inc()
+            return True
+        finally:
+            self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
+
+    # --- crossings ----------------------------------------------------------------------
+
+    async def emit(self, record: CrossingRecord, event_type: EventType) -> None:
+        """Commit one crossing event durably, then let the publisher send it."""
+        identity = self.identity
+        token = object()
+        self._writes[token] = time.monotonic()  # watched: a write stuck on the disk is a stall
+        try:
+            await asyncio.to_thread(
+                self.outbox.add_crossing,
+                lambda seq: make_event(record, event_type, identity, seq),
+                self.topics.crossing,
+            )
+        finally:
+            del self._writes[token]
+        if event_type == EventType.END:
+            self.crossings_total += 1
+            self.metrics.crossing_finished(record)
+            if record.trace:
+                await asyncio.to_thread(self.outbox.save_trace, record.crossing_id, record.trace)
+        if self._publisher is not None:
+            self._publisher.wake()
+
+    async def _run_scripted(self) -> None:
+        scripted = self.config.scripted
+        assert scripted is not None
+        open_record: CrossingRecord | None = None
+        try:
+            for step in scripted_crossings(scripted.vehicles, seed=scripted.seed):
+                await self.emit(step.record, step.event_type)
+                open_record = step.record if step.event_type == EventType.NEW else None
+                await asyncio.sleep(scripted.interval_ms / 2000)
+            log.info("scripted source finished: %d vehicles", scripted.vehicles)
+        except asyncio.CancelledError:
+            if open_record is not None:
+                # Every `new` gets an `end`, also when the agent stops mid-crossing.
+                open_record.end = utc_now()
+                open_record.end_reason = "shutdown"
+                await asyncio.shield(self.emit(open_record, EventType.END))
+            raise
+
+    # --- status, telemetry, commands ----------------------------------------------------
+
+    def _lane_status(self, state: LaneState) -> LaneStatus:
+        return LaneStatus(
+            state=state,
+            checkpoint=self.config.checkpoint,
+            lane=self.config.lane,
+            boot_seq=self.boot_seq or None,
+            agent_version=agent_version(),
+            devices=self.metrics.device_states(),
+            alarms=list(self._alarms),
+            produced=utc_now(),
+        )
+
+    def _queue_status(self, state: LaneState) -> None:
+        self.outbox.add_message(
+            kind="status",
+            topic=self.topics.status,
+            payload=self._lane_status(state).to_json(),
+            priority=PRIORITY_CONTROL,
+            retain=True,
+        )
+        if self._publisher is not None:
+            self._publisher.wake()
+
+    def _queue_online(self) -> None:
+        """Called on every (re)connect: the broker may have lost the retained state."""
+        self._queue_status(LaneState.ONLINE)
+
+    async def _watch_alarms(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            alarms = await asyncio.to_thread(self.outbox.alarms)
+            if alarms != self._alarms:
+                log.warning("lane alarms now: %s", ", ".join(alarms) or "none")
+                self._alarms = alarms
+                self._queue_status(LaneState.ONLINE)
+
+    async def _telemetry(self) -> None:
+        sent_at = time.monotonic()
+        while True:
+            # Short ticks, so a reloaded interval applies without waiting out the old one.
+            await asyncio.sleep(min(0.25, self.config.telemetry.interval_s))
+            if time.monotonic() - sent_at < self.config.telemetry.interval_s:
+                continue
+            sent_at = time.monotonic()
+            snapshot = await asyncio.to_thread(self._take_snapshot)
+            self._snapshot = snapshot
+            self.metrics.update(snapshot)
+            telemetry = Telemetry(
+                produced=utc_now(),
+                uptime_s=round(snapshot.uptime_s, 3),
+                boot_seq=snapshot.boot_seq,
+                outbox_pending=snapshot.outbox_pending,
+                outbox_rejected=snapshot.outbox_rejected,
+                outbox_oldest_age_s=snapshot.outbox_oldest_age_s,
+                crossings_total=snapshot.crossings_total,
+                mqtt_connected=snapshot.mqtt_connected,
+                outbox_pending_crossings=snapshot.outbox_pending_crossings,
+                outbox_bytes=snapshot.outbox_bytes,
+                mqtt_published=snapshot.mqtt_published,
+                mqtt_connection_losses=snapshot.mqtt_connection_losses,
+                watchdog_healthy=snapshot.watchdog_healthy,
+                devices=self.metrics.device_states(),
+            )
+            self.outbox.add_message(
+                kind="telemetry",
+                topic=self.topics.telemetry,
+                payload=telemetry.to_json(),
+                priority=PRIORITY_TELEMETRY,
+                properties={"expiry_s": int(self.config.telemetry.interval_s * 10)},
+            )
+
+    def _command_status(self, _command: Command) -> dict[str, object]:
+        self._queue_status(LaneState.ONLINE)
+        return {"republished": True}
+
+    def _handle_command(self, command: Command) -> None:
+        """Runs on the publisher thread: do little, queue the reply."""
+        handler = self._commands.get(command.name)
+        if handler is None:
+            reply = CommandReply(
+                command=command.name,
+                ok=False,
+                produced=utc_now(),
+                error=f"unknown command; known: {', '.join(sorted(self._commands))}",
+            )
+        else:
+            try:
+                reply = CommandReply(
+                    command=command.name, ok=True, result=handler(command), produced=utc_now()
+                )
+            except Exception as exc:
+                log.exception("command %s failed", command.name)
+                reply = CommandReply(
+                    command=command.name, ok=False, error=str(exc), produced=utc_now()
+                )
+        properties: dict[str, object] = {"expiry_s": COMMAND_REPLY_EXPIRY_S}
+        if command.correlation_data is not None:
+            properties["correlation_data"] = command.correlation_data.hex()
+        self.outbox.add_message(
+            kind="reply",
+            topic=command.response_topic or self.topics.reply(command.name),
+            payload=reply.to_json(),
+            priority=PRIORITY_CONTROL,
+            properties=properties,
+            expires_in_s=COMMAND_REPLY_EXPIRY_S,
+        )
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    """Ended with an exception; a source that finished its work is not a failure."""
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if _failed(task):
+        exc = task.exception()
+        log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
+
+
+def describe_event(event: dict[str, object]) -> str:
+    """One human line for a crossing event (events tail, demo)."""
+    plates = event.get("plates") or []
+    plate = (
+        ", ".join(
+            f"{p.get('text')} ({p.get('country', '?')}, {p.get('confidence', 0):.2f})"  # type: ignore[union-attr]
+            for p in plates  # type: ignore[union-attr]
+        )
+        or "UNIDENTIFIED"
+    )
+    weight = event.get("weight") or {}
+    kg = f"{weight.get('gross_kg'):,.0f} kg" if weight else "-"  # type: ignore[union-attr]
+    alarms = ", ".join(a["code"] for a in event.get("alarms") or [])  # type: ignore[index,union-attr]
+    return (
+        f"#{event.get('lane_seq'):>6} {event.get('type'):<6} {plate:<28} {kg:>10}"
+        f"{'  ALARM ' + alarms if alarms else ''}"
+        f"{'  (historical)' if event.get('historical') else ''}"
+    )
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

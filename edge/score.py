@@ -1,0 +1,187 @@
+"""`lane score`: run a scenario through the whole lane and score the events against its truth.
+
+simulators -> drivers -> agent -> Mosquitto -> subscriber; then each received crossing is
+matched to the scenario vehicle whose time in the lane it overlaps most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge.harness import LaneHarness
+
+PLATE_ALPHABET = str.maketrans("АВЕКМНОРСТУХ", "ABEKMHOPCTYX")
+
+
+def normalise(text: str) -> str:
+    """The data set's scoring convention: upper case, look-alikes folded, A-Z and 0-9."""
+    folded = text.upper().translate(PLATE_ALPHABET)
+    return "".join(c for c in folded if c.isascii() and c.isalnum())
+
+
+def _t(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+    """Compare ``end`` events (with their arrival time) with the scenario's ground truth."""
+    vehicles = [(_t(v["start"]), _t(v["end"])) for v in truth]
+    matches: dict[int, list[int]] = defaultdict(list)  # truth index -> crossing indexes
+    merged = phantom = 0
+    for ci, (event, _arrived) in enumerate(ends):
+        span = (_t(event["start"]), _t(event.get("end") or event["start"]))
+        overlaps = [(_overlap(span, v), ti) for ti, v in enumerate(vehicles)]
+        hits = [(o, ti) for o, ti in overlaps if o > 0.3 * (vehicles[ti][1] - vehicles[ti][0])]
+        if not hits:
+            hits = [max(overlaps)] if overlaps and max(overlaps)[0] > 0 else []
+        if not hits:
+            phantom += 1
+            continue
+        if len(hits) > 1:
+            merged += 1
+        matches[max(hits)[1]].append(ci)
+    missed = sum(1 for ti in range(len(truth)) if not matches.get(ti))
+    split = sum(1 for cis in matches.values() if len(cis) > 1)
+
+    plate_total: Counter[str] = Counter()
+    plate_exact: Counter[str] = Counter()
+    weight_errors: list[float] = []
+    confusion = Counter[str]()
+    latencies: list[float] = []
+    coverage_ok = coverage_total = 0
+    for ti, cis in matches.items():
+        vehicle = truth[ti]
+        event, arrived = ends[cis[0]]
+        latencies.append((arrived - vehicles[ti][1]) * 1000)
+        plates = vehicle["plates"]
+        read = {p["position"]: p["text"] for p in event.get("plates", [])}
+        for position, seen_by in (("front", "front"), ("rear", "rear")):
+            expected = plates.get(
+                "trailer" if seen_by == "rear" and "trailer" in plates else position
+            )
+            if expected is None or not expected.get("rendered", True):
+                continue
+            key = f"{position}/{expected['country']}"
+            plate_total[key] += 1
+            if normalise(read.get(position, "")) == normalise(expected["text"]):
+                plate_exact[key] += 1
+        if "weight" in event:
+            weight_errors.append(abs(event["weight"]["gross_kg"] - vehicle["gross_kg"]))
+        expected_alarm = bool(vehicle.get("radiation", {}).get("gamma_alarm"))
+        found_alarm = bool(event.get("radiation", {}).get("gamma_alarm"))
+        confusion[
+            f"{'alarm' if expected_alarm else 'clear'}->{'alarm' if found_alarm else 'clear'}"
+        ] += 1
+        # Coverage is right when a missing radiation result is explained in the event.
+        coverage_total += 1
+        screened = "radiation" in event
+        explained = any(
+            n.startswith("not radiation-screened") for n in event["coverage"].get("notes", [])
+        )
+        coverage_ok += screened or explained
+    total_plates = sum(plate_total.values())
+    return {
+        "vehicles": len(truth),
+        "crossings": len(ends),
+        "missed": missed,
+        "split": split,
+        "merged": merged,
+        "phantom": phantom,
+        "plate_exact": round(sum(plate_exact.values()) / total_plates, 4) if total_plates else None,
+        "plate_exact_by": {k: f"{plate_exact[k]}/{n}" for k, n in sorted(plate_total.items())},
+        "weight_error_kg_mean": round(statistics.mean(weight_errors), 1) if weight_errors else None,
+        "weight_error_kg_max": round(max(weight_errors), 1) if weight_errors else None,
+        "weighed": len(weight_errors),
+        "radiation_confusion": dict(sorted(confusion.items())),
+        "alarms_expected": sum(bool(v.get("radiation", {}).get("gamma_alarm")) for v in truth),
+        "alarms_found": sum(bool(e.get("radiation", {}).get("gamma_alarm")) for e, _ in ends),
+        "coverage_correct": round(coverage_ok / coverage_total, 4) if coverage_total else None,
+        "latency_p50_ms": _percentile(latencies, 0.5),
+        "latency_p95_ms": _percentile(latencies, 0.95),
+    }
+
+
+def evidence_check(harness: LaneHarness) -> dict[str, int]:
+    """Evidence named in the end events, and how much of it arrived intact."""
+    named = matched = 0
+    for delivered in harness.crossings("end"):
+        crossing = delivered.body["crossing_id"]
+        for plate in delivered.body.get("plates", []):
+            for ref in plate.get("evidence", []):
+                named += 1
+                data = harness.evidence.get(f"{crossing}/{ref['file']}")
+                matched += data is not None and hashlib.sha256(data).hexdigest() == ref["sha256"]
+    return {"named": named, "received_intact": matched}
+
+
+def run_score(
+    scenario_path: Path,
+    *,
+    vehicles: int | None,
+    speedup: float | None,
+    workdir: Path,
+    settle_s: float = 1.0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    from simulators.scenario import RandomVehicles, Scenario
+
+    scenario = Scenario.load(scenario_path)
+    updates: dict[str, Any] = {}
+    if speedup:
+        updates["speedup"] = speedup
+    if vehicles is not None:
+        scripted = scenario.vehicles[:vehicles]
+        rest = vehicles - len(scripted)
+        random_vehicles = (scenario.random_vehicles or RandomVehicles()).model_copy(
+            update={"count": rest}
+        )
+        updates |= {"vehicles": scripted, "random_vehicles": random_vehicles}
+    scenario = scenario.model_copy(update=updates)
+    harness = LaneHarness(scenario, workdir, settle_s=settle_s).start()
+    started = time.monotonic()
+    try:
+        while not harness.vehicles_done():
+            harness.poll(0.5)
+            if progress and sys.stdout.isatty():
+                done = len(harness.truth)
+                print(
+                    f"\rvehicles {done}/{len(harness.lane.vehicles)}  crossings "
+                    f"{len(harness.crossings('end'))}",
+                    end="",
+                    flush=True,
+                )
+            if not harness.agent_alive():
+                raise RuntimeError(f"the agent died; see {harness.agent_log}")
+        deadline = time.monotonic() + settle_s + 5
+        while time.monotonic() < deadline:
+            harness.poll(0.2)
+    finally:
+        harness.stop()
+    if progress:
+        print()
+    ends = [(d.body, d.received.timestamp()) for d in harness.crossings("end")]
+    result = score(harness.truth, ends)
+    result["duplicates"] = harness.duplicates
+    result["evidence"] = evidence_check(harness)
+    result["speedup"] = scenario.speedup
+    result["settle_s"] = settle_s
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    return result
