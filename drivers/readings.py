@@ -77,6 +77,7 @@ class RpmOccupancy(Reading):
     samples: int
     complete: bool = True
     speed_kmh: float | None = None
+    axles: int | None = None  # axles (wheel marks) counted by the portal, when it counts them
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +121,9 @@ class LaneIoState(Reading):
     inputs: dict[str, bool]
     outputs: dict[str, bool]
     faults: dict[str, LoopFault] = field(default_factory=dict)
+    # Pulse counters by configured name (an axle detector on a DI in counter mode): running
+    # totals, wrapping at 2**32.
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,14 @@ from drivers.base import Driver, HealthState
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
 from edge.config import LaneConfig
-from edge.correlate import Correlator, Device, Emission, FusionSettings, PlateObservation
+from edge.correlate import (
+    Correlator,
+    Device,
+    Emission,
+    FusionSettings,
+    NeighbourSighting,
+    PlateObservation,
+)
 from edge.crossing import CrossingRecord
 from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode
@@ -60,6 +68,9 @@ def fusion_settings(config: LaneConfig) -> FusionSettings:
         min_gap_s=f.min_gap_s,
         max_crossing_s=f.max_crossing_s,
         parked_s=f.parked_s,
+        axle_counter=f.axle_counter,
+        max_axle_kg=f.max_axle_kg,
+        neighbour_window_s=f.neighbour_window_s,
         top_n=config.recognition.top_n,
     )
 
@@ -102,7 +113,9 @@ class Acquisition:
             fusion_settings(config),
             wall=monotonic_to_utc(),
         )
-        self.queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=4096)
+        self.queue: asyncio.Queue[Reading | NeighbourSighting] = asyncio.Queue(maxsize=4096)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.neighbour_errors = 0
         self._frames: dict[str, Frame] = {}
         self._gates: dict[str, MotionGate] = {}
         self._reading: dict[str, float] = {}  # camera -> capture time of the frame in OCR
@@ -114,6 +127,7 @@ class Acquisition:
         self.recognition_ms: list[float] = []
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         slowest = max((d.timeout_s for d in self.drivers.values()), default=1.0)
         self._grace_until = time.monotonic() + max(STARTUP_GRACE_S, 2 * slowest)
         for device_id, driver in self.drivers.items():
@@ -211,6 +225,34 @@ class Acquisition:
                     )
                 )
 
+    def neighbour_crossing(self, lane: str, payload: bytes) -> None:
+        """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
+        try:
+            event = json.loads(payload)
+            sighting = NeighbourSighting(
+                lane=lane,
+                crossing_id=str(event["crossing_id"]),
+                plates=frozenset(str(p["text"]) for p in event.get("plates") or ()),
+                start=datetime.fromisoformat(event["start"]),
+                end=datetime.fromisoformat(event["end"]) if event.get("end") else None,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            self.neighbour_errors += 1
+            if self.neighbour_errors in (1, 10, 100) or self.neighbour_errors % 1000 == 0:
+                log.warning(
+                    "unreadable crossing event from lane %s (%d so far): %s",
+                    lane,
+                    self.neighbour_errors,
+                    exc,
+                )
+            return
+        if sighting.plates and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._offer_neighbour, sighting)
+
+    def _offer_neighbour(self, sighting: NeighbourSighting) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # full: drop the cross-check, not a reading
+            self.queue.put_nowait(sighting)
+
     async def _fuse(self) -> None:
         while True:
             try:
@@ -219,7 +261,10 @@ class Acquisition:
                 reading = min(self._reading.values(), default=None)
                 emissions = self.correlator.tick(time.monotonic(), reading_since=reading)
             else:
-                emissions = self.correlator.on_reading(reading, time.monotonic())
+                if isinstance(reading, NeighbourSighting):
+                    emissions = self.correlator.on_neighbour(reading, time.monotonic())
+                else:
+                    emissions = self.correlator.on_reading(reading, time.monotonic())
             self.heartbeat = time.monotonic()
             await self._handle(emissions)
 

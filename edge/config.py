@@ -263,6 +263,20 @@ class FusionConfig(StrictModel):
     )
     max_crossing_s: float = Field(600.0, gt=0, description="Longer: ended as a timeout.")
     parked_s: float = Field(60.0, ge=0, description="The last plate seen again: ignored.")
+    axle_counter: str = Field(
+        "axles", description="Lane I/O counter wired to the axle detector (counters: {...})."
+    )
+    max_axle_kg: float = Field(
+        13_000.0, gt=0, description="More weight per counted axle raises axle_mismatch."
+    )
+    neighbour_lanes: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(
+        [],
+        description="Lanes of this checkpoint whose crossings are watched (same broker): our "
+        "plate read there at the same time raises plate_in_neighbour_lane.",
+    )
+    neighbour_window_s: float = Field(
+        10.0, ge=0, description="How close in time a neighbour's read of our plate counts."
+    )
 
 
 class ScriptedConfig(StrictModel):
@@ -332,6 +346,8 @@ class LaneConfig(StrictModel):
             if device.id in seen:
                 raise ValueError(f"device id {device.id!r} is used twice")
             seen.add(device.id)
+        if self.lane in self.fusion.neighbour_lanes:
+            raise ValueError(f"fusion.neighbour_lanes names this lane itself ({self.lane!r})")
         return self
 
     @property

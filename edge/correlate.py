@@ -48,6 +48,7 @@ from edge.events import (
 
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 TRACE_LIMIT = 500
+NEIGHBOUR_LIMIT = 200
 LIGHT_VEHICLE_KG = 3500.0  # at most: a car or small van (category M1/N1)
 
 PRESENCE_SOURCES = ("io", "weight", "rpm", "camera")
@@ -91,6 +92,17 @@ class PlateObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class NeighbourSighting:
+    """Plates a neighbouring lane read on one crossing, from its published events."""
+
+    lane: str
+    crossing_id: str
+    plates: frozenset[str]
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     id: str
     kind: str  # registry kind, e.g. "rpm.rapiscan"; its class is the part before the dot
@@ -119,6 +131,9 @@ class FusionSettings:
     camera_gap_s: float = 3.0  # camera-only presence: no read for this long = gone
     top_n: int = 5
     thermal_alarm_c: float = 120.0
+    axle_counter: str = "axles"  # lane I/O pulse counter wired to an axle detector
+    max_axle_kg: float = 13_000.0  # more per axle: axles miscounted, or an overloaded axle
+    neighbour_window_s: float = 10.0  # a plate in the next lane this close in time is flagged
 
     def order(self) -> tuple[str, ...]:
         return self.presence_order or DEFAULT_PRESENCE_ORDER.get(self.lane_type, PRESENCE_SOURCES)
@@ -149,6 +164,9 @@ class _Open:
     confirmed: bool = False
     leaving_reason: str = "exit"
     exit_faulty: bool = False
+    axle_base: int | None = None  # the axle counter when this vehicle arrived
+    counted_axles: int | None = None  # by the lane I/O axle counter
+    rpm_axles: int | None = None  # by the RPM (Aspect object mark)
 
     def note(self, now: float, what: str, **detail: object) -> None:
         """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
@@ -190,6 +208,12 @@ class Correlator:
         self._previous_plates: tuple[float, set[str]] = (float("-inf"), set())
         self._ended_at = float("-inf")
         self.late_readings = 0
+        self._axle_total: int | None = None
+        # The axle counter when the last vehicle left: pulses since then are the next one's
+        # (an axle detector may sit before the entry loop, or be read a poll earlier).
+        self._axle_mark: int | None = None
+        # Plates the neighbouring lanes reported: crossing id -> sighting (bounded).
+        self._neighbours: dict[str, NeighbourSighting] = {}
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -209,6 +233,7 @@ class Correlator:
             inputs = {k: v for k, v in reading.inputs.items() if k not in reading.faults}
             active = any(inputs.get(name, False) for name in self.settings.presence_inputs)
             out += self._presence("io", active, now)
+            self._count_axles(reading.counters.get(self.settings.axle_counter))
             if self.current is not None:
                 if inputs.get(self.settings.entry_input):
                     self.current.entry_seen = True
@@ -250,6 +275,7 @@ class Correlator:
                 self.late_readings += 1
             if target is not None:
                 target.occupancy = reading
+                target.rpm_axles = reading.axles
                 target.saw.add(reading.device_id)
                 target.note(
                     now,
@@ -348,6 +374,15 @@ class Correlator:
                 out += self._update(current, f"plate:{plate.position}")
         return out + self.tick(now)
 
+    def on_neighbour(self, sighting: NeighbourSighting, now: float) -> list[Emission]:
+        """A crossing event of a neighbouring lane (its plates and times), for cross-checks."""
+        if sighting.plates:
+            self._neighbours.pop(sighting.crossing_id, None)
+            self._neighbours[sighting.crossing_id] = sighting
+            while len(self._neighbours) > NEIGHBOUR_LIMIT:
+                del self._neighbours[next(iter(self._neighbours))]
+        return self.tick(now)
+
     def tick(self, now: float, *, reading_since: float | None = None) -> list[Emission]:
         """Time passes: close crossings whose lane has been clear long enough.
 
@@ -426,7 +461,7 @@ class Correlator:
                 current.leaving_reason = "exit"
                 current.note(now, "next vehicle", source=source)
                 self.closing.append(current)
-                self.current = None
+                self._release(current)
                 return self._start(now)
             current.clear_since = None
             return []
@@ -441,9 +476,33 @@ class Correlator:
             return opened.exit_seen
         return now - (opened.clear_since or now) >= self.settings.min_gap_s
 
+    def _count_axles(self, total: int | None) -> None:
+        """The axle counter's running total: a vehicle's axles are its increase since the
+        previous vehicle left."""
+        if total is None:
+            return
+        if self._axle_mark is None:
+            self._axle_mark = total  # the first reading: nothing before it is counted
+        self._axle_total = total
+        if self.current is not None:
+            self._axles_of(self.current)
+
+    def _axles_of(self, opened: _Open) -> None:
+        if opened.axle_base is None:
+            opened.axle_base = self._axle_total  # the counter came up mid-vehicle
+        if opened.axle_base is not None and self._axle_total is not None:
+            opened.counted_axles = (self._axle_total - opened.axle_base) % 2**32
+
+    def _release(self, opened: _Open) -> None:
+        """``opened`` is no longer the vehicle in the lane: later axles are the next one's."""
+        if opened is self.current:
+            self.current = None
+            self._axle_mark = self._axle_total
+
     def _start(self, now: float) -> list[Emission]:
         record = CrossingRecord.begin(self.wall(now))
-        opened = _Open(record=record, started=now)
+        opened = _Open(record=record, started=now, axle_base=self._axle_mark)
+        self._axles_of(opened)
         opened.note(now, "presence", source=self._presence_source())
         for device in self.devices:
             self._note_health(opened, device)
@@ -481,8 +540,7 @@ class Correlator:
         return [Emission(EventType.UPDATE, self._snapshot(opened))]
 
     def _finish(self, opened: _Open, reason: str, now: float) -> list[Emission]:
-        if opened is self.current:
-            self.current = None
+        self._release(opened)
         if opened in self.closing:
             self.closing.remove(opened)
         if not opened.confirmed and not self._proof(opened):
@@ -534,6 +592,12 @@ class Correlator:
         record.radiation = self._radiation(opened)
         record.thermal = self._thermal(opened)
         record.coverage = self._coverage(opened, final=final)
+        record.axle_count = opened.counted_axles or opened.rpm_axles
+        record.vehicle_class = vehicle_class(
+            record.axle_count,
+            record.weight.gross_kg if record.weight is not None else None,
+            trailer=PlatePosition.TRAILER in opened.plates,
+        )
         record.alarms = self._alarms(opened, record, final=final)
         if final:
             record.evidence_keys = {
@@ -665,7 +729,10 @@ class Correlator:
                     message="vehicle weighed or screened but no plate read",
                 )
             )
+        alarms += self._neighbour_alarms(record)
         weight = record.weight.gross_kg if record.weight is not None else None
+        if final:
+            alarms += self._axle_alarms(record, weight)
         if final and weight is not None:
             lane = self.settings.lane_type
             if lane == "car" and weight > LIGHT_VEHICLE_KG:
@@ -685,6 +752,72 @@ class Correlator:
                     )
                 )
         return alarms
+
+    def _axle_alarms(self, record: CrossingRecord, weight: float | None) -> list[Alarm]:
+        """Axle count against the vehicle's class: weight, trailer plate and lane type."""
+        axles = record.axle_count
+        if not axles:
+            return []
+        problems = []
+        if weight is not None and axles >= 3 and weight <= LIGHT_VEHICLE_KG:
+            problems.append(f"{axles} axles counted but {weight:.0f} kg weighed")
+        if weight is not None and weight / axles > self.settings.max_axle_kg:
+            problems.append(
+                f"{weight:.0f} kg on {axles} axles ({weight / axles:.0f} kg per axle, more than "
+                f"{self.settings.max_axle_kg:.0f}): axles miscounted or overloaded"
+            )
+        if any(p.position == PlatePosition.TRAILER for p in record.plates) and axles < 3:
+            problems.append(f"a trailer plate was read but only {axles} axles counted")
+        if self.settings.lane_type == "car" and axles > 2:
+            problems.append(f"{axles} axles in a car lane")
+        return [
+            Alarm(code="crossing.axle_mismatch", severity="warning", message=problem)
+            for problem in problems
+        ]
+
+    def _neighbour_alarms(self, record: CrossingRecord) -> list[Alarm]:
+        """Our plate read in a neighbouring lane at the same time: a camera seeing across
+        lanes, or two vehicles with one plate (cloned plates)."""
+        window = self.settings.neighbour_window_s
+        ours_from, ours_to = record.start, record.end or record.start
+        alarms = []
+        for plate in record.plates:
+            for sighting in self._neighbours.values():
+                if plate.text not in sighting.plates:
+                    continue
+                gap = max(
+                    (sighting.start - ours_to).total_seconds(),
+                    (ours_from - (sighting.end or sighting.start)).total_seconds(),
+                )
+                if gap <= window:
+                    alarms.append(
+                        Alarm(
+                            code="crossing.plate_in_neighbour_lane",
+                            severity="warning",
+                            message=(
+                                f"plate {plate.text} ({plate.position}) also read in lane "
+                                f"{sighting.lane} at {sighting.start:%H:%M:%S} "
+                                f"(crossing {sighting.crossing_id})"
+                            ),
+                        )
+                    )
+                    break
+        return alarms
+
+
+def vehicle_class(axles: int | None, gross_kg: float | None, *, trailer: bool) -> str | None:
+    """A coarse class from what was measured, or None when nothing tells.
+
+    ``articulated`` (a trailer plate, or 5+ axles), ``light_vehicle`` (3.5 t or less),
+    ``heavy_vehicle`` (heavier, or 3-4 axles: a rigid truck, a bus or a light semi-trailer).
+    """
+    if trailer or (axles is not None and axles >= 5):
+        return "articulated"
+    if gross_kg is not None:
+        return "light_vehicle" if gross_kg <= LIGHT_VEHICLE_KG else "heavy_vehicle"
+    if axles is not None and axles >= 3:
+        return "heavy_vehicle"
+    return None
 
 
 def _similar(a: str, b: str) -> bool:

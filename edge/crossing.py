@@ -35,6 +35,7 @@ class CrossingRecord:
     alarms: list[Alarm] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
     vehicle_class: str | None = None
+    axle_count: int | None = None
     speed_kmh: float | None = None
     # Every input and decision behind the record, for `lane diag explain`; not on the wire.
     trace: list[dict[str, object]] = field(default_factory=list)
@@ -79,6 +80,7 @@ def make_event(
         thermal=record.thermal,
         alarms=list(record.alarms),
         vehicle_class=record.vehicle_class,
+        axle_count=record.axle_count,
         speed_kmh=record.speed_kmh,
         agent_version=agent_version(),
     )

@@ -200,7 +200,12 @@ class CrossingEvent(WireModel):
     radiation: Radiation | None = None
     thermal: Thermal | None = None
     alarms: list[Alarm] = Field(default_factory=list)
-    vehicle_class: str | None = None
+    vehicle_class: str | None = Field(
+        None, description="light_vehicle (<= 3.5 t), heavy_vehicle or articulated; null if unknown."
+    )
+    axle_count: int | None = Field(
+        None, description="Axles counted by the lane's axle detector or the RPM; null if none."
+    )
     speed_kmh: float | None = None
     historical: bool = Field(False, description="Sent after an outage, not live.")
     agent_version: str

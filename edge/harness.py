@@ -39,7 +39,14 @@ class Delivered:
 
 
 class LaneHarness:
-    def __init__(self, scenario: Any, workdir: Path, *, settle_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        scenario: Any,
+        workdir: Path,
+        *,
+        settle_s: float = 2.0,
+        fusion: dict[str, Any] | None = None,
+    ) -> None:
         from simulators.scenario import SimulatedLane
 
         # The agent needs a few seconds to start (models, device connections): the first
@@ -49,6 +56,7 @@ class LaneHarness:
         self.scenario = scenario
         self.workdir = workdir
         self.settle_s = settle_s
+        self.fusion = fusion or {}
         self.lane = SimulatedLane(scenario, truth_path=workdir / "truth.jsonl")
         self.broker = LocalBroker(workdir=workdir / "broker")
         self.loop = asyncio.new_event_loop()
@@ -79,7 +87,7 @@ class LaneHarness:
                 device["plate_area"] = [0.0, 0.08, 1.0, 0.92]  # below the date/name overlay
         config["mqtt"] = {"host": "127.0.0.1", "port": self.broker.port}
         config["storage"] = {"state_dir": str(self.workdir / "state")}
-        config["fusion"] = {"settle_s": self.settle_s, "min_gap_s": 0.3}
+        config["fusion"] = {"settle_s": self.settle_s, "min_gap_s": 0.3, **self.fusion}
         config["telemetry"] = {"interval_s": 10}
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         self.topic_base = f"border/{config['checkpoint']}/{config['lane']}"

@@ -167,6 +167,7 @@ class LaneAgent:
                 will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
                 on_connected=self._queue_online,
                 on_command=self._handle_command,
+                on_neighbour=self._neighbour_crossing,
             )
             self._publisher.on_latency = self.metrics.observe_publish
             publisher = self._publisher
@@ -240,6 +241,10 @@ class LaneAgent:
             read_beat=lambda: acquisition.heartbeat,
         )
         return acquisition
+
+    def _neighbour_crossing(self, lane: str, payload: bytes) -> None:
+        if self.acquisition is not None:
+            self.acquisition.neighbour_crossing(lane, payload)
 
     def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
         """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""

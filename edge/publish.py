@@ -92,6 +92,7 @@ class Publisher:
         will_payload: bytes,
         on_connected: Callable[[], None],
         on_command: Callable[[Command], None],
+        on_neighbour: Callable[[str, bytes], None] | None = None,
         backlog_rate_per_s: float | None = None,
     ) -> None:
         self.config = config
@@ -101,6 +102,12 @@ class Publisher:
         self.stats = PublisherStats()
         self._on_connected = on_connected
         self._on_command = on_command
+        self._on_neighbour = on_neighbour
+        # Neighbouring lanes' crossing topics (fusion cross-checks): topic -> lane.
+        self._neighbours = {
+            Topics(config.mqtt.topic_prefix, config.checkpoint, lane).crossing: lane
+            for lane in config.fusion.neighbour_lanes
+        }
         self._will_payload = will_payload
         self._backlog_rate = backlog_rate_per_s or config.storage.backlog_rate_per_s
         self._backoff = Backoff(self.mqtt.reconnect_min_s, self.mqtt.reconnect_max_s)
@@ -328,6 +335,8 @@ class Publisher:
             self.client.subscribe(self.topics.command_filter, options=options)
         else:
             self.client.subscribe(self.topics.command_filter, qos=1)
+        for topic in self._neighbours:
+            self.client.subscribe(topic, qos=0)  # only for cross-checks: live reads suffice
         self._on_connected()
 
     def _puback(self, mid: int, rc: ReasonCode) -> None:
@@ -352,6 +361,11 @@ class Publisher:
         self._acked.append(row_id)
 
     def _message(self, msg: mqtt.MQTTMessage) -> None:
+        neighbour = self._neighbours.get(msg.topic)
+        if neighbour is not None:
+            if self._on_neighbour is not None:
+                self._on_neighbour(neighbour, msg.payload)
+            return
         name = self.topics.command_name(msg.topic)
         if name is None:
             return

@@ -11,6 +11,8 @@ input at ``t`` seconds (the agent's monotonic receive time)::
     {"t": 3.0, "occupancy": {"device": "rpm", "gamma_max_cps": 950, ...}}
     {"t": 3.5, "thermal": {"device": "thermal", "regions": [{"index": 0, "max_c": 140}]}}
     {"t": 4.0, "health": {"device": "rpm", "state": "DOWN", "reason": "silent for 10 s"}}
+    {"t": 4.2, "neighbour": {"lane": "T4", "crossing_id": "c-17", "plates": ["123ABC02"],
+                             "start": 2.0, "end": 6.0}}
     {"t": 9.0, "tick": true}
 """
 
@@ -30,7 +32,14 @@ from drivers.readings import (
     ThermalRegions,
     WeightReading,
 )
-from edge.correlate import Correlator, Device, Emission, FusionSettings, PlateObservation
+from edge.correlate import (
+    Correlator,
+    Device,
+    Emission,
+    FusionSettings,
+    NeighbourSighting,
+    PlateObservation,
+)
 from edge.events import Candidate, PlatePosition, SensorState
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,6 +74,7 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
                 monotonic=t,
                 inputs=step["io"],
                 outputs={},
+                counters=step.get("counters", {}),
             ),
             t,
         )
@@ -107,6 +117,7 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
                 gamma_alarm=o.get("gamma_alarm", False),
                 neutron_alarm=o.get("neutron_alarm", False),
                 samples=o.get("samples", 10),
+                axles=o.get("axles"),
             ),
             t,
         )
@@ -129,6 +140,16 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
             ),
             t,
         )
+    if "neighbour" in step:
+        n = step["neighbour"]
+        sighting = NeighbourSighting(
+            lane=n["lane"],
+            crossing_id=n["crossing_id"],
+            plates=frozenset(n["plates"]),
+            start=_at(n["start"]),
+            end=_at(n["end"]) if "end" in n else None,
+        )
+        return correlator.on_neighbour(sighting, t)
     if "health" in step:
         h = step["health"]
         return correlator.on_health(h["device"], SensorState(h["state"]), h.get("reason"), t)
@@ -159,6 +180,10 @@ def summary(emission: Emission) -> dict[str, Any]:
         out["gamma_alarm"] = r.radiation.gamma_alarm
     if r.thermal:
         out["thermal_max_c"] = max(x.max_c for x in r.thermal.regions)
+    if r.axle_count is not None:
+        out["axles"] = r.axle_count
+    if r.vehicle_class:
+        out["class"] = r.vehicle_class
     if r.alarms:
         out["alarms"] = [a.code for a in r.alarms]
     if r.coverage.notes:

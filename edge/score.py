@@ -67,6 +67,8 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
     confusion = Counter[str]()
     latencies: list[float] = []
     coverage_ok = coverage_total = 0
+    axles_counted = axles_exact = 0
+    axles_wrong: list[str] = []
     for ti, cis in matches.items():
         vehicle = truth[ti]
         event, arrived = ends[cis[0]]
@@ -85,6 +87,12 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
                 plate_exact[key] += 1
         if "weight" in event:
             weight_errors.append(abs(event["weight"]["gross_kg"] - vehicle["gross_kg"]))
+        if event.get("axle_count") is not None:
+            axles_counted += 1
+            if event["axle_count"] == vehicle.get("axles"):
+                axles_exact += 1
+            else:
+                axles_wrong.append(f"vehicle {ti}: {vehicle.get('axles')} -> {event['axle_count']}")
         expected_alarm = bool(vehicle.get("radiation", {}).get("gamma_alarm"))
         found_alarm = bool(event.get("radiation", {}).get("gamma_alarm"))
         confusion[
@@ -110,6 +118,13 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         "weight_error_kg_mean": round(statistics.mean(weight_errors), 1) if weight_errors else None,
         "weight_error_kg_max": round(max(weight_errors), 1) if weight_errors else None,
         "weighed": len(weight_errors),
+        "axles_counted": axles_counted,
+        "axles_exact": round(axles_exact / axles_counted, 4) if axles_counted else None,
+        "axles_wrong": axles_wrong,
+        # The scenario's vehicles are consistent: every axle_mismatch here is a false alarm.
+        "axle_alarms": sum(
+            any(a["code"] == "crossing.axle_mismatch" for a in e.get("alarms", ())) for e, _ in ends
+        ),
         "radiation_confusion": dict(sorted(confusion.items())),
         "alarms_expected": sum(bool(v.get("radiation", {}).get("gamma_alarm")) for v in truth),
         "alarms_found": sum(bool(e.get("radiation", {}).get("gamma_alarm")) for e, _ in ends),

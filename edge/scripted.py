@@ -84,7 +84,7 @@ def scripted_crossings(vehicles: int, *, seed: int = 1) -> Iterator[ScriptedStep
                     code="radiation.gamma", severity="critical", message="gamma alarm", device="rpm"
                 )
             ]
-        record.vehicle_class = "truck"
+        record.vehicle_class = "heavy_vehicle"
         record.end = max(utc_now(), record.start + timedelta(milliseconds=1))
         record.end_reason = "exit"
         yield ScriptedStep(EventType.END, record)

@@ -236,6 +236,8 @@ class LaneIoSimulator:
 
     ``barrier`` output drives a barrier that travels ``barrier_travel_s`` and reports its
     limit switches on ``barrier_open``/``barrier_closed`` inputs (when configured).
+    ``counters`` are DI pulse counters (name -> first input register, u32 high word first),
+    e.g. an axle detector; ``count[name]`` is their running total.
     """
 
     def __init__(
@@ -244,6 +246,7 @@ class LaneIoSimulator:
         map: Literal["moxa", "adam6050"] = "moxa",
         inputs: dict[str, int] | None = None,
         outputs: dict[str, int] | None = None,
+        counters: dict[str, int] | None = None,
         barrier_travel_s: float = 3.0,
         port: int = 0,
         seed: int = 0,
@@ -255,6 +258,8 @@ class LaneIoSimulator:
             "barrier_open": 3, "barrier_closed": 4,
         }  # fmt: skip
         self.outputs = outputs or {"barrier": 0, "light_green": 1, "light_red": 2}
+        self.counters = counters if counters is not None else {"axles": 16}
+        self.count = dict.fromkeys(self.counters, 0)
         self.server = ModbusSimServer(port=port)
         self.server.on_read = self._refresh
         self.server.on_write = self._written
@@ -322,6 +327,9 @@ class LaneIoSimulator:
             shown[stuck] = True
         for name, ch in self.inputs.items():
             self.server.discrete[self.di_base + ch] = shown[name]
+        for name, address in self.counters.items():
+            value = self.count[name] & 0xFFFFFFFF
+            self.server.input[address : address + 2] = [value >> 16, value & 0xFFFF]
 
 
 # -- Aspect RPM ----------------------------------------------------------------------------

@@ -296,6 +296,14 @@ def weight_at(v: PlannedVehicle, t: float, rng: random.Random) -> tuple[float, b
     return v.gross_kg * ramp, True
 
 
+def axles_passed(v: PlannedVehicle, t: float) -> int:
+    """Axles of ``v`` that have rolled over the axle detector by ``t`` (at 10-50 % of dwell)."""
+    x = (t - v.start_s) / v.dwell_s
+    if x < 0.1:
+        return 0
+    return sum(1 for k in range(v.axles) if x >= 0.1 + 0.4 * k / max(1, v.axles - 1))
+
+
 def thermal_at(
     v: PlannedVehicle | None, ambient: float, regions: int
 ) -> list[tuple[float, float, float]]:
@@ -462,6 +470,9 @@ class SimulatedLane:
         ):
             if name in self.laneio.inputs:
                 self.laneio.state[name] = on
+        if "axles" in self.laneio.count:
+            # An axle detector at the entry loop: one pulse per axle, spread over the loop.
+            self.laneio.count["axles"] = sum(axles_passed(v, t) for v in self.vehicles)
         LaneIoSimulator._refresh(self.laneio)
 
     def _frame(self, role: str) -> Any:
@@ -621,7 +632,7 @@ class SimulatedLane:
                 "id": "io", "kind": "laneio.modbus", "host": self.host, "port": self.laneio.port,
                 "map": self.laneio.map, "inputs": self.laneio.inputs,
                 "outputs": self.laneio.outputs, "loops": ["entry_loop", "exit_loop"],
-                "timeout_ms": 1000,
+                "counters": self.laneio.counters, "timeout_ms": 1000,
             })  # fmt: skip
         for role, cam in self.cameras.items():
             if role in self.rtsp:

@@ -2,7 +2,9 @@
 
 Inputs and outputs are named in config (``inputs: {entry_loop: 0, ...}``); channel
 numbers are offsets from the map's DI/DO base. A state reading is emitted on every
-change and at least every ``heartbeat_ms``. Outputs are commanded with
+change and at least every ``heartbeat_ms``. Pulse counters (a DI in counter mode, e.g. an axle
+detector: ``counters: {axles: 16}``) are read as u32 from two input registers, high word
+first (ioLogik E1200 counter registers), and carried on every reading. Outputs are commanded with
 :meth:`LaneIoDriver.set_output` (FC05) and read back, so a relay that does not follow its
 coil is reported.
 """
@@ -29,6 +31,10 @@ class LaneIoOptions(ModbusOptions):
     do_address: int | None = Field(None, ge=0, description="Override the map's DO base.")
     inputs: dict[str, int] = Field(default_factory=dict, description="name -> DI channel")
     outputs: dict[str, int] = Field(default_factory=dict, description="name -> DO channel")
+    counters: dict[str, int] = Field(
+        default_factory=dict,
+        description="name -> first of two input registers holding a u32 pulse counter",
+    )
     loops: list[str] = Field(default_factory=list, description="Inputs that are loops.")
     chatter_changes: int = Field(6, ge=2)
     locked_on_s: float = Field(300.0, gt=0)
@@ -88,6 +94,10 @@ class LaneIoDriver(ModbusDriver):
         o = self.options
         di = await self.read_discrete(o.di_base, self._di_count) if self._di_count else []
         do = await self.read_coils(o.do_base, self._do_count) if self._do_count else []
+        counters = {}
+        for name, address in o.counters.items():
+            high, low = await self.read_input(address, 2)
+            counters[name] = (high << 16) | low
         now = time.monotonic()
         inputs = {name: bool(di[ch]) for name, ch in o.inputs.items()}
         outputs = {name: bool(do[ch]) for name, ch in o.outputs.items()}
@@ -107,6 +117,7 @@ class LaneIoDriver(ModbusDriver):
             or inputs != self.state.inputs
             or outputs != self.state.outputs
             or faults != self.state.faults
+            or counters != self.state.counters
         )
         for name, fault in faults.items():
             if self.state is None or self.state.faults.get(name) != fault:
@@ -115,7 +126,11 @@ class LaneIoDriver(ModbusDriver):
             self._last_fault_mono = now  # a standing loop fault keeps the device DEGRADED
         if changed or now - self._last_emit >= o.heartbeat_ms / 1000:
             self.state = LaneIoState(
-                device_id=self.device_id, inputs=inputs, outputs=outputs, faults=faults
+                device_id=self.device_id,
+                inputs=inputs,
+                outputs=outputs,
+                faults=faults,
+                counters=counters,
             )
             self._last_emit = now
             self._emit(self.state)

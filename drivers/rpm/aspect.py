@@ -156,6 +156,7 @@ class AspectDriver(ModbusDriver):
                     neutron_alarm=occ.neutron_alarm,
                     samples=occ.samples,
                     speed_kmh=m.speed_mm_s * 0.0036,
+                    axles=m.object_mark or None,
                 )
             )
         if self.options.emit_counts or self.last is None or m.occupied or m != self.last:

@@ -77,11 +77,22 @@ def test_lane_io_loops_barrier_and_faults() -> None:
             "host": "127.0.0.1", "port": port, "map": "adam6050", "poll_ms": 20,
             "inputs": sim.inputs, "outputs": sim.outputs, "loops": ["entry_loop", "exit_loop"],
             "locked_on_s": 0.4, "chatter_changes": 4, "heartbeat_ms": 100,
+            "counters": {"axles": 16},
         }  # fmt: skip
         driver = create_driver("io1", "laneio.modbus", options, 500, **FAST)
         await driver.open()
         try:
             await until(lambda: driver.health().state is HealthState.UP, 3)
+            # The axle detector's u32 pulse counter, across its wrap.
+            for total in (2**32 - 1, 3):
+                sim.count["axles"] = total
+                await until(
+                    lambda t=total: (
+                        driver.state is not None  # type: ignore[attr-defined, misc]
+                        and driver.state.counters == {"axles": t}
+                    ),  # type: ignore[attr-defined]
+                    3,
+                )
             sim.set_input("entry_loop", True)
             await until(lambda: driver.state is not None and driver.state.inputs["entry_loop"], 4)  # type: ignore[attr-defined]
             sim.set_input("entry_loop", False)
@@ -123,7 +134,7 @@ def test_aspect_rpm_occupancies() -> None:
         try:
             await until(lambda: driver.health().state is HealthState.UP, 3)
             await sim.pass_vehicle(duration_s=0.5, step_s=0.05)
-            await sim.pass_vehicle(duration_s=0.5, gamma_cps=2500, step_s=0.05)
+            await sim.pass_vehicle(duration_s=0.5, gamma_cps=2500, step_s=0.05, axles=3)
             await sim.inject("detector", duration_s=1.0)
             occupancies = of(RpmOccupancy, await collect(driver, 0.4))
             assert [o.occupancy_no for o in occupancies] == [1, 2]
@@ -131,6 +142,7 @@ def test_aspect_rpm_occupancies() -> None:
             assert occupancies[1].gamma_alarm and not occupancies[0].gamma_alarm
             assert occupancies[1].gamma_max_cps == sim.truth[1].gamma_max
             assert occupancies[0].speed_kmh == pytest.approx(8.0, abs=0.01)
+            assert [o.axles for o in occupancies] == [5, 3]  # the object mark register
             assert driver.health().faults.get("detector", 0) >= 1
         finally:
             await driver.close()

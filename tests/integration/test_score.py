@@ -17,6 +17,9 @@ def test_short_scenario_scores_end_to_end(tmp_path: Path) -> None:
     assert result["alarms_found"] == result["alarms_expected"] > 0
     assert result["weighed"] >= 12 and result["weight_error_kg_max"] <= 10
     assert result["coverage_correct"] == 1.0
+    # The lane I/O axle counter: each vehicle's axles, and no false axle_mismatch alarm.
+    assert result["axles_counted"] >= 12 and result["axles_exact"] >= 0.9, result
+    assert result["axle_alarms"] <= result["axles_counted"] * (1 - result["axles_exact"])
     # Recognition accuracy is measured by bench/recognition; here read plates must reach the
     # events of the right vehicles (how many depends on how busy the 2 cores are).
     assert result["plate_exact"] is not None and result["plate_exact"] > 0

@@ -97,6 +97,12 @@ def test_duplicate_device_ids_are_an_error() -> None:
     assert "device id 'scale' is used twice" in problem
 
 
+def test_a_lane_is_not_its_own_neighbour() -> None:
+    (problem,) = problems_of(VALID + "fusion:\n  neighbour_lanes: [T4, T3]\n")
+    assert "neighbour_lanes names this lane itself ('T3')" in problem
+    assert problems_of(VALID + "fusion:\n  neighbour_lanes: [T4, 'bad lane']\n")
+
+
 def test_inline_secret_is_refused() -> None:
     text = VALID + "  username: lane\n  password: hunter2\n"
     (problem,) = problems_of(text)
