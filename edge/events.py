@@ -9,6 +9,7 @@ retyped or removed. Consumers ignore fields they do not know.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -25,7 +26,9 @@ TELEMETRY_SCHEMA = "lane.telemetry/1"
 COMMAND_REPLY_SCHEMA = "lane.command-reply/1"
 
 
+@functools.cache
 def agent_version() -> str:
+    """The installed package's version (read once: the metadata lookup parses a file)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

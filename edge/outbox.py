@@ -296,7 +296,7 @@ class Outbox:
         """The next rows to send, in priority order, skipping rows already in flight."""
         if limit <= 0:
             return []
-        skip = tuple(exclude)
+        skip = frozenset(exclude)
         now = time.time_ns()
         live_cutoff = now - self.live_window_ns
         out: list[OutboxRow] = []
@@ -319,12 +319,18 @@ class Outbox:
                 out += self._select(priority, skip, limit - len(out), now)
         return out
 
-    def ack(self, ids: Iterable[int]) -> int:
-        """Remove rows the broker acknowledged with success."""
+    def ack(self, ids: Iterable[int], *, wait: bool = True) -> int | None:
+        """Remove rows the broker acknowledged with success.
+
+        ``wait=False``: None, at once, while a writer holds the store (a crossing's fsync'd
+        commit); the publisher keeps sending and deletes these rows with the next batch.
+        """
         ids = list(ids)
         if not ids:
             return 0
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
             # A lost delete only means a duplicate after power loss (consumers dedupe on
             # event_id), so acks skip the fsync that every insert pays.
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -334,6 +340,8 @@ class Outbox:
                     return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
+        finally:
+            self._lock.release()
 
     def reject(self, row_id: int, reason_code: int, reason: str) -> None:
         """Keep a row the broker refused, marked rejected, for a technician to look at."""
@@ -430,7 +438,7 @@ class Outbox:
     def _select(
         self,
         priority: int,
-        skip: tuple[int, ...],
+        skip: frozenset[int],
         limit: int,
         now: int,
         *,
@@ -442,27 +450,29 @@ class Outbox:
             return []
         where = "state = 'pending' AND priority = ? AND (expires_ns IS NULL OR expires_ns >= ?)"
         params: list[object] = [priority, now]
-        # Live rows are a few seconds' worth at the tail: find them by age, not by scanning
-        # a backlog of 100,000 rows in id order.
-        # Backlog rows are the oldest: walk the send-order index from the start, so a query
-        # costs the same with 100 or 100,000 rows waiting.
-        index = (
-            " INDEXED BY outbox_age" if since_ns is not None else " INDEXED BY outbox_send_order"
-        )
+        # Crossings are split by age into live and backlog: walk the age index in its own
+        # order (created_ns, then id), so either query stops after ``limit`` rows whether
+        # 100 or 100,000 wait (ORDER BY id would sort every row of the range first). The
+        # other priorities walk the send-order index.
+        by_age = since_ns is not None or before_ns is not None
+        index = " INDEXED BY outbox_age" if by_age else " INDEXED BY outbox_send_order"
+        order = "created_ns, id" if by_age else "id"
         if since_ns is not None:
             where += " AND created_ns >= ?"
             params.append(since_ns)
         if before_ns is not None:
             where += " AND created_ns < ?"
             params.append(before_ns)
-        if skip:
-            where += f" AND id NOT IN ({','.join('?' * len(skip))})"
-            params += skip
+        # Rows in flight are skipped here rather than with NOT IN (?, ...) in SQL: one
+        # statement text per query shape stays in sqlite3's statement cache (re-preparing a
+        # statement cost more than the rest of a publish).
         rows = self._reader.execute(
             "SELECT id, kind, priority, topic, payload, retain, properties, event_id, lane_seq,"
-            f" created_ns, attempts FROM outbox{index} WHERE {where} ORDER BY id LIMIT ?",
-            (*params, limit),
+            f" created_ns, attempts FROM outbox{index} WHERE {where} ORDER BY {order} LIMIT ?",
+            (*params, limit + len(skip)),
         ).fetchall()
+        if skip:
+            rows = [r for r in rows if r[0] not in skip][:limit]
         return [
             OutboxRow(
                 id=r[0],

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 CONNACK_TIMEOUT_S = 10.0
 IDLE_LOOP_S = 0.02
 ACK_FLUSH_S = 0.05
+ACK_WAIT_ROWS = 200  # acknowledged rows held back (still excluded) before the publisher waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +447,11 @@ class Publisher:
             or len(self._acked) >= self.mqtt.max_inflight
             or time.monotonic() - self._acked_since >= ACK_FLUSH_S
         ):
-            self.outbox.ack(self._acked)
+            # While a crossing is being committed (fsync), keep sending rather than wait for
+            # the store; past a bound (the excluded ids grow) wait after all.
+            wait = force or len(self._acked) >= ACK_WAIT_ROWS
+            if self.outbox.ack(self._acked, wait=wait) is None:
+                return
             self._inflight_rows.difference_update(self._acked)
             self._acked = []
 
