@@ -210,7 +210,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import DEFAULT_SCENARIO, run_demo
 
     return run_demo(
-        scenario_path=args.scenario or DEFAULT_SCENARIO, vehicles=args.vehicles,
+        scenario_path=args.scenario or DEFAULT_SCENARIO,
+        vehicles=args.vehicles,
         speedup=args.speedup,
     )
 
