@@ -17,6 +17,7 @@ import math
 import random
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -155,33 +156,15 @@ class ModbusSimServer:
 Region = tuple[float, float, float]  # (max, min, avg) in degC
 
 
-class ThermalSimulator:
-    """FLIR float map (input registers, Kelvin) or InfiRay deci-Kelvin map (holding)."""
+class ModbusDevice(ABC):
+    """A device model behind a :class:`ModbusSimServer`: its registers are refreshed from the
+    model on every read (``_refresh``); faults are injected into the server."""
 
-    def __init__(
-        self,
-        map: Literal["flir", "infiray"] = "flir",
-        *,
-        regions: int = 6,
-        ambient_c: float = 12.0,
-        alarm_c: float = 80.0,
-        hysteresis_c: float = 3.0,
-        port: int = 0,
-        seed: int = 0,
-    ) -> None:
-        self.map = map
-        self.regions = regions
-        self.server = ModbusSimServer(port=port)
-        self.rng = random.Random(seed)
-        self.ambient_c = ambient_c
-        self.alarm_c = alarm_c
-        self.hysteresis_c = hysteresis_c
-        self.temps: list[Region] = [(ambient_c + 1, ambient_c - 1, ambient_c)] * regions
-        self.profile: Callable[[float], list[Region]] | None = None
-        self._alarm = [False] * regions
-        self._t0 = time.monotonic()
+    def __init__(self, server: ModbusSimServer) -> None:
+        self.server = server
         self.server.on_read = self._refresh
-        self.port = port
+        self.port = server.port
+        self._t0 = time.monotonic()
 
     @property
     def faults(self) -> FaultState:
@@ -198,6 +181,36 @@ class ThermalSimulator:
 
     async def inject(self, kind: str, **kwargs: float | str | int) -> None:
         await self.server.inject(kind, **kwargs)  # type: ignore[arg-type]
+
+    @abstractmethod
+    def _refresh(self) -> None:
+        """Write the model's current state into the server's registers."""
+
+
+class ThermalSimulator(ModbusDevice):
+    """FLIR float map (input registers, Kelvin) or InfiRay deci-Kelvin map (holding)."""
+
+    def __init__(
+        self,
+        map: Literal["flir", "infiray"] = "flir",
+        *,
+        regions: int = 6,
+        ambient_c: float = 12.0,
+        alarm_c: float = 80.0,
+        hysteresis_c: float = 3.0,
+        port: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.map = map
+        self.regions = regions
+        super().__init__(ModbusSimServer(port=port))
+        self.rng = random.Random(seed)
+        self.ambient_c = ambient_c
+        self.alarm_c = alarm_c
+        self.hysteresis_c = hysteresis_c
+        self.temps: list[Region] = [(ambient_c + 1, ambient_c - 1, ambient_c)] * regions
+        self.profile: Callable[[float], list[Region]] | None = None
+        self._alarm = [False] * regions
 
     def set_regions(self, temps: list[Region]) -> None:
         self.profile = None
@@ -231,7 +244,7 @@ class ThermalSimulator:
 # -- lane I/O module -----------------------------------------------------------------------
 
 
-class LaneIoSimulator:
+class LaneIoSimulator(ModbusDevice):
     """A Moxa E1200 / ADAM-6050 style DI/DO module wired to loops, curtain and barrier.
 
     ``barrier`` output drives a barrier that travels ``barrier_travel_s`` and reports its
@@ -260,8 +273,7 @@ class LaneIoSimulator:
         self.outputs = outputs or {"barrier": 0, "light_green": 1, "light_red": 2}
         self.counters = counters if counters is not None else {"axles": 16}
         self.count = dict.fromkeys(self.counters, 0)
-        self.server = ModbusSimServer(port=port)
-        self.server.on_read = self._refresh
+        super().__init__(ModbusSimServer(port=port))
         self.server.on_write = self._written
         self.rng = random.Random(seed)
         self.barrier_travel_s = barrier_travel_s
@@ -270,22 +282,6 @@ class LaneIoSimulator:
         self._barrier_cmd = False
         self._barrier_pos = 0.0  # 0 closed .. 1 open
         self._barrier_t = time.monotonic()
-        self.port = port
-
-    @property
-    def faults(self) -> FaultState:
-        return self.server.faults
-
-    async def start(self) -> int:
-        self._refresh()
-        self.port = await self.server.start()
-        return self.port
-
-    async def stop(self) -> None:
-        await self.server.stop()
-
-    async def inject(self, kind: str, **kwargs: float | str | int) -> None:
-        await self.server.inject(kind, **kwargs)  # type: ignore[arg-type]
 
     def set_input(self, name: str, value: bool) -> None:
         self.state[name] = value
@@ -343,7 +339,7 @@ class AspectTruth:
     gamma_max: int
 
 
-class AspectSimulator:
+class AspectSimulator(ModbusDevice):
     """Monitor registers at ``base`` (low word first), updated as vehicles pass."""
 
     def __init__(
@@ -357,14 +353,13 @@ class AspectSimulator:
         seed: int = 0,
     ) -> None:
         self.base = base
-        self.server = ModbusSimServer(port=port)
+        super().__init__(ModbusSimServer(port=port))
         self.rng = random.Random(seed)
         self.gamma_background = gamma_background
         self.neutron_background = neutron_background
         self.nsigma = nsigma
         self.truth: list[AspectTruth] = []
         self.object_counter = 0
-        self._t0 = time.monotonic()
         self._inputs = 0x80  # Dir10 idle
         self._gamma = int(gamma_background)
         self._neutron = int(neutron_background)
@@ -372,25 +367,8 @@ class AspectSimulator:
         self._neutron_status = 0x80
         self._speed = 0
         self._mark = 0
-        self.server.on_read = self._refresh
-        self.port = port
         # Description block at 0: signature, count, monitor id, base, n.
         self.server.holding[0:5] = [0x4153, 1, 1, base, 21]
-
-    @property
-    def faults(self) -> FaultState:
-        return self.server.faults
-
-    async def start(self) -> int:
-        self._refresh()
-        self.port = await self.server.start()
-        return self.port
-
-    async def stop(self) -> None:
-        await self.server.stop()
-
-    async def inject(self, kind: str, **kwargs: float | str | int) -> None:
-        await self.server.inject(kind, **kwargs)  # type: ignore[arg-type]
 
     async def pass_vehicle(
         self,
@@ -460,7 +438,7 @@ class AspectSimulator:
 # -- Modbus weighing indicator -------------------------------------------------------------
 
 
-class ModbusScaleSimulator:
+class ModbusScaleSimulator(ModbusDevice):
     """Weight as int32 (high word first) at holding 0, status at 2 (b0 motion, b1 overload)."""
 
     WEIGHT = 0
@@ -475,8 +453,7 @@ class ModbusScaleSimulator:
         port: int = 0,
         rtu_port: str | None = None,
     ) -> None:
-        self.server = ModbusSimServer(port=port, rtu_port=rtu_port)
-        self.server.on_read = self._refresh
+        super().__init__(ModbusSimServer(port=port, rtu_port=rtu_port))
         self.server.on_write = self._written
         self.division_kg = division_kg
         self.capacity_kg = capacity_kg
@@ -484,24 +461,6 @@ class ModbusScaleSimulator:
         self.motion = False
         self.zero_offset_kg = 0.0
         self.profile: Callable[[float], tuple[float, bool]] | None = None
-        self._t0 = time.monotonic()
-        self.port = port
-
-    @property
-    def faults(self) -> FaultState:
-        return self.server.faults
-
-    async def start(self) -> int:
-        self._t0 = time.monotonic()
-        self._refresh()
-        self.port = await self.server.start()
-        return self.port
-
-    async def stop(self) -> None:
-        await self.server.stop()
-
-    async def inject(self, kind: str, **kwargs: float | str | int) -> None:
-        await self.server.inject(kind, **kwargs)  # type: ignore[arg-type]
 
     def set_weight(self, kg: float, *, motion: bool = False) -> None:
         self.profile = None

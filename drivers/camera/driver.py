@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal
 
@@ -214,8 +215,9 @@ class _CameraDriver(Driver):
             "abandoned_workers": self.abandoned_workers,
         }
 
+    @abstractmethod
     def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
-        raise NotImplementedError
+        """Read frames until ``stop`` is set, handing each to ``deliver`` (worker thread)."""
 
     def _decode(self, data: bytes) -> np.ndarray | None:
         # OpenCV decodes half a JPEG into a half-grey picture: insist on SOI ... EOI.
