@@ -236,6 +236,8 @@ class Acquisition:
                 start=datetime.fromisoformat(event["start"]),
                 end=datetime.fromisoformat(event["end"]) if event.get("end") else None,
             )
+            if any(t is not None and t.tzinfo is None for t in (sighting.start, sighting.end)):
+                raise ValueError("start/end without a UTC offset")
         except (ValueError, KeyError, TypeError) as exc:
             self.neighbour_errors += 1
             if self.neighbour_errors in (1, 10, 100) or self.neighbour_errors % 1000 == 0:
