@@ -53,6 +53,9 @@ def penalty(read: str, fixed: str) -> float:
 # When the required letter set excludes the plain look-alike, the next best guess.
 _LETTER_FALLBACK = {"O": "D", "I": "T", "Z": "Z", "S": "C", "G": "C", "D": "O", "Q": "O"}
 
+# Countries whose plates print the region code in a small frame of its own at the left, and
+# its length: UZ 01 | A 123 BC, KG 01 | 123 ABC.
+REGION_CELL = {"UZ": 2, "KG": 2}
 UZ_REGIONS = {"01", "10", "20", "25", "30", "40", "50", "60", "70", "75", "80", "85", "90", "95"}
 KG_REGIONS = {f"{n:02d}" for n in range(1, 10)}
 KZ_REGIONS = {f"{n:02d}" for n in range(1, 21)}
@@ -75,6 +78,11 @@ class PlateFormat:
     prior: float = 1.0
     check: Callable[[str], bool] | None = None
     example: str = ""
+
+    @property
+    def region_cell(self) -> int:
+        """How many leading glyphs sit in a small frame of their own at the left."""
+        return REGION_CELL.get(self.country, 0)
 
 
 def _region(start: int, end: int, allowed: set[str]) -> Callable[[str], bool]:
@@ -126,6 +134,8 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("CN", "trailer", "PCNNNNS", (2,), 0.9, None, "京A1234挂"),
     # Europe's commonest fixed layout (Italy, France SIV, Croatia ...): AB 123 CD.
     PlateFormat("EU", "standard", "LLDDDLL", (1,), 0.6, None, "AB123CD"),
+    # Czechia (since 2001): 1A2 3456, a digit, the region letter, a letter or digit, 4 digits.
+    PlateFormat("CZ", "standard", "DLXDDDD", (1,), 0.6, None, "1A23456"),
     # Brazil (old and Mercosul) for the evaluation scenes.
     PlateFormat("BR", "standard", "LLLDDDD", (1,), 0.6, None, "ABC1234"),
     PlateFormat("BR", "mercosul", "LLLDLDD", (1,), 0.6, None, "ABC1D23"),

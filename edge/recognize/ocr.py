@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,8 @@ class LineRead:
 
     text: str
     dists: np.ndarray  # (len(text), len(PLATE_ALPHABET)), rows sum to 1
+    positions: np.ndarray | None = None
+    """Each glyph's centre as a fraction of the crop's width (None for joined reads)."""
 
     @property
     def probs(self) -> np.ndarray:
@@ -174,6 +177,10 @@ class TextReader:
         self._fold[np.arange(len(self._columns)), fold[self._columns]] = 1.0
 
     def __call__(self, crops: list[np.ndarray]) -> list[LineRead]:
+        return [self.decode(frames) for frames in self.frames(crops)]
+
+    def frames(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Per crop, the CTC frames folded to (blank, PLATE_ALPHABET...): shape (T, 1 + K)."""
         if not crops:
             return []
         widths = [
@@ -186,13 +193,17 @@ class TextReader:
             batch[i, :, :, :width] = _normalise(crop, self.height, width)
         out = self.session.run(None, {self.input_name: batch})[0]
         return [
-            self._decode(out[i, : max(1, int(out.shape[1] * w / batch_width))])
+            self._fold_frames(out[i, : max(1, int(out.shape[1] * w / batch_width))])
             for i, w in enumerate(widths)
         ]
 
-    def _decode(self, probs: np.ndarray) -> LineRead:
+    def _fold_frames(self, probs: np.ndarray) -> np.ndarray:
         folded = np.ascontiguousarray(probs[:, self._columns]) @ self._fold
         folded[:, 0] = np.maximum(0.0, 1.0 - folded[:, 1:].sum(axis=1))
+        return folded
+
+    def decode(self, folded: np.ndarray) -> LineRead:
+        """Greedy CTC decoding of folded frames (``frames``) into a line of plate glyphs."""
         best = folded.argmax(axis=1)
         text: list[str] = []
         frames: list[int] = []
@@ -206,4 +217,46 @@ class TextReader:
             previous = cls
         glyphs = folded[frames, 1:] if frames else np.zeros((0, self._classes - 1), np.float32)
         glyphs = glyphs / np.maximum(glyphs.sum(axis=1, keepdims=True), 1e-9)
-        return LineRead("".join(text), glyphs.astype(np.float32))
+        positions = (np.asarray(frames, np.float32) + 0.5) / len(folded)
+        return LineRead("".join(text), glyphs.astype(np.float32), positions)
+
+
+def ctc_log_likelihood(frames: np.ndarray, label: Sequence[str], *, junk: float = 0.0) -> float:
+    """log P(label | frames) under CTC: every alignment of ``label`` summed (forward pass).
+
+    ``frames`` are folded CTC frames, (T, 1 + K), column 0 blank. Scores a short list of
+    allowed texts (region codes) against a read without trusting its greedy decoding.
+    ``label`` is a text, or a sequence of glyph classes (``["0123456789"] * 2``: any two
+    digits; two equal glyphs of one class are then counted without their blank, a slight
+    over-count). ``junk`` > 0 lets the label sit among other glyphs (a frame's edge read as
+    ``1``): any glyph before or after it is allowed at ``junk`` times its probability.
+    """
+    blank = frames[:, 0]
+    edge = blank + junk * (1.0 - blank)
+    classes = [[ALPHABET_INDEX[ch] + 1 for ch in glyphs] for glyphs in label]
+    # States: before (blank or junk), glyph, blank, glyph, ..., glyph, after (blank or junk).
+    emit = [edge]
+    skip = [False]
+    for i, columns in enumerate(classes):
+        if i:
+            emit.append(blank)
+            skip.append(False)
+        emit.append(frames[:, columns].sum(axis=1))
+        # A glyph may follow the previous one directly, unless the two are the same glyph.
+        skip.append(i > 0 and (classes[i - 1] != columns or len(columns) > 1))
+    emit.append(edge)
+    skip.append(False)
+    logp = np.log(np.maximum(np.stack(emit, axis=1), 1e-12))
+    allow = np.array(skip, bool)
+    n = len(emit)
+    alpha = np.full(n, -np.inf)
+    alpha[0] = logp[0, 0]
+    if n > 2:
+        alpha[1] = logp[0, 1]
+    for t in range(1, len(frames)):
+        shifted = np.concatenate(([-np.inf], alpha[:-1]))
+        skipped = np.where(allow, np.concatenate(([-np.inf, -np.inf], alpha[:-2])), -np.inf)
+        alpha = np.logaddexp(np.logaddexp(alpha, shifted), skipped) + logp[t]
+    if not classes:
+        return float(alpha[0])
+    return float(np.logaddexp(alpha[-1], alpha[-2]))

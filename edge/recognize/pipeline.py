@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edge.config import RecognitionConfig
-from edge.recognize import grammar
+from edge.recognize import grammar, region
 from edge.recognize.models import (
     ImageError,
     RecognitionError,
@@ -374,6 +374,8 @@ class PlateRecognizer:
         self.max_boxes = max_boxes
         self.config = config or RecognitionConfig()
         self.countries = list(countries) if countries else None
+        wanted = {c.upper() for c in self.countries} if self.countries else None
+        self._cell_layouts = region.cell_layouts(wanted)
         directory = model_dir(self.config.model_dir)
         self.manifests = {}
         sessions = {}
@@ -417,12 +419,15 @@ class PlateRecognizer:
         boxes = boxes[: self.max_boxes]  # bound the recogniser's work on a frame full of text
         crops = [rectify(frame, b.corners) for b in boxes]
         rects = [_clip(b.rect, w, h) for b in boxes]
+        quads = [b.corners for b in boxes]
         whole = _plate_crop(frame)
         if whole:
             crops.append(frame)
             rects.append((0, 0, w, h))
+            quads.append(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
         pieces = [_Piece(r, read) for r, read in zip(rects, self._read_lines(crops), strict=True)]
         plates = self._plates(pieces)
+        plates += self._region_cells(frame, quads, pieces)
         sure = [p for p in plates if _sure(p)]
         unexplained = [
             b for b in boxes if not any(_overlap(_clip(b.rect, w, h), p.box) > 0.5 for p in sure)
@@ -464,6 +469,49 @@ class PlateRecognizer:
                 plates.append(_result(judged, box, rows, self.config.top_n))
         return plates
 
+    def _region_cells(
+        self, frame: np.ndarray, quads: list[np.ndarray], pieces: list[_Piece]
+    ) -> list[PlateResult]:
+        """Plates whose region code sits in its own small frame (UZ, KG): the cell read alone.
+
+        For the reads that best end in such a layout's main glyphs, the cell left of them is
+        cut out, read by itself, and each code the layout allows is scored against that read
+        and against what the main line saw there, when it saw anything.
+        """
+        if not self._cell_layouts:
+            return []
+        jobs = []
+        for quad, piece in zip(quads, pieces, strict=True):
+            jobs.extend((job, quad, piece) for job in _tail_jobs(piece.read, self._cell_layouts))
+        jobs.sort(key=lambda j: -j[0].score)
+        cells: list[np.ndarray] = []
+        kept = []
+        h, w = frame.shape[:2]
+        for job, quad, piece in jobs[:CELL_JOBS]:
+            assert piece.read.positions is not None
+            run = _offset(job.layout.pitch_run, job.start)
+            found = [
+                region.cell_corners(
+                    quad, piece.read.positions, job.start, run, left=left, right=right
+                )
+                for left, right in region.CELLS
+            ]
+            corners = [c for c in found if c is not None]
+            if not corners:
+                continue
+            cells.extend(rectify(frame, c) for c in corners)
+            box = _union([piece.box, _clip(TextBox(corners[-1], 1.0).rect, w, h)])
+            kept.append((job, piece, box, len(corners)))
+        plates = []
+        reads = self.reader.frames(cells)
+        for job, piece, box, count in kept:
+            frames, reads = reads[:count], reads[count:]
+            seen = self.reader.decode(frames[len(frames) // 2]).text
+            plate = _cell_plate(job, piece.read, frames, seen, box, self.config.top_n)
+            if plate is not None:
+                plates.append(plate)
+        return plates
+
     def _select(self, plates: list[PlateResult]) -> list[PlateResult]:
         plates.sort(key=lambda p: -p.confidence)
         kept: list[PlateResult] = []
@@ -485,6 +533,114 @@ class PlateRecognizer:
             for i, read in zip(chunk, self.reader([crops[i] for i in chunk]), strict=True):
                 out[i] = read
         return [r for r in out if r is not None]
+
+
+CELL_JOBS = 2  # region cells read per frame, at most (three small crops each)
+
+
+@dataclass(frozen=True, slots=True)
+class _TailJob:
+    """A read whose glyphs from ``start`` to ``end`` are the main part of a cell layout."""
+
+    layout: region.CellLayout
+    start: int
+    end: int
+    text: str
+    conf: float
+    """Glyph confidence of the main part, with its corrections' costs."""
+    prior: float
+    """The layout's prior, x0.6 per glyph of the read left unexplained."""
+    corrections: int
+
+    @property
+    def score(self) -> float:
+        return self.conf * math.sqrt(self.prior)
+
+
+def _tail_jobs(read: LineRead, layouts: list[region.CellLayout]) -> list[_TailJob]:
+    """Every fit of a read's last glyphs to a cell layout's main part. Glyphs left of it
+    beyond the cell's own count as dropped (x0.6 each). Nothing is dropped at the right:
+    there a trimmed read is the general judge's business, and letting the cell explain the
+    left end of a read that also needs its right end cut made European plates into UZ
+    trailers (``1B80338`` -> ``01B8033``)."""
+    if read.positions is None:
+        return []
+    jobs: dict[tuple[int, str], _TailJob] = {}
+    n = len(read.text)
+    for layout in layouts:
+        size = len(layout.tail.pattern)
+        start = n - size
+        if start < 0:
+            continue
+        fitted = _fit_glyphs(read.dists[start:], layout.tail)
+        if fitted is None:
+            continue
+        text, conf, corrections = fitted
+        dropped = max(0, start - layout.format.region_cell)
+        prior = layout.format.prior * 0.6**dropped
+        job = _TailJob(layout, start, n, text, conf, prior, corrections)
+        key = (start, layout.tail.pattern)
+        if key not in jobs or jobs[key].score < job.score:
+            jobs[key] = job
+    return list(jobs.values())
+
+
+def _offset(run: tuple[int, int], start: int) -> tuple[int, int]:
+    return run[0] + start, run[1] + start
+
+
+def _cell_plate(
+    job: _TailJob,
+    read: LineRead,
+    frames: list[np.ndarray],
+    cell_text: str,
+    box: tuple[int, int, int, int],
+    top_n: int,
+) -> PlateResult | None:
+    """The plate of a main part and its region cell's reads, or None when the cell shows no
+    code. Each code the layout allows is scored by the cell (every CTC alignment summed) and
+    by what the main line read just before the main part, where it read anything. The raw
+    text is the cell's own greedy read, ``|``, then the main line's read.
+
+    Evidence that a code is there at all, P(the cell holds two digits) x P(the main line's
+    glyphs there are that code's), must reach ``region.MIN_EVIDENCE``: a European plate's
+    letters left of a ``LDDDLL`` run give no digits. The plate's confidence then counts the
+    code as two glyphs with the code's share among the allowed codes as their probability,
+    so a blurred but present cell does not lose to a fragment of the main glyphs.
+    """
+    cell_size = job.layout.format.region_cell
+    pattern = job.layout.tail.pattern
+    seen = read.dists[max(0, job.start - cell_size) : job.start]
+    present = region.code_present(frames, cell_size)
+    found = []
+    for plate_format in _CELL_FORMATS:
+        if plate_format.pattern[plate_format.region_cell :] != pattern:
+            continue
+        codes = region.allowed_codes(plate_format, job.text)
+        if not codes:
+            continue
+        main = {code: region.code_log_prior(seen, code) for code in codes}
+        scored = [(ll + main[code], code) for ll, code in region.score_codes(frames, codes)]
+        scored.sort(key=lambda s: -s[0])
+        if present + main[scored[0][1]] < region.MIN_EVIDENCE:
+            continue
+        total = float(np.logaddexp.reduce([ll for ll, _ in scored]))
+        prior = job.prior * plate_format.prior / job.layout.format.prior
+        length = len(plate_format.pattern)
+        tail_log = math.log(max(job.conf, 1e-6)) * (length - cell_size)
+        for log_p, code in scored[:3]:
+            conf = math.exp((log_p - total + tail_log) / length)
+            interp = grammar.Interpretation(
+                code + job.text, plate_format.country, plate_format.type, job.corrections, prior
+            )
+            found.append((conf * math.sqrt(prior), interp, cell_text + "|" + read.text))
+    if not found:
+        return None
+    found.sort(key=lambda f: -f[0])
+    return _result(found, box, 1, top_n)
+
+
+_CELL_FORMATS = [f for f in grammar.FORMATS if f.region_cell]
 
 
 def _sure(plate: PlateResult) -> bool:

@@ -1,0 +1,163 @@
+"""Region-code cells: the small framed code at the left of a UZ or KG plate, read on its own.
+
+On Uzbek (01 A 123 BC) and Kyrgyz (01 123 ABC) plates the two-digit region code sits in its
+own frame left of the main glyphs, printed smaller than they are. Read in one line with the
+rest, those digits get a few pixels of the reader's 48-pixel line and the general reader drops
+them or reads them as ``G1``, ``I``, ``L1``. Here the main glyphs' own spacing locates the
+cell (the CTC frames say where each glyph is), the cell is cut out along the plate's slant and
+read by itself, so its digits fill the reader's height; the read is then scored against the
+codes the layout allows by summing every CTC alignment of each code, rather than by trusting
+a greedy decoding of two blurred glyphs. Pure geometry and scoring; the networks run in
+``pipeline``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.recognize import grammar
+from edge.recognize.ocr import ALPHABET_INDEX, ctc_log_likelihood
+
+# Where the cell lies, in digit pitches (centre-to-centre distance of the main digits) left
+# of the centre of the first main glyph: its separator about half a pitch before that glyph,
+# its left edge 2.1 to 2.7 pitches before it. The cell is cut three times, once per left
+# edge, and the three reads vote (a pitch measured on a few blurred pixels is not exact).
+CELLS = ((2.1, 0.5), (2.4, 0.5), (2.7, 0.5))
+CELL_HALF_HEIGHT = 0.8
+# A glyph the cell shows beside the code (its frame's edge read as 1 or I) costs this much
+# per frame instead of ruling the code out.
+JUNK = 0.3
+# A main part shorter than this (UZ trailer A 1234, KG legal 123 AB) fits too many other
+# plates' glyphs (US, BR, EU scenes) for a cell that may not be there to be read left of it.
+MIN_MAIN_GLYPHS = 6
+# Least log evidence that a cell holds a code at all (see ``pipeline._cell_plate``).
+MIN_EVIDENCE = -9.0
+
+
+@dataclass(frozen=True, slots=True)
+class CellLayout:
+    """A plate format whose first ``format.region_cell`` glyphs sit in a frame of their own."""
+
+    format: grammar.PlateFormat
+    tail: grammar.PlateFormat
+    """The same format without the cell: what the main line must read."""
+    pitch_run: tuple[int, int]
+    """First and last index, in the tail, of its longest run of digits (spacing reference)."""
+
+
+def cell_layouts(countries: set[str] | None = None) -> list[CellLayout]:
+    """The layouts with a region cell, limited to ``countries`` when given."""
+    layouts = []
+    for plate_format in grammar.FORMATS:
+        if not plate_format.region_cell:
+            continue
+        if countries is not None and plate_format.country not in countries:
+            continue
+        pattern = plate_format.pattern[plate_format.region_cell :]
+        if len(pattern) < MIN_MAIN_GLYPHS:
+            continue
+        tail = grammar.PlateFormat("", plate_format.type, pattern)
+        layouts.append(CellLayout(plate_format, tail, _digit_run(pattern)))
+    return layouts
+
+
+def _digit_run(pattern: str) -> tuple[int, int]:
+    best = (0, 0)
+    start = None
+    for i, kind in enumerate(pattern + "."):
+        if kind == "D" and start is None:
+            start = i
+        elif kind != "D" and start is not None:
+            if i - 1 - start > best[1] - best[0]:
+                best = (start, i - 1)
+            start = None
+    return best
+
+
+def cell_corners(
+    corners: np.ndarray,
+    positions: np.ndarray,
+    first: int,
+    run: tuple[int, int],
+    *,
+    left: float = CELLS[1][0],
+    right: float = CELLS[1][1],
+) -> np.ndarray | None:
+    """The quadrilateral of the region cell, in image coordinates, or None.
+
+    ``corners`` are the read crop's (top-left, top-right, bottom-right, bottom-left);
+    ``positions`` each glyph's centre as a fraction of the crop's width; ``first`` the index
+    of the first main glyph; ``run`` two glyph indices whose spacing gives the digit pitch.
+    The cell may reach past the crop's left edge: the detector often leaves the frame out.
+    """
+    if run[1] <= run[0] or max(first, run[1]) >= len(positions):
+        return None
+    pitch = float(positions[run[1]] - positions[run[0]]) / (run[1] - run[0])
+    if pitch <= 0:
+        return None
+    tl, tr, br, bl = (np.asarray(c, np.float64) for c in corners)
+    width = (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2
+    height = (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2
+    if width < 1 or height < 1:
+        return None
+    u0 = float(positions[first]) - left * pitch
+    u1 = float(positions[first]) - right * pitch
+    half = CELL_HALF_HEIGHT * pitch * width / height
+    v0, v1 = 0.5 - half, 0.5 + half
+
+    def point(u: float, v: float) -> np.ndarray:
+        return (1 - v) * (tl + u * (tr - tl)) + v * (bl + u * (br - bl))
+
+    quad = np.array([point(u0, v0), point(u1, v0), point(u1, v1), point(u0, v1)], np.float32)
+    side = np.linalg.norm(quad[1] - quad[0])
+    return quad if side >= 2 else None
+
+
+def allowed_codes(plate_format: grammar.PlateFormat, tail_text: str) -> list[str]:
+    """Every code the format's own check accepts in front of ``tail_text``."""
+    n = plate_format.region_cell
+    check = plate_format.check
+    codes = []
+    for value in range(10**n):
+        code = f"{value:0{n}d}"
+        if check is None or check(code + tail_text):
+            codes.append(code)
+    return codes
+
+
+def score_codes(
+    reads: list[np.ndarray], codes: list[str], *, junk: float = JUNK
+) -> list[tuple[float, str]]:
+    """(mean over the cell's reads of log P(code | read), code) for each code, best first."""
+    scored = [
+        (sum(ctc_log_likelihood(f, code, junk=junk) for f in reads) / len(reads), code)
+        for code in codes
+    ]
+    scored.sort(key=lambda s: -s[0])
+    return scored
+
+
+def code_present(reads: list[np.ndarray], size: int, *, junk: float = JUNK) -> float:
+    """log P(the cell holds ``size`` digits, whichever), mean over the cell's reads."""
+    label = [grammar.DIGIT] * size
+    return sum(ctc_log_likelihood(f, label, junk=junk) for f in reads) / len(reads)
+
+
+def code_log_prior(dists: np.ndarray, code: str) -> float:
+    """log P(code) from the main line's own glyphs read where the cell is.
+
+    ``dists`` may hold fewer rows than the code has glyphs (the main line kept one glyph of
+    the two): they are then matched at the code's best-fitting place.
+    """
+    if len(dists) == 0:
+        return 0.0
+    best = -math.inf
+    for offset in range(len(code) - len(dists) + 1):
+        total = 0.0
+        for row, ch in zip(dists, code[offset:], strict=False):
+            total += math.log(max(float(row[ALPHABET_INDEX[ch]]), 1e-6))
+        best = max(best, total)
+    return best

@@ -1,0 +1,170 @@
+"""Region-code cells (UZ, KG): CTC scoring, cell geometry, code lists, and the cell pass."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.recognize import grammar, region, synth
+from edge.recognize.ocr import ALPHABET_INDEX, PLATE_ALPHABET, LineRead, ctc_log_likelihood
+from edge.recognize.pipeline import PlateRecognizer, _tail_jobs
+
+K = len(PLATE_ALPHABET) + 1
+
+
+def _frames(rng: np.random.Generator, glyphs: str, t: int) -> tuple[np.ndarray, list[int]]:
+    """Random CTC frames over blank + ``glyphs`` only (the rest of the alphabet at zero)."""
+    columns = [0] + [ALPHABET_INDEX[g] + 1 for g in glyphs]
+    frames = np.zeros((t, K))
+    frames[:, columns] = rng.dirichlet(np.ones(len(columns)), t)
+    return frames, columns
+
+
+def _collapse(path: tuple[int, ...]) -> list[int]:
+    out: list[int] = []
+    previous = None
+    for c in path:
+        if c != 0 and c != previous:
+            out.append(c)
+        previous = c
+    return out
+
+
+@pytest.mark.parametrize("label", ["01", "0", "10", "00", "011"])
+def test_ctc_likelihood_sums_every_alignment(label: str) -> None:
+    frames, columns = _frames(np.random.default_rng(3), "01", 5)
+    target = [ALPHABET_INDEX[c] + 1 for c in label]
+    brute = sum(
+        np.prod([frames[t, c] for t, c in enumerate(path)])
+        for path in itertools.product(columns, repeat=5)
+        if _collapse(path) == target
+    )
+    assert ctc_log_likelihood(frames, label) == pytest.approx(np.log(brute), abs=1e-9)
+
+
+def test_ctc_likelihood_of_a_clean_read_and_junk_beside_it() -> None:
+    def frame(glyph: str | None) -> np.ndarray:
+        row = np.full(K, 1e-7)
+        row[0 if glyph is None else ALPHABET_INDEX[glyph] + 1] = 1.0
+        return row / row.sum()
+
+    clean = np.stack([frame(g) for g in (None, "0", None, "1", None)])
+    assert ctc_log_likelihood(clean, "01") > np.log(0.99)
+    assert ctc_log_likelihood(clean, "10") < np.log(1e-6)
+    # A frame's edge read as a glyph before the code: ruled out without junk, costed with it.
+    edged = np.stack([frame(g) for g in ("I", None, "0", None, "1", None)])
+    assert ctc_log_likelihood(edged, "01") < np.log(1e-3)
+    assert ctc_log_likelihood(edged, "01", junk=0.3) == pytest.approx(np.log(0.3), abs=0.01)
+    # Any two digits: the class label accepts the code.
+    assert ctc_log_likelihood(clean, [grammar.DIGIT] * 2) > np.log(0.99)
+
+
+def test_cell_layouts_are_the_uz_and_kg_formats_with_six_main_glyphs() -> None:
+    layouts = region.cell_layouts()
+    found = {(lay.format.country, lay.format.type, lay.tail.pattern) for lay in layouts}
+    assert found == {
+        ("UZ", "standard", "LDDDLL"),
+        ("UZ", "legal", "DDDLLL"),
+        ("KG", "standard", "DDDLLL"),
+    }
+    assert region.cell_layouts({"KZ", "RU"}) == []
+    standard = next(lay for lay in layouts if lay.tail.pattern == "LDDDLL")
+    assert standard.pitch_run == (1, 3)
+
+
+def test_allowed_codes_follow_each_format_check() -> None:
+    uz = next(f for f in grammar.FORMATS if f.country == "UZ" and f.type == "standard")
+    kg = next(f for f in grammar.FORMATS if f.country == "KG" and f.type == "standard")
+    assert set(region.allowed_codes(uz, "A123BC")) == grammar.UZ_REGIONS
+    assert region.allowed_codes(kg, "123ABC") == [f"0{n}" for n in range(1, 10)]
+    assert uz.region_cell == 2 and kg.region_cell == 2
+    assert next(f for f in grammar.FORMATS if f.country == "KZ").region_cell == 0
+
+
+def test_cell_lies_left_of_the_main_glyphs_along_the_plate() -> None:
+    # A 100x20 crop whose glyphs sit 10 % of its width apart, the first main one at 40 %.
+    quad = np.array([[0, 0], [100, 0], [100, 20], [0, 20]], np.float32)
+    positions = np.array([0.4, 0.5, 0.6, 0.7, 0.8, 0.9], np.float32)
+    cell = region.cell_corners(quad, positions, 0, (1, 3), left=2.4, right=0.5)
+    assert cell is not None
+    (x0, y0), (x1, _), (_, y1) = cell[0], cell[1], cell[2]
+    assert x0 == pytest.approx(40 - 24) and x1 == pytest.approx(40 - 5)
+    assert (y0 + y1) / 2 == pytest.approx(10) and y1 - y0 == pytest.approx(16)
+    # A slanted crop: the cell follows its slant.
+    slanted = quad + np.array([[0, 0], [0, 10], [0, 10], [0, 0]], np.float32)
+    tilted = region.cell_corners(slanted, positions, 0, (1, 3))
+    assert tilted is not None and tilted[1][1] > tilted[0][1]
+    # No spacing to measure: no cell.
+    assert region.cell_corners(quad, positions, 0, (2, 2)) is None
+    assert region.cell_corners(quad, positions[::-1].copy(), 0, (1, 3)) is None
+
+
+def test_main_line_evidence_matches_a_kept_glyph_anywhere_in_the_code() -> None:
+    one = np.zeros((1, len(PLATE_ALPHABET)), np.float32)
+    one[0, ALPHABET_INDEX["1"]] = 1.0
+    assert region.code_log_prior(one, "01") == pytest.approx(0.0)
+    assert region.code_log_prior(one, "10") == pytest.approx(0.0)
+    assert region.code_log_prior(one, "20") < -10
+    assert region.code_log_prior(one[:0], "20") == 0.0
+
+
+def _line(text: str) -> LineRead:
+    dists = np.zeros((len(text), len(PLATE_ALPHABET)), np.float32)
+    for i, ch in enumerate(text):
+        dists[i, ALPHABET_INDEX[ch]] = 1.0
+    return LineRead(text, dists, (np.arange(len(text), dtype=np.float32) + 0.5) / len(text))
+
+
+def test_tail_jobs_find_the_main_part_behind_a_misread_cell() -> None:
+    layouts = region.cell_layouts()
+    jobs = _tail_jobs(_line("G1A728YA"), layouts)
+    standard = max(jobs, key=lambda j: j.score)
+    assert (standard.start, standard.text, standard.layout.format.type) == (2, "A728YA", "standard")
+    assert standard.prior == 1.0  # two glyphs before the main part: the cell's own
+    # A third glyph before the main part is unexplained and costs like a dropped one.
+    assert max(j.score for j in _tail_jobs(_line("XG1A728YA"), layouts)) < standard.score
+    # Nothing is dropped at the right, and five-glyph main parts are not read for a cell.
+    jobs = _tail_jobs(_line("1B80338"), layouts)
+    assert all(j.end == 7 and len(j.text) == 6 for j in jobs)
+    # A joined read has no glyph positions: no cell to find.
+    assert _tail_jobs(LineRead.join([_line("A728YA")]), layouts) == []
+
+
+def test_czech_layout() -> None:
+    found = grammar.best("3B97236")
+    assert (found.text, found.country) == ("3B97236", "CZ")
+    assert grammar.best("4BO4979").text == "4BO4979"  # the third place takes a letter too
+
+
+def _small_uz_crops(count: int) -> list[tuple[str, np.ndarray]]:
+    """Synthetic UZ plates as small as the real crops: about 80x20 px, region 5-6 px tall."""
+    rng = np.random.default_rng(7)
+    out = []
+    for _ in range(count):
+        plate = synth.make_plate(rng, "UZ", 1)
+        h, w = plate.image.shape[:2]
+        small = cv2.resize(plate.image, (80, round(80 * h / w)), interpolation=cv2.INTER_AREA)
+        small = cv2.copyMakeBorder(small, 6, 6, 10, 10, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+        out.append((plate.text, small))
+    return out
+
+
+def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
+    crops = _small_uz_crops(8)
+    with_cells = [recognizer.read(image) for _, image in crops]
+    layouts = recognizer._cell_layouts
+    try:
+        recognizer._cell_layouts = []
+        without = [recognizer.read(image) for _, image in crops]
+    finally:
+        recognizer._cell_layouts = layouts
+    texts = [text for text, _ in crops]
+    right = [bool(p) and p[0].text == text for text, p in zip(texts, with_cells, strict=True)]
+    before = [bool(p) and p[0].text == text for text, p in zip(texts, without, strict=True)]
+    assert sum(right) >= 7, [p[0].text if p else "" for p in with_cells]
+    assert sum(right) > sum(before)
+    plate = with_cells[right.index(True)][0]
+    assert plate.country == "UZ" and "|" in plate.raw  # the cell's read, then the main read
