@@ -209,8 +209,9 @@ class Correlator:
         self._ended_at = float("-inf")
         self.late_readings = 0
         self._axle_total: int | None = None
-        # The axle counter when the last vehicle left: pulses since then are the next one's
-        # (an axle detector may sit before the entry loop, or be read a poll earlier).
+        # The axle counter when the last vehicle cleared the lane: pulses since then are the
+        # next one's (an axle detector may sit before the entry loop, and the counter and the
+        # loops are read in separate requests, so either may show a change first).
         self._axle_mark: int | None = None
         # Plates the neighbouring lanes reported: crossing id -> sighting (bounded).
         self._neighbours: dict[str, NeighbourSighting] = {}
@@ -468,6 +469,7 @@ class Correlator:
         if current is not None and current.clear_since is None:
             current.clear_since = now
             current.note(now, "lane clear", source=source)
+            self._axle_mark = self._axle_total  # its axles are counted; later ones are the next's
         return []
 
     def _left(self, opened: _Open, source: str, now: float) -> bool:
@@ -484,7 +486,7 @@ class Correlator:
         if self._axle_mark is None:
             self._axle_mark = total  # the first reading: nothing before it is counted
         self._axle_total = total
-        if self.current is not None:
+        if self.current is not None and self.current.clear_since is None:
             self._axles_of(self.current)
 
     def _axles_of(self, opened: _Open) -> None:
@@ -497,7 +499,8 @@ class Correlator:
         """``opened`` is no longer the vehicle in the lane: later axles are the next one's."""
         if opened is self.current:
             self.current = None
-            self._axle_mark = self._axle_total
+            if opened.clear_since is None:  # split or ended while still in the lane
+                self._axle_mark = self._axle_total
 
     def _start(self, now: float) -> list[Emission]:
         record = CrossingRecord.begin(self.wall(now))
