@@ -60,6 +60,27 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         matches[max(hits)[1]].append(ci)
     missed = sum(1 for ti in range(len(truth)) if not matches.get(ti))
     split = sum(1 for cis in matches.values() if len(cis) > 1)
+    # What a split vehicle's crossings said, to tell why it was cut in two.
+    split_detail = [
+        {
+            "vehicle": ti,
+            "crossings": [
+                {
+                    "start_s": round(_t(ends[ci][0]["start"]) - vehicles[ti][0], 2),
+                    "end_reason": ends[ci][0].get("end_reason"),
+                    "plates": {p["position"]: p["text"] for p in ends[ci][0].get("plates", [])},
+                    "sources": [
+                        s["device"]
+                        for s in ends[ci][0]["coverage"].get("sensors", [])
+                        if s.get("saw_vehicle")
+                    ],
+                }
+                for ci in cis
+            ],
+        }
+        for ti, cis in sorted(matches.items())
+        if len(cis) > 1
+    ]
 
     plate_total: Counter[str] = Counter()
     plate_exact: Counter[str] = Counter()
@@ -111,6 +132,7 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         "crossings": len(ends),
         "missed": missed,
         "split": split,
+        "split_detail": split_detail,
         "merged": merged,
         "phantom": phantom,
         "plate_exact": round(sum(plate_exact.values()) / total_plates, 4) if total_plates else None,
