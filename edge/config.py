@@ -206,6 +206,12 @@ class RecognitionConfig(StrictModel):
     model_dir: Path | None = Field(None, description="Default: the models shipped with the agent.")
     min_confidence: float = Field(0.5, ge=0, le=1)
     top_n: int = Field(5, ge=1, le=20)
+    region_cells: bool = Field(
+        False,
+        description="Read the region code of UZ/KG plates from its own small frame: for lanes "
+        "that see many of them (real UZ crops 70.5 -> 86.5 % exact). Costs about a third more "
+        "per frame and now and then gives another country's plate a region code.",
+    )
 
 
 class DeviceConfig(StrictModel):

@@ -129,7 +129,8 @@ def engine_ours() -> Any:
     from edge.config import RecognitionConfig
     from edge.recognize.pipeline import PlateRecognizer
 
-    recognizer = PlateRecognizer(RecognitionConfig(min_confidence=0.0))
+    # The UZ/KG region-cell pass on: the figures in RESULTS.md were taken with it.
+    recognizer = PlateRecognizer(RecognitionConfig(min_confidence=0.0, region_cells=True))
 
     def read(image: np.ndarray, kind: str) -> str:
         plates = recognizer.read(image)

@@ -22,6 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     parser.add_argument("--countries", help="comma-separated formats to try, e.g. KZ,RU,UZ")
     parser.add_argument("--min-confidence", type=float, help="drop plates below this")
+    parser.add_argument(
+        "--region-cells",
+        action="store_true",
+        help="read UZ/KG region codes from their own frame (recognition.region_cells)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all)")
     parser.set_defaults(func=cmd_recognize)
 
@@ -48,6 +53,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         overrides["provider"] = args.provider
     if args.min_confidence is not None:
         overrides["min_confidence"] = args.min_confidence
+    if args.region_cells:
+        overrides["region_cells"] = True
     if overrides:
         config = RecognitionConfig.model_validate({**config.model_dump(), **overrides})
     countries = [c.strip().upper() for c in args.countries.split(",")] if args.countries else None

@@ -375,7 +375,7 @@ class PlateRecognizer:
         self.config = config or RecognitionConfig()
         self.countries = list(countries) if countries else None
         wanted = {c.upper() for c in self.countries} if self.countries else None
-        self._cell_layouts = region.cell_layouts(wanted)
+        self._cell_layouts = region.cell_layouts(wanted) if self.config.region_cells else []
         directory = model_dir(self.config.model_dir)
         self.manifests = {}
         sessions = {}

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.config import RecognitionConfig
 from edge.recognize import grammar, region, synth
 from edge.recognize.ocr import ALPHABET_INDEX, PLATE_ALPHABET, LineRead, ctc_log_likelihood
 from edge.recognize.pipeline import PlateRecognizer, _tail_jobs
@@ -154,13 +155,13 @@ def _small_uz_crops(count: int) -> list[tuple[str, np.ndarray]]:
 
 def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
     crops = _small_uz_crops(8)
-    with_cells = [recognizer.read(image) for _, image in crops]
-    layouts = recognizer._cell_layouts
+    assert not recognizer._cell_layouts  # off unless the lane asks for it
+    without = [recognizer.read(image) for _, image in crops]
+    recognizer._cell_layouts = region.cell_layouts()  # as recognition.region_cells: true does
     try:
-        recognizer._cell_layouts = []
-        without = [recognizer.read(image) for _, image in crops]
+        with_cells = [recognizer.read(image) for _, image in crops]
     finally:
-        recognizer._cell_layouts = layouts
+        recognizer._cell_layouts = []
     texts = [text for text, _ in crops]
     right = [bool(p) and p[0].text == text for text, p in zip(texts, with_cells, strict=True)]
     before = [bool(p) and p[0].text == text for text, p in zip(texts, without, strict=True)]
@@ -168,3 +169,9 @@ def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
     assert sum(right) > sum(before)
     plate = with_cells[right.index(True)][0]
     assert plate.country == "UZ" and "|" in plate.raw  # the cell's read, then the main read
+
+
+def test_region_cells_follow_the_config() -> None:
+    on = PlateRecognizer(RecognitionConfig(region_cells=True), countries=["UZ", "KZ"])
+    assert {layout.format.country for layout in on._cell_layouts} == {"UZ"}
+    assert not PlateRecognizer(RecognitionConfig())._cell_layouts
