@@ -825,15 +825,18 @@ def vehicle_class(axles: int | None, gross_kg: float | None, *, trailer: bool) -
 
 def _similar(a: str, b: str) -> bool:
     """Two reads that could be one plate misread (at most 2 edits): never a tailgater."""
-    if abs(len(a) - len(b)) > 2:
-        return False
+    return abs(len(a) - len(b)) <= 2 and edit_distance(a, b) <= 2
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         current = [i]
         for j, cb in enumerate(b, 1):
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
         previous = current
-    return previous[-1] <= 2
+    return previous[-1]
 
 
 def winner(observations: list[PlateObservation]) -> PlateObservation:

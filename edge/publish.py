@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.config import LaneConfig
+from edge.config import LaneConfig, MqttConfig
 from edge.outbox import Outbox, OutboxRow
 from edge.topics import Topics
 
@@ -82,6 +82,21 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def authenticate(client: mqtt.Client, m: MqttConfig) -> None:
+    """The lane's credentials and TLS on a paho client (publisher and `lane diag mqtt`)."""
+    if m.username is not None:
+        client.username_pw_set(m.username, m.password.read() if m.password is not None else None)
+    if m.tls is not None:
+        client.tls_set(
+            ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+            certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+            keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+            keyfile_password=m.tls.key_password.read() if m.tls.key_password else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(m.tls.insecure_skip_verify)
 
 
 class Publisher:
@@ -175,18 +190,7 @@ class Publisher:
             reconnect_on_failure=False,
         )
         client.max_inflight_messages_set(m.max_inflight)
-        if m.username is not None:
-            password = m.password.read() if m.password is not None else None
-            client.username_pw_set(m.username, password)
-        if m.tls is not None:
-            client.tls_set(
-                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                keyfile_password=m.tls.key_password.read() if m.tls.key_password else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(m.tls.insecure_skip_verify)
+        authenticate(client, m)
         client.will_set(self.topics.status, self._will_payload, qos=1, retain=True)
         # Callbacks hand over and return: the owner thread does the work after loop().
         client.on_connect = lambda _c, _u, flags, rc, _p: self._callbacks.append(

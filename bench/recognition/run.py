@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from edge.correlate import edit_distance  # noqa: E402
 from edge.recognize.grammar import CN_PROVINCES, score_key  # noqa: E402
 
 SOURCES = ("openalpr_eu", "openalpr_us", "openalpr_br", "uz_crops", "lprnet_cn_crops",
@@ -197,16 +198,6 @@ def worker(engine: str, items_path: Path, out_path: Path) -> None:
 
 
 # --- scoring ---------------------------------------------------------------------------------
-
-
-def edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 def score(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -384,9 +384,7 @@ class FileDriver(_CameraDriver):
                 deliver(DriverConfigError(f"no readable frames in {path}"))
                 return
             if not self.options.loop:
-                # Keep the worker alive, quietly: the end of a replay is not a fault.
-                while not stop.wait(0.2):
-                    pass
+                stop.wait()  # keep the worker alive, quietly: the end of a replay is no fault
                 return
 
     def _folder(self, path: Path) -> Any:

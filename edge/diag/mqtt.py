@@ -31,6 +31,7 @@ from edge.diag.errors import (
     BrokerUnreachableError,
 )
 from edge.diag.models import MqttCheckOutput, TlsReport
+from edge.publish import authenticate
 from edge.topics import Topics
 
 AUTH_CODES = {0x84, 0x85, 0x86, 0x87, 0x8C}  # bad protocol/id, bad credentials, not authorised
@@ -61,17 +62,7 @@ def _client(config: LaneConfig, client_id: str, events: _Events, nonce: bytes) -
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         reconnect_on_failure=False,
     )
-    if m.username is not None:
-        client.username_pw_set(m.username, m.password.read() if m.password else None)
-    if m.tls is not None:
-        client.tls_set(
-            ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-            certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-            keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-            keyfile_password=m.tls.key_password.read() if m.tls.key_password else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        client.tls_insecure_set(m.tls.insecure_skip_verify)
+    authenticate(client, m)
 
     def on_connect(_c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         events.connect_rc = rc
