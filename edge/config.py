@@ -206,6 +206,20 @@ class RecognitionConfig(StrictModel):
     model_dir: Path | None = Field(None, description="Default: the models shipped with the agent.")
     min_confidence: float = Field(0.5, ge=0, le=1)
     top_n: int = Field(5, ge=1, le=20)
+    detector_side: int = Field(
+        512,
+        ge=160,
+        le=2048,
+        description="Long side, in pixels, the frame is scaled to for plate detection. 512 finds "
+        "plates 40+ px tall in a 1080p frame; larger finds smaller plates and costs more.",
+    )
+    escalate_side: int = Field(
+        960,
+        ge=0,
+        le=4096,
+        description="When the first look finds no plate, the frame is searched once more at "
+        "this long side (small or distant plates); 0 turns the second search off.",
+    )
     region_cells: bool = Field(
         False,
         description="Read the region code of UZ/KG plates from its own small frame: for lanes "
@@ -418,7 +432,8 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and _TAG.match(p)))
 
 
-def _message(error: Any) -> str:
+def error_message(error: Any) -> str:
+    """One pydantic error in the words a technician reads (no pydantic jargon)."""
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key"
@@ -457,7 +472,7 @@ def parse_config(text: str, *, source: str = "<string>") -> LaneConfig:
             loc = _clean_loc(tuple(error["loc"]))
             line, column = locator.find(loc)
             path = ".".join(str(p) for p in loc)
-            problems.append(ConfigProblem(source, line, column, path, _message(error)))
+            problems.append(ConfigProblem(source, line, column, path, error_message(error)))
         raise ConfigError(problems) from None
     problems = _device_problems(config, locator, source)
     for path, ref in config.secrets():
@@ -492,7 +507,7 @@ def _device_problems(config: LaneConfig, locator: _Locator, source: str) -> list
                 loc = ("devices", index, *_clean_loc(tuple(error["loc"])))
                 line, column = locator.find(loc)
                 path = ".".join(str(p) for p in loc)
-                problems.append(ConfigProblem(source, line, column, path, _message(error)))
+                problems.append(ConfigProblem(source, line, column, path, error_message(error)))
     return problems
 
 

@@ -27,6 +27,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="store_true",
         help="read UZ/KG region codes from their own frame (recognition.region_cells)",
     )
+    parser.add_argument(
+        "--detector-side",
+        type=int,
+        help="long side in pixels the frame is detected at (recognition.detector_side, 512)",
+    )
+    parser.add_argument(
+        "--escalate-side",
+        type=int,
+        help="search again at this side when nothing was found; 0: off "
+        "(recognition.escalate_side, 960)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all)")
     parser.set_defaults(func=cmd_recognize)
 
@@ -43,8 +54,10 @@ def iter_images(paths: list[Path]) -> Iterator[Path]:
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
-    from edge.config import RecognitionConfig, load_config
-    from edge.errors import LaneError
+    from pydantic import ValidationError
+
+    from edge.config import RecognitionConfig, error_message, load_config
+    from edge.errors import ConfigError, ConfigProblem, LaneError
     from edge.recognize.pipeline import PlateRecognizer, load_image
 
     config = load_config(args.config).recognition if args.config else RecognitionConfig()
@@ -55,8 +68,21 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         overrides["min_confidence"] = args.min_confidence
     if args.region_cells:
         overrides["region_cells"] = True
+    if args.detector_side is not None:
+        overrides["detector_side"] = args.detector_side
+    if args.escalate_side is not None:
+        overrides["escalate_side"] = args.escalate_side
     if overrides:
-        config = RecognitionConfig.model_validate({**config.model_dump(), **overrides})
+        try:
+            config = RecognitionConfig.model_validate({**config.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = [
+                ConfigProblem(
+                    "command line", None, None, f"recognition.{e['loc'][0]}", error_message(e)
+                )
+                for e in exc.errors()
+            ]
+            raise ConfigError(problems) from None
     countries = [c.strip().upper() for c in args.countries.split(",")] if args.countries else None
     recognizer = PlateRecognizer(config, countries=countries, threads=args.threads)
     failed = 0

@@ -114,6 +114,10 @@ def open_session(path: Path, provider: str = "cpu", *, threads: int = 0) -> Any:
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # Idle worker threads would otherwise spin after each run: on a 2-core lane controller
+    # they take the core that the drivers and the next run need (measured: 1.4-2x slower
+    # detection with spinning on, bench/recognition/RESULTS.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
     try:
         return ort.InferenceSession(str(path), options, providers=providers)

@@ -367,7 +367,6 @@ class PlateRecognizer:
         config: RecognitionConfig | None = None,
         *,
         countries: Sequence[str] | None = None,
-        detector_side: int = 640,
         max_boxes: int = 10,
         threads: int = 0,
     ) -> None:
@@ -384,7 +383,7 @@ class PlateRecognizer:
             path = verify(directory, manifest)
             self.manifests[name] = manifest
             sessions[name] = open_session(path, self.config.provider, threads=threads)
-        self.detector = TextDetector(sessions[DETECTOR], max_side=detector_side)
+        self.detector = TextDetector(sessions[DETECTOR])
         self.reader = TextReader(sessions[READER])
         # onnxruntime sessions may be shared across threads, but one read at a time keeps
         # the latency of a read predictable on a 2-core controller.
@@ -414,30 +413,37 @@ class PlateRecognizer:
 
     def _read(self, frame: np.ndarray) -> list[PlateResult]:
         h, w = frame.shape[:2]
-        boxes = [b for b in self.detector(frame) if _plate_like(b)]
-        boxes.sort(key=lambda b: -b.score * _shape_prior(b))
-        boxes = boxes[: self.max_boxes]  # bound the recogniser's work on a frame full of text
-        crops = [rectify(frame, b.corners) for b in boxes]
-        rects = [_clip(b.rect, w, h) for b in boxes]
-        quads = [b.corners for b in boxes]
         whole = _plate_crop(frame)
-        if whole:
-            crops.append(frame)
-            rects.append((0, 0, w, h))
-            quads.append(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
-        pieces = [_Piece(r, read) for r, read in zip(rects, self._read_lines(crops), strict=True)]
-        plates = self._plates(pieces)
-        plates += self._region_cells(frame, quads, pieces)
+        side = self.config.detector_side
+        boxes, plates = self._look(frame, side, whole)
+        escalate = self.config.escalate_side
+        if (
+            escalate > side
+            and max(h, w) > 1.2 * side
+            and not any(p.confidence >= self.config.min_confidence for p in plates)
+        ):
+            # Nothing found at the usual scale: a small or distant plate may be there, so the
+            # frame is searched once more, finer. Frames with a plate never pay for this.
+            boxes, more = self._look(frame, escalate, False)
+            plates += more
         sure = [p for p in plates if _sure(p)]
+        unsure = [p for p in plates if not _sure(p) and p.confidence >= self.config.min_confidence]
+
+        def explained_by(box: TextBox, found: list[PlateResult]) -> bool:
+            return any(_overlap(_clip(box.rect, w, h), p.box) > 0.5 for p in found)
+
+        # Boxes a sure plate does not explain. Once one plate is sure, only boxes that read as
+        # a plate themselves (a trailer's) are worth a second look, not every line of text
+        # (a sign's letters forced into a layout make a plate too, but one below the bar).
         unexplained = [
-            b for b in boxes if not any(_overlap(_clip(b.rect, w, h), p.box) > 0.5 for p in sure)
+            b for b in boxes if not explained_by(b, sure) and (not sure or explained_by(b, unsure))
         ]
         if not unexplained and (sure or not whole):
             return self._select(plates)
-        # Second look, only when the first found no plate it is sure of: region codes and
-        # flags sit in their own frame beside the main glyphs and the detector often leaves
-        # them out, so the best boxes are read once more, widened; a square crop may be a
-        # two-row plate the detector saw as one blob, so it is split into rows.
+        # Second look: region codes and flags sit in their own frame beside the main glyphs
+        # and the detector often leaves them out, so the best unexplained boxes are read once
+        # more, widened; a square crop may be a two-row plate the detector saw as one blob, so
+        # it is split into rows.
         extra: list[np.ndarray] = []
         extra_rects: list[tuple[int, int, int, int]] = []
         for b in unexplained[:2]:
@@ -458,6 +464,26 @@ class PlateRecognizer:
             if judged:
                 plates.append(_result(judged, (0, 0, w, h), 2, self.config.top_n))
         return self._select(plates)
+
+    def _look(
+        self, frame: np.ndarray, side: int, whole: bool
+    ) -> tuple[list[TextBox], list[PlateResult]]:
+        """Detect at ``side``, read every plate-shaped box (and the whole image if it is a crop)."""
+        h, w = frame.shape[:2]
+        boxes = [b for b in self.detector(frame, max_side=side) if _plate_like(b)]
+        boxes.sort(key=lambda b: -b.score * _shape_prior(b))
+        boxes = boxes[: self.max_boxes]  # bound the recogniser's work on a frame full of text
+        crops = [rectify(frame, b.corners) for b in boxes]
+        rects = [_clip(b.rect, w, h) for b in boxes]
+        quads = [b.corners for b in boxes]
+        if whole:
+            crops.append(frame)
+            rects.append((0, 0, w, h))
+            quads.append(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
+        pieces = [_Piece(r, read) for r, read in zip(rects, self._read_lines(crops), strict=True)]
+        plates = self._plates(pieces)
+        plates += self._region_cells(frame, quads, pieces)
+        return boxes, plates
 
     def _plates(self, pieces: list[_Piece]) -> list[PlateResult]:
         plates = []

@@ -51,3 +51,19 @@ def test_directory_and_text_output(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out.splitlines()
     assert rc == 0
     assert len(out) == 2 and all("no plate" in line for line in out)
+
+
+def test_bad_overrides_are_named_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    plate = sorted(DATA.glob("*.png"))[0]
+    rc = main(["recognize", "--detector-side", "50", "--min-confidence", "3", str(plate)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "recognition.detector_side" in err and "recognition.min_confidence" in err
+    assert "Traceback" not in err
+
+
+def test_detection_sizes_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    plate = DATA / "kz_1row_905GXB11.png"
+    rc = main(["recognize", "--json", "--detector-side", "320", "--escalate-side", "0", str(plate)])
+    assert rc == 0
+    assert [p["text"] for p in _lines(capsys)[0]["plates"]][:1] == ["905GXB11"]

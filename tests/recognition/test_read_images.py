@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 
+import cv2
 import numpy as np
 import pytest
 
+from edge.config import RecognitionConfig
 from edge.recognize.grammar import score_key
 from edge.recognize.pipeline import PlateCandidate, PlateRecognizer, PlateResult, load_image, vote
 from tests.recognition.conftest import DATA, SHARED_PLATES
@@ -112,3 +114,45 @@ def test_dev_images_sample(recognizer: PlateRecognizer, source: str) -> None:
         plates = recognizer.read(load_image(folder / row["file"]))
         right += bool(plates) and score_key(plates[0].text) == score_key(row["plate"])
     assert right / len(rows) >= floor, f"{source}: {right}/{len(rows)} exact"
+
+
+def _small_plate_frame(height: int) -> np.ndarray:
+    """A 1080p frame whose only text is a clean KZ plate ``height`` pixels tall."""
+    plate = np.full((96, 400, 3), 255, np.uint8)
+    cv2.rectangle(plate, (1, 1), (398, 94), (0, 0, 0), 3)
+    cv2.putText(plate, "123ABC01", (14, 72), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 0, 0), 5)
+    width = round(400 * height / 96)
+    frame = np.full((1080, 1920, 3), 96, np.uint8)
+    frame[700 : 700 + height, 900 : 900 + width] = cv2.resize(
+        plate, (width, height), interpolation=cv2.INTER_AREA
+    )
+    return frame
+
+
+def test_a_small_plate_is_found_by_the_finer_second_search(recognizer: PlateRecognizer) -> None:
+    frame = _small_plate_frame(24)
+    plain = PlateRecognizer(RecognitionConfig(escalate_side=0), threads=2)
+    assert plain.read(frame) == []  # too small for the detector at 512 px
+    assert [p.text for p in plain.read(_small_plate_frame(48))] == ["123ABC01"]
+    plates = recognizer.read(frame)
+    assert [p.text for p in plates] == ["123ABC01"]
+    x, y, _, h = plates[0].box
+    assert 890 <= x <= 910 and 690 <= y <= 710 and h < 40
+
+
+def test_other_text_beside_a_sure_plate_costs_no_second_look(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _small_plate_frame(60)
+    cv2.putText(frame, "CUSTOMS LANE", (300, 300), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (250,) * 3, 4)
+    batches: list[int] = []
+    read_lines = recognizer._read_lines
+
+    def counted(crops: list[np.ndarray]) -> list:  # type: ignore[type-arg]
+        batches.append(len(crops))
+        return read_lines(crops)
+
+    monkeypatch.setattr(recognizer, "_read_lines", counted)
+    plates = recognizer.read(frame)
+    assert plates[0].text == "123ABC01"
+    assert len(batches) == 1 and batches[0] >= 2  # plate and sign read together, once

@@ -156,12 +156,9 @@ def _small_uz_crops(count: int) -> list[tuple[str, np.ndarray]]:
 def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
     crops = _small_uz_crops(8)
     assert not recognizer._cell_layouts  # off unless the lane asks for it
+    cells = PlateRecognizer(RecognitionConfig(region_cells=True), threads=2)
     without = [recognizer.read(image) for _, image in crops]
-    recognizer._cell_layouts = region.cell_layouts()  # as recognition.region_cells: true does
-    try:
-        with_cells = [recognizer.read(image) for _, image in crops]
-    finally:
-        recognizer._cell_layouts = []
+    with_cells = [cells.read(image) for _, image in crops]
     texts = [text for text, _ in crops]
     right = [bool(p) and p[0].text == text for text, p in zip(texts, with_cells, strict=True)]
     before = [bool(p) and p[0].text == text for text, p in zip(texts, without, strict=True)]
