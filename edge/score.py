@@ -16,14 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.harness import LaneHarness
-
-PLATE_ALPHABET = str.maketrans("АВЕКМНОРСТУХ", "ABEKMHOPCTYX")
-
-
-def normalise(text: str) -> str:
-    """The data set's scoring convention: upper case, look-alikes folded, A-Z and 0-9."""
-    folded = text.upper().translate(PLATE_ALPHABET)
-    return "".join(c for c in folded if c.isascii() and c.isalnum())
+from edge.recognize.grammar import score_key
 
 
 def _t(value: str) -> float:
@@ -104,7 +97,7 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
                 continue
             key = f"{position}/{expected['country']}"
             plate_total[key] += 1
-            if normalise(read.get(position, "")) == normalise(expected["text"]):
+            if score_key(read.get(position, "")) == score_key(expected["text"]):
                 plate_exact[key] += 1
         if "weight" in event:
             weight_errors.append(abs(event["weight"]["gross_kg"] - vehicle["gross_kg"]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from edge.harness import DEFAULT_SCENARIO, LaneHarness
-from edge.score import normalise
+from edge.recognize.grammar import score_key
 from simulators.scenario import RandomVehicles, Scenario
 
 ALARM = "crossing.plate_in_neighbour_lane"
@@ -37,7 +37,7 @@ def test_plate_read_in_the_neighbouring_lane_at_the_same_time(tmp_path: Path) ->
         def sighting(vehicle: object, name: str, shift_s: float) -> bytes:
             v = vehicle
             start = lane._wall(v.start_s) + timedelta(seconds=shift_s)  # type: ignore[attr-defined]
-            texts = {normalise(p.text) for p in v.plates.values()}  # type: ignore[attr-defined]
+            texts = {score_key(p.text) for p in v.plates.values()}  # type: ignore[attr-defined]
             return json.dumps(
                 {
                     "schema": "lane.crossing/1",
@@ -79,7 +79,7 @@ def test_plate_read_in_the_neighbouring_lane_at_the_same_time(tmp_path: Path) ->
     ends = sorted((d.body for d in harness.crossings("end")), key=lambda b: b["start"])
     assert len(ends) == 3, ends
     flagged = [[a for a in e.get("alarms", []) if a["code"] == ALARM] for e in ends]
-    truth_texts = [{normalise(p.text) for p in v.plates.values()} for v in lane.vehicles]
+    truth_texts = [{score_key(p.text) for p in v.plates.values()} for v in lane.vehicles]
     read = [{p["text"] for p in e.get("plates", [])} for e in ends]
     # The first vehicle: flagged exactly when one of its reads is a plate the neighbour saw.
     assert read[0] & truth_texts[0], f"no plate of the first vehicle read: {read[0]}"
