@@ -221,10 +221,11 @@ class RecognitionConfig(StrictModel):
         "this long side (small or distant plates); 0 turns the second search off.",
     )
     region_cells: bool = Field(
-        False,
-        description="Read the region code of UZ/KG plates from its own small frame: for lanes "
-        "that see many of them (real UZ crops 70.5 -> 86.5 % exact). Costs about a third more "
-        "per frame and now and then gives another country's plate a region code.",
+        True,
+        description="Read the region code of UZ/KG plates from its own small frame (real UZ "
+        "crops 70.5 -> 88.4 % exact). A trained cell classifier decides first whether the "
+        "frame shows digits at all, so other countries' plates pay about 2 ms. Off only where "
+        "no UZ or KG plate is expected.",
     )
 
 

@@ -179,14 +179,14 @@ def engine_tesseract() -> Any:
     return read
 
 
-def engine_ours_cells() -> Any:
-    """Ours with the UZ/KG region-cell pass on (``recognition.region_cells``)."""
-    return engine_ours(region_cells=True)
+def engine_ours_no_cells() -> Any:
+    """Ours with the UZ/KG region-cell pass off (``recognition.region_cells: false``)."""
+    return engine_ours(region_cells=False)
 
 
 ENGINES = {
     "ours": engine_ours,
-    "ours_cells": engine_ours_cells,
+    "ours_no_cells": engine_ours_no_cells,
     "rapidocr": engine_rapidocr,
     "tesseract": engine_tesseract,
 }
@@ -287,7 +287,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "plates")
     parser.add_argument("--limit", type=int, default=None, help="images per real source")
     parser.add_argument("--synthetic", type=int, default=120, help="plates per synthetic set")
-    parser.add_argument("--engines", default="ours,ours_cells,rapidocr,tesseract")
+    parser.add_argument("--engines", default="ours,ours_no_cells,rapidocr,tesseract")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md")
     parser.add_argument(
         "--interleaved-only",

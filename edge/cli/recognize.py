@@ -24,8 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument("--min-confidence", type=float, help="drop plates below this")
     parser.add_argument(
         "--region-cells",
-        action="store_true",
-        help="read UZ/KG region codes from their own frame (recognition.region_cells)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read UZ/KG region codes from their own frame (recognition.region_cells, "
+        "on by default)",
     )
     parser.add_argument(
         "--detector-side",
@@ -66,8 +68,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         overrides["provider"] = args.provider
     if args.min_confidence is not None:
         overrides["min_confidence"] = args.min_confidence
-    if args.region_cells:
-        overrides["region_cells"] = True
+    if args.region_cells is not None:
+        overrides["region_cells"] = args.region_cells
     if args.detector_side is not None:
         overrides["detector_side"] = args.detector_side
     if args.escalate_side is not None:

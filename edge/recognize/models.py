@@ -42,7 +42,7 @@ class ModelManifest(BaseModel):
     name: str
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    task: Literal["detection", "recognition"]
+    task: Literal["detection", "recognition", "region-code cell"]
     version: str
     input_shape: list[int | str]
     input_name: str

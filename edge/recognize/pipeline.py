@@ -45,6 +45,7 @@ from edge.recognize.ocr import (
 
 DETECTOR = "plate_det_ppocrv4"
 READER = "plate_rec_ppocrv4"
+CELL_READER = "plate_cell"
 MAX_PIXELS = 50_000_000  # beyond this an image is refused rather than risk memory
 MIN_SIDE = 8
 
@@ -378,13 +379,14 @@ class PlateRecognizer:
         directory = model_dir(self.config.model_dir)
         self.manifests = {}
         sessions = {}
-        for name in (DETECTOR, READER):
+        for name in (DETECTOR, READER, CELL_READER):
             manifest = load_manifest(directory, name)
             path = verify(directory, manifest)
             self.manifests[name] = manifest
             sessions[name] = open_session(path, self.config.provider, threads=threads)
         self.detector = TextDetector(sessions[DETECTOR])
         self.reader = TextReader(sessions[READER])
+        self.cell_reader = region.CellReader(sessions[CELL_READER])
         # onnxruntime sessions may be shared across threads, but one read at a time keeps
         # the latency of a read predictable on a 2-core controller.
         self._lock = threading.Lock()
@@ -510,8 +512,7 @@ class PlateRecognizer:
         for quad, piece in zip(quads, pieces, strict=True):
             jobs.extend((job, quad, piece) for job in _tail_jobs(piece.read, self._cell_layouts))
         jobs.sort(key=lambda j: -j[0].score)
-        cells: list[np.ndarray] = []
-        kept = []
+        candidates = []
         h, w = frame.shape[:2]
         for job, quad, piece in jobs[:CELL_JOBS]:
             assert piece.read.positions is not None
@@ -525,15 +526,22 @@ class PlateRecognizer:
             corners = [c for c in found if c is not None]
             if not corners:
                 continue
-            cells.extend(rectify(frame, c) for c in corners)
             box = _union([piece.box, _clip(TextBox(corners[-1], 1.0).rect, w, h)])
-            kept.append((job, piece, box, len(corners)))
+            candidates.append((job, piece, box, [rectify(frame, c) for c in corners]))
+        # The cell classifier first (about 1 ms): where it sees no digits (a European plate's
+        # letters or band left of an L DDD LL run) the general reader is not asked at all.
+        classified = self.cell_reader([cut for *_, cuts in candidates for cut in cuts])
+        kept = []
+        for job, piece, box, cuts in candidates:
+            digits, classified = classified[: len(cuts)], classified[len(cuts) :]
+            if region.digits_present(digits) >= region.MIN_CELL_DIGITS:
+                kept.append((job, piece, box, cuts, digits))
+        reads = self.reader.frames([cut for *_, cuts, _ in kept for cut in cuts])
         plates = []
-        reads = self.reader.frames(cells)
-        for job, piece, box, count in kept:
-            frames, reads = reads[:count], reads[count:]
+        for job, piece, box, cuts, digits in kept:
+            frames, reads = reads[: len(cuts)], reads[len(cuts) :]
             seen = self.reader.decode(frames[len(frames) // 2]).text
-            plate = _cell_plate(job, piece.read, frames, seen, box, self.config.top_n)
+            plate = _cell_plate(job, piece.read, frames, digits, seen, box, self.config.top_n)
             if plate is not None:
                 plates.append(plate)
         return plates
@@ -619,13 +627,15 @@ def _cell_plate(
     job: _TailJob,
     read: LineRead,
     frames: list[np.ndarray],
+    digits: np.ndarray,
     cell_text: str,
     box: tuple[int, int, int, int],
     top_n: int,
 ) -> PlateResult | None:
     """The plate of a main part and its region cell's reads, or None when the cell shows no
-    code. Each code the layout allows is scored by the cell (every CTC alignment summed) and
-    by what the main line read just before the main part, where it read anything. The raw
+    code. Each code the layout allows is scored by the cell's general read (every CTC
+    alignment summed), by the cell classifier's digits (``digits``, per cut) and by what the
+    main line read just before the main part, where it read anything. The raw
     text is the cell's own greedy read, ``|``, then the main line's read.
 
     Evidence that a code is there at all, P(the cell holds two digits) x P(the main line's
@@ -646,7 +656,10 @@ def _cell_plate(
         if not codes:
             continue
         main = {code: region.code_log_prior(seen, code) for code in codes}
-        scored = [(ll + main[code], code) for ll, code in region.score_codes(frames, codes)]
+        scored = [
+            (ll + main[code] + region.classified_log_likelihood(digits, code), code)
+            for ll, code in region.score_codes(frames, codes)
+        ]
         scored.sort(key=lambda s: -s[0])
         if present + main[scored[0][1]] < region.MIN_EVIDENCE:
             continue

@@ -67,3 +67,16 @@ def test_detection_sizes_from_the_command_line(capsys: pytest.CaptureFixture[str
     rc = main(["recognize", "--json", "--detector-side", "320", "--escalate-side", "0", str(plate)])
     assert rc == 0
     assert [p["text"] for p in _lines(capsys)[0]["plates"]][:1] == ["905GXB11"]
+
+
+def test_region_cells_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.recognition.test_region import _small_uz_crops
+
+    text, crop = _small_uz_crops(1)[0]
+    path = tmp_path / "uz.png"
+    cv2.imwrite(str(path), crop)
+    assert main(["recognize", "--json", str(path)]) == 0
+    assert main(["recognize", "--json", "--no-region-cells", str(path)]) == 0
+    default, off = (r["plates"] for r in _lines(capsys))
+    assert default and default[0]["text"] == text and "|" in default[0]["raw"]  # the cell's read
+    assert all("|" not in p["raw"] for p in off)

@@ -17,9 +17,9 @@ from edge.recognize.models import (
     sha256_file,
     verify,
 )
-from edge.recognize.pipeline import DETECTOR, READER, PlateRecognizer
+from edge.recognize.pipeline import CELL_READER, DETECTOR, READER, PlateRecognizer
 
-NAMES = (DETECTOR, READER)
+NAMES = (DETECTOR, READER, CELL_READER)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -155,10 +155,10 @@ def _small_uz_crops(count: int) -> list[tuple[str, np.ndarray]]:
 
 def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
     crops = _small_uz_crops(8)
-    assert not recognizer._cell_layouts  # off unless the lane asks for it
-    cells = PlateRecognizer(RecognitionConfig(region_cells=True), threads=2)
-    without = [recognizer.read(image) for _, image in crops]
-    with_cells = [cells.read(image) for _, image in crops]
+    assert recognizer._cell_layouts  # on by default
+    no_cells = PlateRecognizer(RecognitionConfig(region_cells=False), threads=2)
+    without = [no_cells.read(image) for _, image in crops]
+    with_cells = [recognizer.read(image) for _, image in crops]
     texts = [text for text, _ in crops]
     right = [bool(p) and p[0].text == text for text, p in zip(texts, with_cells, strict=True)]
     before = [bool(p) and p[0].text == text for text, p in zip(texts, without, strict=True)]
@@ -168,7 +168,40 @@ def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
     assert plate.country == "UZ" and "|" in plate.raw  # the cell's read, then the main read
 
 
+def test_classified_likelihood_is_the_mean_over_cuts_of_both_digits() -> None:
+    log_probs = np.full((2, 2, region.NO_DIGIT + 1), np.log(0.01), np.float32)
+    log_probs[0, 0, 0], log_probs[0, 1, 1] = np.log(0.9), np.log(0.8)  # cut 1 reads 01
+    log_probs[1, 0, 1], log_probs[1, 1, 0] = np.log(0.5), np.log(0.5)  # cut 2 reads 10
+    assert region.classified_log_likelihood(log_probs, "01") == pytest.approx(
+        (np.log(0.9 * 0.8) + np.log(0.01 * 0.01)) / 2, rel=1e-5
+    )
+    assert region.classified_log_likelihood(log_probs, "01") > region.classified_log_likelihood(
+        log_probs, "10"
+    )
+    assert region.classified_log_likelihood(log_probs[:0], "01") == 0.0
+    assert region.classified_log_likelihood(log_probs, "123") == 0.0  # not a two-glyph cell
+
+
+def test_cell_reader_reads_the_code_of_small_synthetic_cells(recognizer: PlateRecognizer) -> None:
+    """The trained cell classifier on cells it never saw (synth's own drawing, not the
+    training generator's): the code, and no digit where a European plate has its band."""
+    rng = np.random.default_rng(11)
+    right, total = 0, 0
+    for _ in range(12):
+        plate = synth.make_plate(rng, "UZ", rows=1)
+        cut = cv2.resize(plate.image[8:104, 4:92], (18, 20), interpolation=cv2.INTER_AREA)
+        log_probs = recognizer.cell_reader([cut])
+        codes = sorted(grammar.UZ_REGIONS)
+        best = max(codes, key=lambda c: region.classified_log_likelihood(log_probs, c))
+        right += best == plate.text[:2]
+        total += 1
+    assert right >= 10, f"{right} of {total}"
+    band = synth.make_plate(rng, "EU", rows=1).image[8:104, 0:88]
+    log_probs = recognizer.cell_reader([cv2.resize(band, (18, 20), interpolation=cv2.INTER_AREA)])
+    assert np.exp(log_probs[0, :, region.NO_DIGIT]).min() > 0.5, np.exp(log_probs[0]).round(2)
+
+
 def test_region_cells_follow_the_config() -> None:
-    on = PlateRecognizer(RecognitionConfig(region_cells=True), countries=["UZ", "KZ"])
+    on = PlateRecognizer(RecognitionConfig(), countries=["UZ", "KZ"])
     assert {layout.format.country for layout in on._cell_layouts} == {"UZ"}
-    assert not PlateRecognizer(RecognitionConfig())._cell_layouts
+    assert not PlateRecognizer(RecognitionConfig(region_cells=False))._cell_layouts
