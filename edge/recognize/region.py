@@ -43,12 +43,12 @@ MIN_EVIDENCE = -9.0
 CELL_HEIGHT, CELL_WIDTH = 24, 32
 NO_DIGIT = 10
 # Least classifier evidence (mean over the cuts of log P(a digit at both positions)) for a
-# cell to be read at all. The classifier is sure of itself: a European plate's band or
-# letters give -25 or less, a real cell misplaced by a blurred pitch -10 to -20 yet its code
-# is often still found with the general reader's help. Measured on the benchmark sets
-# (bench/recognition/RESULTS.md): -9 keeps every non-UZ figure but loses 13 UZ crops, -18
-# loses 6 UZ crops and 1 of 60 synthetic one-row plates, no gate gives 5 synthetic plates and
-# 2 European or US scenes a false code.
+# cell to be read at all. The classifier is sure of itself either way, and a real cell cut in
+# the wrong place (pitch measured on blurred pixels) may score low yet still give its code with
+# the general reader's help; a European plate's band or letters must not. On the benchmark
+# sets (bench/recognition/RESULTS.md), against no gate: -18 loses 6 of 207 UZ crops and
+# keeps false codes off 5 of 60 synthetic one-row plates and 3 European or US scenes; -9
+# loses 13 UZ crops.
 MIN_CELL_DIGITS = -18.0
 
 
