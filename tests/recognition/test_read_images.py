@@ -97,7 +97,8 @@ def test_vote_runner_up_can_win() -> None:
     assert final is not None and final.text == "01A177AA"
 
 
-DEV_SAMPLES = {"lprnet_cn_crops": (20, 0.9), "uz_crops": (20, 0.5), "openalpr_eu": (8, 0.6)}
+# (images, least exact share). uz_crops: 19 of these 20 with the region-cell pass, 17 without.
+DEV_SAMPLES = {"lprnet_cn_crops": (20, 0.9), "uz_crops": (20, 0.9), "openalpr_eu": (8, 0.6)}
 
 
 @pytest.mark.parametrize("source", sorted(DEV_SAMPLES))
