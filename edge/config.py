@@ -13,7 +13,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -433,7 +433,7 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and _TAG.match(p)))
 
 
-def error_message(error: Any) -> str:
+def _message(error: Any) -> str:
     """One pydantic error in the words a technician reads (no pydantic jargon)."""
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -442,6 +442,28 @@ def error_message(error: Any) -> str:
         return "required key is missing"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def with_overrides(model: M, overrides: dict[str, Any], *, section: str) -> M:
+    """``model`` with command-line ``overrides`` applied; a bad value is a ConfigError naming
+    ``section.key`` in the words a bad config file gets."""
+    try:
+        return type(model).model_validate({**model.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = [
+            ConfigProblem(
+                "command line",
+                None,
+                None,
+                ".".join([section, *(str(p) for p in _clean_loc(tuple(error["loc"])))]),
+                _message(error),
+            )
+            for error in exc.errors()
+        ]
+        raise ConfigError(problems) from None
 
 
 def parse_config(text: str, *, source: str = "<string>") -> LaneConfig:
@@ -473,7 +495,7 @@ def parse_config(text: str, *, source: str = "<string>") -> LaneConfig:
             loc = _clean_loc(tuple(error["loc"]))
             line, column = locator.find(loc)
             path = ".".join(str(p) for p in loc)
-            problems.append(ConfigProblem(source, line, column, path, error_message(error)))
+            problems.append(ConfigProblem(source, line, column, path, _message(error)))
         raise ConfigError(problems) from None
     problems = _device_problems(config, locator, source)
     for path, ref in config.secrets():
@@ -508,7 +530,7 @@ def _device_problems(config: LaneConfig, locator: _Locator, source: str) -> list
                 loc = ("devices", index, *_clean_loc(tuple(error["loc"])))
                 line, column = locator.find(loc)
                 path = ".".join(str(p) for p in loc)
-                problems.append(ConfigProblem(source, line, column, path, error_message(error)))
+                problems.append(ConfigProblem(source, line, column, path, _message(error)))
     return problems
 
 

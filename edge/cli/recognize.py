@@ -56,10 +56,8 @@ def iter_images(paths: list[Path]) -> Iterator[Path]:
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from edge.config import RecognitionConfig, error_message, load_config
-    from edge.errors import ConfigError, ConfigProblem, LaneError
+    from edge.config import RecognitionConfig, load_config, with_overrides
+    from edge.errors import LaneError
     from edge.recognize.pipeline import PlateRecognizer, load_image
 
     config = load_config(args.config).recognition if args.config else RecognitionConfig()
@@ -75,16 +73,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     if args.escalate_side is not None:
         overrides["escalate_side"] = args.escalate_side
     if overrides:
-        try:
-            config = RecognitionConfig.model_validate({**config.model_dump(), **overrides})
-        except ValidationError as exc:
-            problems = [
-                ConfigProblem(
-                    "command line", None, None, f"recognition.{e['loc'][0]}", error_message(e)
-                )
-                for e in exc.errors()
-            ]
-            raise ConfigError(problems) from None
+        config = with_overrides(config, overrides, section="recognition")
     countries = [c.strip().upper() for c in args.countries.split(",")] if args.countries else None
     recognizer = PlateRecognizer(config, countries=countries, threads=args.threads)
     failed = 0

@@ -49,23 +49,19 @@ class TextDetector:
         self,
         session: Any,
         *,
-        max_side: int = 512,
         threshold: float = 0.3,
         box_threshold: float = 0.5,
         unclip: float = 1.6,
     ) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        self.max_side = max_side
         self.threshold = threshold
         self.box_threshold = box_threshold
         self.unclip = unclip
 
-    def probability_map(
-        self, image: np.ndarray, max_side: int | None = None
-    ) -> tuple[np.ndarray, float, float]:
+    def probability_map(self, image: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:
         h, w = image.shape[:2]
-        scale = min(1.0, (max_side or self.max_side) / max(h, w))
+        scale = min(1.0, max_side / max(h, w))
         # Small images are enlarged so a plate crop still gives the network text it can see.
         if max(h, w) * scale < 320:
             scale = 320 / max(h, w)
@@ -75,7 +71,7 @@ class TextDetector:
         prob = self.session.run(None, {self.input_name: blob})[0][0, 0]
         return prob, w / nw, h / nh
 
-    def __call__(self, image: np.ndarray, *, max_side: int | None = None) -> list[TextBox]:
+    def __call__(self, image: np.ndarray, *, max_side: int) -> list[TextBox]:
         """Text boxes in ``image``, detected with its long side scaled to ``max_side``."""
         prob, sx, sy = self.probability_map(image, max_side)
         mask = (prob > self.threshold).astype(np.uint8)

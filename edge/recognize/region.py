@@ -82,8 +82,10 @@ def digits_present(log_probs: np.ndarray) -> float:
 
 
 def classified_log_likelihood(log_probs: np.ndarray, code: str) -> float:
-    """Mean over a cell's cuts of log P(code) by the classifier (two-digit codes only)."""
-    if len(log_probs) == 0 or len(code) != log_probs.shape[1]:
+    """Mean over a cell's cuts of log P(code) by the classifier (0 when there are no cuts)."""
+    if len(code) != log_probs.shape[1]:
+        raise ValueError(f"the cell classifier reads {log_probs.shape[1]} glyphs, not {code!r}")
+    if len(log_probs) == 0:
         return 0.0
     columns = [int(ch) for ch in code]
     return float(log_probs[:, range(len(columns)), columns].sum(axis=1).mean())

@@ -153,8 +153,7 @@ def export(model: nn.Module, args: argparse.Namespace, held_out: float, seconds:
         "input_shape": ["N", 1, HEIGHT, WIDTH],
         "input_name": "x",
         "charset": (
-            "per position (2): classes 0-9 the digit, 10 none (no digit there); "
-            "log-probabilities"
+            "per position (2): classes 0-9 the digit, 10 none (no digit there); log-probabilities"
         ),
         "notes": "Grey cut of the cell left of a UZ/KG plate's main glyphs, resized to 24x32, "
         "values 0-255 as float32 (the model normalises). Output (N, 2, 11).",

@@ -179,7 +179,8 @@ def test_classified_likelihood_is_the_mean_over_cuts_of_both_digits() -> None:
         log_probs, "10"
     )
     assert region.classified_log_likelihood(log_probs[:0], "01") == 0.0
-    assert region.classified_log_likelihood(log_probs, "123") == 0.0  # not a two-glyph cell
+    with pytest.raises(ValueError, match="2 glyphs"):
+        region.classified_log_likelihood(log_probs, "123")
 
 
 def test_cell_reader_reads_the_code_of_small_synthetic_cells(recognizer: PlateRecognizer) -> None:
