@@ -504,7 +504,9 @@ class PlateRecognizer:
 
         For the reads that best end in such a layout's main glyphs, the cell left of them is
         cut out, read by itself, and each code the layout allows is scored against that read
-        and against what the main line saw there, when it saw anything.
+        and against what the main line saw there, when it saw anything. A read that already
+        shows the code's digits clearly in line (printed as large as the rest) needs no cell:
+        the line's own plate stands (``_code_in_line``).
         """
         if not self._cell_layouts:
             return []
@@ -516,6 +518,8 @@ class PlateRecognizer:
         h, w = frame.shape[:2]
         for job, quad, piece in jobs[:CELL_JOBS]:
             assert piece.read.positions is not None
+            if _code_in_line(job, piece.read):
+                continue
             run = _offset(job.layout.pitch_run, job.start)
             found = [
                 region.cell_corners(
@@ -528,14 +532,18 @@ class PlateRecognizer:
                 continue
             box = _union([piece.box, _clip(TextBox(corners[-1], 1.0).rect, w, h)])
             candidates.append((job, piece, box, [rectify(frame, c) for c in corners]))
-        # The cell classifier first (about 1 ms): where it sees no digits (a European plate's
-        # letters or band left of an L DDD LL run) the general reader is not asked at all.
+        # The cell classifier first (about 1 ms for every cut): where it sees no digits (a
+        # European plate's letters or band left of an L DDD LL run) the general reader is not
+        # asked at all, and where it does, the reader reads only the clearest cuts.
         classified = self.cell_reader([cut for *_, cuts in candidates for cut in cuts])
         kept = []
         for job, piece, box, cuts in candidates:
             digits, classified = classified[: len(cuts)], classified[len(cuts) :]
-            if region.digits_present(digits) >= region.MIN_CELL_DIGITS:
-                kept.append((job, piece, box, cuts, digits))
+            evidence = region.digits_per_cut(digits)
+            if evidence.mean() < region.MIN_CELL_DIGITS:
+                continue
+            clearest = region.clearest_cuts(evidence)
+            kept.append((job, piece, box, [cuts[i] for i in clearest], digits[clearest]))
         reads = self.reader.frames([cut for *_, cuts, _ in kept for cut in cuts])
         plates = []
         for job, piece, box, cuts, digits in kept:
@@ -569,7 +577,8 @@ class PlateRecognizer:
         return [r for r in out if r is not None]
 
 
-CELL_JOBS = 2  # region cells read per frame, at most (three small crops each)
+CELL_JOBS = 2  # region cells read per frame, at most
+IN_LINE_SURE = 0.9  # a code glyph read in line at least this likely needs no cell of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +626,18 @@ def _tail_jobs(read: LineRead, layouts: list[region.CellLayout]) -> list[_TailJo
         if key not in jobs or jobs[key].score < job.score:
             jobs[key] = job
     return list(jobs.values())
+
+
+def _code_in_line(job: _TailJob, read: LineRead) -> bool:
+    """The read holds, just before the job's main part, as many digits as the cell's code,
+    each at least ``IN_LINE_SURE`` likely: whatever is there was printed in line and read
+    there. An allowed code is then the line's own plate already; any other (a camera's
+    time stamp left of a run of digits) is no region code at all."""
+    size = job.layout.format.region_cell
+    if job.start < size:
+        return False
+    code = read.text[job.start - size : job.start]
+    return code.isdigit() and float(read.probs[job.start - size : job.start].min()) >= IN_LINE_SURE
 
 
 def _offset(run: tuple[int, int], start: int) -> tuple[int, int]:

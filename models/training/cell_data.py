@@ -1,12 +1,14 @@
 """Synthetic region-code cells: what the pipeline cuts out left of a UZ or KG plate's main glyphs.
 
-A cut (``edge/recognize/region.py``) is 1.6 digit pitches tall and reaches from 2.1-2.7
-pitches left of the first main glyph to half a pitch before it, measured on a few blurred
-pixels: it holds the two code digits, often clipped on one side, with the cell's frame, a
-bolt hole or dash, the separator and the edge of the first main glyph around them, 8-22 px
-tall. These samples draw that: condensed sans digits, jittered windows, then the camera's
-blur, noise, JPEG, lighting. Negatives (no code: letters, a country band, plate edges, dirt)
-teach the "none" class that keeps a European plate's letters from reading as a code.
+A cut (``region.CELLS`` in ``edge/recognize/region.py``) is 1.6 digit pitches tall and
+reaches from 1.95-2.85 pitches left of the first main glyph to 0.35-0.65 pitch before it,
+measured on a few blurred pixels (the shipped model was trained when the cuts reached
+2.1-2.7 to 0.5 pitches; the jittered windows below cover both): it holds the two code digits,
+often clipped on one side, with the cell's frame, a bolt hole or dash, the separator and the
+edge of the first main glyph around them, 8-22 px tall. These samples draw that: condensed
+sans digits, jittered windows, then the camera's blur, noise, JPEG, lighting. Negatives (no
+code: letters, a country band, plate edges, dirt) teach the "none" class that keeps a
+European plate's letters from reading as a code.
 
 Pure numpy/OpenCV, seeded: the same seed draws the same samples.
 """

@@ -5,7 +5,7 @@
 
 A small CNN reads the two digits of a UZ/KG region-code cut (``cell_data``): two heads of 11
 classes (0-9, and NONE: no digit there). Trained only on ``cell_data`` samples, seeded
-(torch, numpy), single-threaded data generation, 2 torch threads: about 10 minutes on the
+(torch, numpy), single-threaded data generation, 2 torch threads: about 20 minutes on the
 2-core development machine. Writes the ONNX file and its manifest with sha256 and the
 held-out synthetic accuracy; the real-image figures are in bench/recognition/RESULTS.md.
 """

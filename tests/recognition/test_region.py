@@ -96,11 +96,11 @@ def test_cell_lies_left_of_the_main_glyphs_along_the_plate() -> None:
     assert (y0 + y1) / 2 == pytest.approx(10) and y1 - y0 == pytest.approx(16)
     # A slanted crop: the cell follows its slant.
     slanted = quad + np.array([[0, 0], [0, 10], [0, 10], [0, 0]], np.float32)
-    tilted = region.cell_corners(slanted, positions, 0, (1, 3))
+    tilted = region.cell_corners(slanted, positions, 0, (1, 3), left=2.4, right=0.5)
     assert tilted is not None and tilted[1][1] > tilted[0][1]
     # No spacing to measure: no cell.
-    assert region.cell_corners(quad, positions, 0, (2, 2)) is None
-    assert region.cell_corners(quad, positions[::-1].copy(), 0, (1, 3)) is None
+    assert region.cell_corners(quad, positions, 0, (2, 2), left=2.4, right=0.5) is None
+    assert region.cell_corners(quad, positions[::-1].copy(), 0, (1, 3), left=2.4, right=0.5) is None
 
 
 def test_main_line_evidence_matches_a_kept_glyph_anywhere_in_the_code() -> None:
@@ -206,3 +206,43 @@ def test_region_cells_follow_the_config() -> None:
     on = PlateRecognizer(RecognitionConfig(), countries=["UZ", "KZ"])
     assert {layout.format.country for layout in on._cell_layouts} == {"UZ"}
     assert not PlateRecognizer(RecognitionConfig(region_cells=False))._cell_layouts
+
+
+def test_clearest_cuts_are_those_where_the_classifier_sees_digits() -> None:
+    log_probs = np.full((5, 2, region.NO_DIGIT + 1), np.log(0.05), np.float32)
+    p_none = [0.9, 0.01, 0.5, 0.02, 0.99]  # P(no digit) at both positions, per cut
+    log_probs[:, :, region.NO_DIGIT] = np.log(np.array(p_none, np.float32))[:, None]
+    evidence = region.digits_per_cut(log_probs)
+    assert evidence == pytest.approx([2 * np.log(1 - p) for p in p_none], rel=1e-5)
+    assert region.clearest_cuts(evidence, 3) == [1, 2, 3]  # in cut order, not by rank
+    assert region.clearest_cuts(evidence, 1) == [1]
+    assert len(region.CELLS) == 9 and len(region.CELLS) > region.READ_CUTS
+    assert [left for left, _ in region.CELLS] == sorted(left for left, _ in region.CELLS)
+
+
+def test_a_code_read_clearly_in_line_needs_no_cell(recognizer: PlateRecognizer) -> None:
+    """Plates that print the region code as large as the rest (the simulator draws UZ and KG
+    plates so) are read from the line alone: the cell classifier and the general reader are
+    not asked, so such frames do not pay for the cell pass."""
+    from simulators.render import Plate, render_plate
+
+    cuts_classified: list[int] = []
+    classify = recognizer.cell_reader
+
+    class Counting:
+        def __call__(self, cuts: list[np.ndarray]) -> np.ndarray:
+            cuts_classified.append(len(cuts))
+            return classify(cuts)
+
+    recognizer.cell_reader = Counting()  # type: ignore[assignment]
+    try:
+        for text in ("01A123BC", "40O222BC", "08123ABC"):
+            plate = render_plate(Plate(text, "UZ" if text[2].isalpha() else "KG"), height=44)
+            image = np.full((400, 1000, 3), 90, np.uint8)  # a frame, not a crop: boxes only
+            image[180 : 180 + plate.shape[0], 400 : 400 + plate.shape[1]] = plate
+            plates = recognizer.read(image)
+            assert plates and plates[0].text == text, [p.text for p in plates]
+            assert "|" not in plates[0].raw  # the line's own read, not a cell's
+    finally:
+        recognizer.cell_reader = classify
+    assert sum(cuts_classified) == 0, cuts_classified
