@@ -216,12 +216,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends the command as Ctrl-C does: its ``finally`` blocks run, so the broker,
+    simulators and agent it started are stopped, not left behind."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import tempfile
 
     from edge.harness import DEFAULT_SCENARIO
     from edge.score import run_score
 
+    _exit_on_sigterm()
     result = run_score(
         args.scenario or DEFAULT_SCENARIO,
         vehicles=args.vehicles,

@@ -3,6 +3,12 @@ scored against the scenario's ground truth (the same code as `lane score`)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from edge.harness import DEFAULT_SCENARIO
@@ -58,3 +64,49 @@ def test_scoring_counts_missed_split_merged_and_phantom() -> None:
     ]  # vehicle 1 missed
     result = score(truth, ends)
     assert (result["missed"], result["split"], result["merged"], result["phantom"]) == (2, 1, 1, 1)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found |= {child} | _descendants(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_terminated_score_stops_the_broker_and_agent_it_started(tmp_path: Path) -> None:
+    """`kill` of a running `lane score` (a technician's Ctrl-C from another shell, a CI
+    timeout) must not leave its Mosquitto and agent running on the controller."""
+    command = [sys.executable, "-m", "edge", "score", "--vehicles", "50", "--json"]
+    score_run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(started) < 2:  # the broker and the agent
+            started = _descendants(score_run.pid)
+            time.sleep(0.2)
+        assert len(started) >= 2, started
+        time.sleep(1.0)
+        score_run.send_signal(signal.SIGTERM)
+        assert score_run.wait(90) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in started):
+            time.sleep(0.2)
+        assert not [p for p in started if _alive(p)], "left running after SIGTERM"
+    finally:
+        for pid in {score_run.pid, *started, *_descendants(score_run.pid)}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        score_run.wait(10)
