@@ -32,6 +32,9 @@ from drivers.readings import Reading
 
 log = logging.getLogger("drivers")
 
+CANCEL_ATTEMPTS = 10
+CANCEL_WAIT_S = 0.5
+
 
 class HealthState(StrEnum):
     UP = "up"
@@ -133,12 +136,11 @@ class Driver(ABC):
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._cancel_supervisor(self._task)
             self._task = None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._disconnect(), timeout=max(2.0, self.timeout_s))
+            async with asyncio.timeout(max(2.0, self.timeout_s)):
+                await self._disconnect()
         self._connected = False
         self._stopped.set()
         self._put(_CLOSED)
@@ -153,7 +155,8 @@ class Driver(ABC):
 
     async def next_reading(self, timeout_s: float) -> Reading:
         """One reading, or :class:`TimeoutError` (a convenience for tests and diag)."""
-        item = await asyncio.wait_for(self._queue.get(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            item = await self._queue.get()
         if item is _CLOSED:
             raise EOFError("driver closed")
         return item  # type: ignore[no-any-return]
@@ -229,6 +232,22 @@ class Driver(ABC):
 
     # -- supervision -------------------------------------------------------------------
 
+    async def _cancel_supervisor(self, task: asyncio.Task[None]) -> None:
+        """Cancel and wait, cancelling again while the task runs on.
+
+        A library's ``asyncio.wait_for`` (pymodbus waits for a reply with it) can swallow a
+        cancel on Python 3.11 when the reply lands in the same turn (cpython#86296); one
+        cancel then leaves the session polling forever and the agent hangs on SIGTERM.
+        """
+        for attempt in range(CANCEL_ATTEMPTS):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+            if done:
+                if attempt:
+                    log.warning("device %s: its task took %d cancels", self.device_id, attempt + 1)
+                return
+        log.error("device %s: its task ignores cancel; left running", self.device_id)
+
     def _put(self, item: object) -> None:
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
@@ -241,7 +260,8 @@ class Driver(ABC):
         while True:
             self._readings_at_connect = self._readings
             try:
-                await asyncio.wait_for(self._connect(), timeout=max(self.timeout_s, 1.0) * 2)
+                async with asyncio.timeout(max(self.timeout_s, 1.0) * 2):
+                    await self._connect()
                 # Not UP yet: an open port or socket says nothing about the device. The
                 # first valid reading (or _alive()) of the session marks it up.
                 await self._session()
@@ -266,7 +286,8 @@ class Driver(ABC):
                 error = exc
             self._record_down(error)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._disconnect(), timeout=max(2.0, self.timeout_s))
+                async with asyncio.timeout(max(2.0, self.timeout_s)):
+                    await self._disconnect()
             if self._readings_at_connect != self._readings:
                 attempt = 0  # the last session worked: retry quickly
             delay = min(self.backoff_max_s, self.backoff_min_s * (2**attempt))

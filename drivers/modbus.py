@@ -123,10 +123,10 @@ class ModbusDriver(Driver):
         if self.client is None:
             raise DriverConnectionError("not connected")
         try:
-            reply = await asyncio.wait_for(
-                getattr(self.client, method)(*args, device_id=self.options.unit, **kwargs),
-                self.timeout_s + 0.5,
-            )
+            async with asyncio.timeout(self.timeout_s + 0.5):
+                reply = await getattr(self.client, method)(
+                    *args, device_id=self.options.unit, **kwargs
+                )
         except ConnectionException as exc:
             raise DriverConnectionError(f"{self.endpoint}: {exc}") from exc
         except (ModbusException, TimeoutError) as exc:

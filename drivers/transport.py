@@ -76,7 +76,8 @@ class SerialLink:
     async def read(self, timeout_s: float) -> bytes:
         """Some bytes; DriverTimeoutError if none within ``timeout_s``."""
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                item = await self._queue.get()
         except TimeoutError:
             raise DriverTimeoutError(
                 f"no data from {self.url} in {timeout_s * 1000:.0f} ms"
@@ -123,9 +124,8 @@ class TcpLink:
 
     async def open(self, timeout_s: float) -> None:
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), timeout_s
-            )
+            async with asyncio.timeout(timeout_s):
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             raise DriverConnectionError(
                 f"cannot connect to {self.host}:{self.port}: {exc or 'timeout'}"
@@ -134,7 +134,8 @@ class TcpLink:
     async def read(self, timeout_s: float) -> bytes:
         assert self._reader is not None
         try:
-            data = await asyncio.wait_for(self._reader.read(4096), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                data = await self._reader.read(4096)
         except TimeoutError:
             raise DriverTimeoutError(
                 f"{self.host}:{self.port} silent for {timeout_s * 1000:.0f} ms"
@@ -149,7 +150,8 @@ class TcpLink:
         assert self._writer is not None
         try:
             self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self._writer.drain()
         except (OSError, TimeoutError) as exc:
             raise DriverConnectionError(f"write to {self.host}:{self.port} failed: {exc}") from exc
 
@@ -157,5 +159,6 @@ class TcpLink:
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._writer.wait_closed()
         self._reader = self._writer = None

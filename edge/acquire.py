@@ -258,7 +258,8 @@ class Acquisition:
     async def _fuse(self) -> None:
         while True:
             try:
-                reading = await asyncio.wait_for(self.queue.get(), TICK_S)
+                async with asyncio.timeout(TICK_S):
+                    reading = await self.queue.get()
             except TimeoutError:
                 reading = min(self._reading.values(), default=None)
                 emissions = self.correlator.tick(time.monotonic(), reading_since=reading)

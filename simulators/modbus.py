@@ -103,7 +103,8 @@ class ModbusSimServer:
         server = self._server
         if server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.shutdown(), 2.0)  # type: ignore[attr-defined]
+                async with asyncio.timeout(2.0):
+                    await server.shutdown()  # type: ignore[attr-defined]
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -108,7 +108,8 @@ class RapiscanSimulator:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
 
     @property
     def clients(self) -> int:
@@ -180,7 +181,8 @@ class RapiscanSimulator:
     async def _run(self) -> None:
         while True:
             try:
-                vehicle = await asyncio.wait_for(self._vehicles.get(), self.background_interval_s)
+                async with asyncio.timeout(self.background_interval_s):
+                    vehicle = await self._vehicles.get()
             except TimeoutError:
                 self._background()
                 continue

@@ -90,7 +90,8 @@ class RtspCameraSimulator:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
 
     async def inject(
         self, kind: str, *, count: int = 1, duration_s: float = 0.0, **params: float | str
@@ -202,7 +203,8 @@ class RtspCameraSimulator:
                     offset += len(chunk)
                 self.frames_sent += 1
                 try:
-                    await asyncio.wait_for(writer.drain(), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await writer.drain()
                 except (TimeoutError, ConnectionError, OSError):
                     return
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))

@@ -527,7 +527,8 @@ class SimulatedLane:
             await self._sleep_until(v.end_s)
             if rpm_done is not None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(rpm_done.wait(), 10)
+                    async with asyncio.timeout(10):
+                        await rpm_done.wait()
             self._record(v)
 
     def _record(self, v: PlannedVehicle) -> None:

@@ -171,7 +171,8 @@ class _CameraDriver(Driver):
             if first:
                 wait_s = max(wait_s, self.options.open_timeout_ms / 1000)
             try:
-                item = await asyncio.wait_for(self._frames.get(), wait_s)
+                async with asyncio.timeout(wait_s):
+                    item = await self._frames.get()
             except TimeoutError:
                 raise DriverTimeoutError(
                     f"no frame in {wait_s * 1000:.0f} ms (capture watchdog)"

@@ -1,18 +1,22 @@
 """The `lane` command.
 
 Exit codes: 0 success; 1 unexpected error; 2 invalid config or secret; 3 another agent holds
-the lane; 4 outbox unusable; 5 device error; 130 interrupted. Defined on the exception
-classes in ``edge.errors``.
+the lane; 4 outbox unusable; 5 device error (these are defined on the exception classes in
+``edge.errors``); 70 `lane run` did not stop within 25 s of SIGTERM (every thread's stack is
+in the log); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from edge.config import config_json_schema, load_config
@@ -113,6 +117,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# A stop that takes longer is a bug: the agent writes every thread's stack to the log and
+# exits, before systemd's SIGKILL (TimeoutStopSec=30 in systemd/lane@.service) leaves no trace.
+STOP_DEADLINE_S = 25.0
+EXIT_STOP_STUCK = 70
+
+
+def arm_stop_deadline(deadline_s: float = STOP_DEADLINE_S) -> threading.Timer:
+    """From now, the process has ``deadline_s`` to stop by itself."""
+
+    def give_up() -> None:
+        log.critical(
+            "the agent did not stop within %g s of the stop request; every thread's stack "
+            "follows, then it exits %d",
+            deadline_s,
+            EXIT_STOP_STUCK,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(EXIT_STOP_STUCK)
+
+    timer = threading.Timer(deadline_s, give_up)
+    timer.name = "stop-deadline"
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.lane import LaneAgent
 
@@ -122,8 +155,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            if not stop.is_set():
+                arm_stop_deadline()
+                stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, request_stop)
         loop.add_signal_handler(signal.SIGHUP, agent.request_reload)
         await agent.run(stop)
 

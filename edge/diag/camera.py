@@ -41,7 +41,8 @@ async def grab(config: LaneConfig, camera: str) -> np.ndarray:
         raise DeviceError(f"camera {camera} gave no frame in time: {error}")
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(driver.close(), 5.0)
+            async with asyncio.timeout(5.0):
+                await driver.close()
 
 
 async def snapshot(config: LaneConfig, camera: str, out: Path) -> SnapshotOutput:

@@ -70,14 +70,16 @@ class ControlServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self._server.wait_closed()
             self._server = None
         self.path.unlink(missing_ok=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             try:
-                line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT_S)
+                async with asyncio.timeout(READ_TIMEOUT_S):
+                    line = await reader.readline()
                 request = json.loads(line)
                 if not isinstance(request, dict):
                     raise ValueError("a request is a JSON object")
@@ -101,7 +103,8 @@ class ControlServer:
                 return {"ok": True, "result": await self._status()}
             if op == "probe":
                 driver = self._driver(request)
-                probe = await asyncio.wait_for(driver.probe(), max(5.0, 2 * driver.timeout_s))
+                async with asyncio.timeout(max(5.0, 2 * driver.timeout_s)):
+                    probe = await driver.probe()
                 return {"ok": True, "result": probe.as_dict()}
             if op == "action":
                 driver = self._driver(request)

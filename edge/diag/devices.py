@@ -124,11 +124,13 @@ async def look(
                 first = now - started
             stamps.append(now)
         round_trips = await _round_trips(driver)
-        probe = await asyncio.wait_for(driver.probe(), max(2.0, driver.timeout_s * 2))
+        async with asyncio.timeout(max(2.0, driver.timeout_s * 2)):
+            probe = await driver.probe()
         health = driver.health()
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(driver.close(), 5.0)
+            async with asyncio.timeout(5.0):
+                await driver.close()
     intervals = [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
     return DirectLook(probe, health, first, intervals, last, round_trips)
 
@@ -147,7 +149,8 @@ async def _round_trips(driver: Driver, times: int = 3) -> list[float]:
     for _ in range(times):
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(driver._poll(), driver.timeout_s + 1.0)
+            async with asyncio.timeout(driver.timeout_s + 1.0):
+                await driver._poll()
         except (DriverError, OSError, TimeoutError):
             break
         spent.append((time.perf_counter() - started) * 1000)
@@ -179,7 +182,8 @@ async def run_action(driver: Driver, action: str) -> str:
             method = getattr(driver, action, None)
             if method is None:
                 raise UnsupportedError(f"{driver.device_id} ({driver.kind}) is not a scale")
-            await asyncio.wait_for(method(), max(2.0, 2 * driver.timeout_s))
+            async with asyncio.timeout(max(2.0, 2 * driver.timeout_s)):
+                await method()
             return f"{action} sent to {driver.device_id}"
         if action in ("open", "close"):
             set_output = getattr(driver, "set_output", None)
@@ -187,9 +191,8 @@ async def run_action(driver: Driver, action: str) -> str:
                 raise UnsupportedError(
                     f"{driver.device_id} ({driver.kind}) is not a lane I/O module"
                 )
-            await asyncio.wait_for(
-                set_output(BARRIER_OUTPUT, action == "open"), max(2.0, 2 * driver.timeout_s)
-            )
+            async with asyncio.timeout(max(2.0, 2 * driver.timeout_s)):
+                await set_output(BARRIER_OUTPUT, action == "open")
             return f"barrier output {'on (open)' if action == 'open' else 'off (closed)'}"
     except UnsupportedCommandError as exc:
         raise UnsupportedError(str(exc)) from None
@@ -215,7 +218,8 @@ async def act_directly(device: DeviceConfig, action: str, *, seconds: float | No
         return await run_action(driver, action)
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(driver.close(), 5.0)
+            async with asyncio.timeout(5.0):
+                await driver.close()
 
 
 async def stream(
@@ -238,7 +242,8 @@ async def stream(
             yield driver, newest
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(driver.close(), 5.0)
+            async with asyncio.timeout(5.0):
+                await driver.close()
 
 
 def reading_fields(reading: Reading) -> dict[str, Any]:

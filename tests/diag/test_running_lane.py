@@ -111,7 +111,7 @@ def test_running_agent(
             crossing = outbox.latest_crossings(1)[0]["crossing_id"]
         finally:
             outbox.close()
-        assert agent.stop() == 0
+        assert agent.stop() == 0, agent.output()[-8000:]
     assert not sock.exists()  # removed on shutdown
 
     explained = diag(capsys, "explain", str(crossing), "-c", config, "--json")
@@ -184,4 +184,4 @@ def test_running_agent_refused_by_the_broker_with_a_full_outbox(
             assert "no broker connection" in text and "outbox FULL" in text
             human = diag(capsys, "status", "-c", config)
             assert "NOT CONNECTED" in human.out and "outbox_full" in human.out
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]

@@ -15,7 +15,8 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
     async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await coro
 
     return asyncio.run(bounded())
 

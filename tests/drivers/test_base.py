@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 
 import pytest
 
@@ -12,6 +13,7 @@ from drivers.base import Driver, HealthState
 from drivers.errors import DriverConfigError
 from drivers.options import StrictOptions
 from drivers.registry import create_driver
+from drivers.transport import SerialLink
 from tests.drivers.conftest import run, until
 
 
@@ -84,3 +86,62 @@ def test_config_error_stops_without_retrying() -> None:
         assert "port 0" in (health.last_error or "")
 
     run(main())
+
+
+def test_a_stop_is_not_lost_when_bytes_arrive_with_it() -> None:
+    """Python 3.11's asyncio.wait_for returns the data and drops a cancel that lands in the
+    same loop turn (cpython#86296): a driver's read loop then outlives close() and the agent
+    hangs on SIGTERM. Reads use asyncio.timeout, which keeps the cancel."""
+
+    async def main() -> None:
+        link = SerialLink("loop://")
+        await link.open()
+
+        async def read_forever() -> None:
+            while True:
+                await link.read(5.0)
+
+        try:
+            for _ in range(10):
+                task = asyncio.create_task(read_forever())
+                await asyncio.sleep(0.01)  # waiting for bytes
+                link._queue.put_nowait(b"\x02")  # bytes arrive in the turn the stop comes
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=1.0)
+                task.cancel()
+                assert done and task.cancelled(), "the cancel was swallowed: the loop read on"
+        finally:
+            await link.close()
+
+    run(main())
+
+
+class _Deaf(_Buggy):
+    """A session whose library swallows the first cancel, as 3.11's wait_for can."""
+
+    kind = "test.deaf"
+    swallowed = 0
+
+    async def _session(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if self.swallowed:
+                    raise
+                self.swallowed += 1
+
+
+def test_close_cancels_again_when_a_cancel_is_swallowed(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        driver = _Deaf("x", _Options(mode="ok"))
+        await driver.open()
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await driver.close()
+        assert driver.swallowed == 1 and time.monotonic() - started < 2.0
+        assert driver._task is None
+
+    with caplog.at_level(logging.WARNING, logger="drivers"):
+        run(main(), timeout_s=10)
+    assert any("took 2 cancels" in r.getMessage() for r in caplog.records)

@@ -58,7 +58,7 @@ def test_broker_absent_at_start_then_everything_arrives(tmp_path: Path) -> None:
             check_delivery(events, 500)
             # Sent after the outage: marked historical, not live.
             assert all(e["historical"] for e in events)
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
         finally:
             consumer.close()
             broker.stop()
@@ -81,7 +81,7 @@ def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path: Path) ->
             time.sleep(1.0)
             check_delivery(consumer.crossings(), 2000)
             assert "MQTT connection lost" in agent.output()
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
     finally:
         consumer.close()
         broker.stop()

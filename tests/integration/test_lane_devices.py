@@ -140,7 +140,7 @@ def test_truck_crossing_on_simulated_devices(
                 n.startswith("not radiation-screened: rpm DOWN")
                 for n in second["coverage"]["notes"]
             )
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
             assert agent.output().count("device rpm (rpm.rapiscan) is DOWN") == 1
     finally:
         consumer.close()

@@ -80,7 +80,7 @@ def test_last_will_offline_on_kill_stopped_on_clean_stop(
     wait_until(lambda: retained_status(broker.port) == "offline", 20, "Last Will offline")
     with Agent(config) as agent:
         wait_until(lambda: retained_status(broker.port) == "online", 20, "online again")
-        assert agent.stop() == 0
+        assert agent.stop() == 0, agent.output()[-8000:]
     assert retained_status(broker.port) == "stopped"
 
 
@@ -96,7 +96,7 @@ def test_commands_reply_with_correlation_retained_and_expired_ignored(
         # A first run creates the lane's persistent session, then the lane is away.
         with Agent(config) as agent:
             wait_until(lambda: retained_status(port) == "online", 20, "online")
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
         send_command(port, "ping", b"retained", retain=True)
         send_command(port, "ping", b"expired", expiry_s=1)
         send_command(port, "ping", b"queued", expiry_s=300)
@@ -115,7 +115,7 @@ def test_commands_reply_with_correlation_retained_and_expired_ignored(
             assert got[b"unknown"]["ok"] is False
             assert b"retained" not in got, "a retained command was executed"
             assert b"expired" not in got, "an expired command was executed"
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
     finally:
         consumer.close()
         broker.stop()
@@ -132,7 +132,7 @@ def test_publish_denied_by_acl_is_kept_as_rejected(tmp_path: Path) -> None:
             assert s.pending_crossings == 0 and "outbox_rejected" in s.alarms
             wait_until(lambda: "rejected" in agent.output(), 5, "a log line")
             assert "Not authorized" in agent.output()
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
     finally:
         broker.stop()
     # Still there after the agent stopped; a technician sees them.
@@ -165,7 +165,7 @@ def test_events_tail_reads_the_local_store_without_a_broker(tmp_path: Path, caps
     )
     with Agent(config) as agent:
         wait_until(lambda: stats(config).last_lane_seq == 8, 30, "8 events stored")
-        assert agent.stop() == 0
+        assert agent.stop() == 0, agent.output()[-8000:]
     capsys.readouterr()
     assert main(["events", "tail", "--config", str(config), "-n", "5"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -42,14 +42,14 @@ def test_agent_delivers_over_tls_and_refuses_an_unknown_ca(
                 30,
                 "6 events delivered over TLS",
             )
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
         assert sum(b'"lane.crossing/1"' in p for p in received) == 6
         with Agent(bad) as agent:
             wait_until(
                 lambda: "certificate verify failed" in agent.output(), 30, "a clear TLS error"
             )
             wait_until(lambda: stats(bad).pending_crossings == 6, 30, "all 6 kept, not lost")
-            assert agent.stop() == 0
+            assert agent.stop() == 0, agent.output()[-8000:]
     finally:
         consumer.disconnect()
         consumer.loop_stop()

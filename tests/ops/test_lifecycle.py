@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.cli import EXIT_STOP_STUCK
 from edge.localbroker import LocalBroker
 from edge.publish import Received, Subscriber
 from tests.conftest import lane_yaml
@@ -137,3 +138,22 @@ def _drain(subscriber: Subscriber) -> list[Received]:
     while not subscriber.messages.empty():
         got.append(subscriber.messages.get_nowait())
     return got
+
+
+def test_a_stop_that_hangs_logs_every_stack_and_exits_before_systemd_kills() -> None:
+    hung = (
+        "import time\n"
+        "from edge.cli import arm_stop_deadline\n"
+        "from edge.logs import setup_logging\n"
+        "setup_logging('INFO')\n"
+        "arm_stop_deadline(0.5)\n"
+        "time.sleep(30)  # a stop stuck in a call that never returns\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", hung], cwd=REPO, capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == EXIT_STOP_STUCK, done.stderr
+    assert time.monotonic() - started < 10
+    assert "did not stop within 0.5 s of the stop request" in done.stderr
+    assert 'File "<string>", line 6 in <module>' in done.stderr  # where it hung

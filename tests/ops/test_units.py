@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.cli import STOP_DEADLINE_S
 from tests.ops.support import REPO
 
 UNIT = REPO / "systemd" / "lane@.service"
@@ -81,8 +82,10 @@ def test_unit_has_the_settings_the_agent_relies_on() -> None:
     assert settings["CapabilityBoundingSet"] == [""]
     assert any(v.startswith("mqtt-password:") for v in settings["LoadCredential"])
     assert settings["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
-    # SIGTERM flushes for up to 5 s and joins the publisher for up to 10 s.
+    # SIGTERM flushes for up to 5 s and joins the publisher for up to 10 s; a stop that
+    # passes the agent's own deadline logs its stacks before systemd's SIGKILL.
     assert int(settings["TimeoutStopSec"][0]) >= 20
+    assert int(settings["TimeoutStopSec"][0]) > STOP_DEADLINE_S + 2
 
 
 def test_backoff_drop_in_is_valid_where_systemd_knows_its_keys(tmp_path: Path) -> None:

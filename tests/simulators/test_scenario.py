@@ -117,7 +117,8 @@ def test_scripted_scenario_readings_match_ground_truth(tmp_path: Path, vendors: 
             await driver.open()
         pumps = [asyncio.create_task(pump(d)) for d in drivers]
         try:
-            await asyncio.wait_for(lane.wait(), 40)
+            async with asyncio.timeout(40):
+                await lane.wait()
             await asyncio.sleep(0.3)
         finally:
             for driver in drivers:
