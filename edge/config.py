@@ -185,7 +185,9 @@ class StorageConfig(StrictModel):
         2000.0, gt=0, description="Most backlog messages sent per second while draining."
     )
     keep_crossings: int = Field(
-        10_000, ge=0, description="Published crossings kept locally for `lane events tail`."
+        10_000,
+        ge=0,
+        description="Crossing events kept locally for `lane events tail` and `cmd/replay`.",
     )
     evidence_max_bytes: int = Field(
         2 << 30, ge=0, description="Evidence JPEGs on disk (<state_dir>/evidence), at most."

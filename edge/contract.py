@@ -89,7 +89,7 @@ _PARAMETERS = {
     "device": "Device id from the lane config.",
     "crossing_id": "crossing_id of the crossing event.",
     "file": "Evidence file name given in the crossing event.",
-    "command": "Command name: ping, status, outbox_stats.",
+    "command": "Command name: ping, status, outbox_stats, replay.",
 }
 
 

@@ -132,6 +132,7 @@ class LaneAgent:
             "ping": lambda _cmd: {"pong": True, "boot_seq": self.boot_seq},
             "status": self._command_status,
             "outbox_stats": lambda _cmd: self.outbox.stats().as_dict(),
+            "replay": self._command_replay,
         }
 
     @property
@@ -598,6 +599,29 @@ class LaneAgent:
         self._queue_status(LaneState.ONLINE)
         return {"republished": True}
 
+    def _command_replay(self, command: Command) -> dict[str, object]:
+        """``{"from_seq": N, "to_seq": M}``: send those crossing events again (a lane_seq gap)."""
+        try:
+            body = json.loads(command.payload)
+            first, last = body["from_seq"], body["to_seq"]
+            if not (isinstance(first, int) and isinstance(last, int)):
+                raise TypeError("lane_seq values are integers")
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BadCommand(f'replay takes {{"from_seq": N, "to_seq": M}}: {exc}') from exc
+        try:
+            replay = self.outbox.replay(first, last, self.topics.crossing)
+        except ValueError as exc:
+            raise BadCommand(str(exc)) from exc
+        log.info(
+            "replay of lane_seq %d..%d requested: %d queued again, %d still pending, not kept %s",
+            first,
+            last,
+            replay.queued,
+            replay.pending,
+            replay.not_kept or "none",
+        )
+        return replay.as_dict()
+
     def _handle_command(self, command: Command) -> None:
         """Runs on the publisher thread: do little, queue the reply."""
         handler = self._commands.get(command.name)
@@ -612,6 +636,11 @@ class LaneAgent:
             try:
                 reply = CommandReply(
                     command=command.name, ok=True, result=handler(command), produced=utc_now()
+                )
+            except BadCommand as exc:
+                log.warning("command %s refused: %s", command.name, exc)
+                reply = CommandReply(
+                    command=command.name, ok=False, error=str(exc), produced=utc_now()
                 )
             except Exception as exc:
                 log.exception("command %s failed", command.name)
@@ -629,6 +658,10 @@ class LaneAgent:
             properties=properties,
             expires_in_s=COMMAND_REPLY_EXPIRY_S,
         )
+
+
+class BadCommand(ValueError):
+    """A command whose payload or arguments are wrong: refused in the reply, no traceback."""
 
 
 def _failed(task: asyncio.Task[None]) -> bool:

@@ -83,6 +83,7 @@ _EXPORT_KEYS = (
     "reason_code", "last_error", "retain",
 )  # fmt: skip
 PRUNE_EVERY = 500  # lane_seq steps between prunes of the local crossing history
+MAX_REPLAY = 10_000  # events per replay request
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,33 @@ class OutboxStats:
             "telemetry_evicted": self.telemetry_evicted,
             "alarms": list(self.alarms),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a replay request queued: see :meth:`Outbox.replay`."""
+
+    queued: int
+    pending: int
+    not_kept: list[tuple[int, int]]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "queued": self.queued,
+            "pending": self.pending,
+            "not_kept": [list(span) for span in self.not_kept],
+        }
+
+
+def _spans(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted integers as inclusive runs: 1, 2, 3, 7 -> (1, 3), (7, 7)."""
+    spans: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if spans and seq == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], seq)
+        else:
+            spans.append((seq, seq))
+    return spans
 
 
 class Outbox:
@@ -241,6 +269,52 @@ class Outbox:
 
     def add_crossing(self, make: Callable[[int], CrossingEvent], topic: str) -> CrossingEvent:
         return self.add_crossings([make], topic)[0]
+
+    def replay(self, first_seq: int, last_seq: int, topic: str) -> Replay:
+        """Queue crossing events ``first_seq..last_seq`` again from the local history.
+
+        A broker that acknowledged an event and then crashed before it saved or delivered it
+        loses it: the consumer sees a ``lane_seq`` gap and asks for the range. Each event goes
+        out with its own ``event_id`` and payload, as backlog (``historical: true``). Events
+        still pending are left alone (they go out anyway); those pruned from the history
+        (``storage.keep_crossings``) or not produced yet are reported as ``not_kept``.
+        """
+        if not 1 <= first_seq <= last_seq:
+            raise ValueError(f"a lane_seq range runs from 1 up: got {first_seq}..{last_seq}")
+        if last_seq - first_seq >= MAX_REPLAY:
+            raise ValueError(f"at most {MAX_REPLAY} events per replay: ask for smaller ranges")
+        queued = pending = 0
+        backlog_ns = time.time_ns() - self.live_window_ns - 1  # sent as backlog, not live
+        with self._lock, self._tx():
+            rows = self._db.execute(
+                "SELECT c.lane_seq, c.event_id, c.produced_ns, c.payload, o.id FROM crossings c"
+                " LEFT JOIN outbox o ON o.event_id = c.event_id"
+                " WHERE c.lane_seq BETWEEN ? AND ? ORDER BY c.lane_seq",
+                (first_seq, last_seq),
+            ).fetchall()
+            for seq, event_id, produced_ns, payload, outbox_id in rows:
+                if outbox_id is not None:
+                    pending += 1
+                    continue
+                self._db.execute(
+                    "INSERT INTO outbox (kind, priority, topic, payload, event_id, lane_seq,"
+                    " created_ns) VALUES ('crossing', ?, ?, ?, ?, ?, ?)",
+                    (
+                        PRIORITY_CROSSING,
+                        topic,
+                        payload,
+                        event_id,
+                        seq,
+                        min(produced_ns, backlog_ns),
+                    ),
+                )
+                self._rows += 1
+                self._bytes += len(payload)
+                queued += 1
+            self._make_room()
+        kept = {row[0] for row in rows}
+        missing = (seq for seq in range(first_seq, last_seq + 1) if seq not in kept)
+        return Replay(queued=queued, pending=pending, not_kept=_spans(missing))
 
     def add_message(
         self,

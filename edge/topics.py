@@ -119,7 +119,7 @@ def contract_topics() -> list[TopicSpec]:
             1,
             False,
             "subscribe",
-            "Commands to the lane (ping, status, outbox_stats). Never retained; a "
+            "Commands to the lane (ping, status, outbox_stats, replay). Never retained; a "
             "retained or expired (MQTT 5 message expiry) command is not executed.",
         ),
         TopicSpec(

@@ -17,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 ROOT = Path(__file__).resolve().parents[2]
+CMD = "border/KZ-TEST/T1/cmd"  # the test lane's command topics (tests.conftest.lane_yaml)
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -87,6 +88,11 @@ class Consumer:
         self.client.loop_stop()
 
 
+def missing_seqs(events: list[dict[str, object]], last: int) -> list[int]:
+    seen = {int(e["lane_seq"]) for e in events}  # type: ignore[call-overload]
+    return sorted(set(range(1, last + 1)) - seen)
+
+
 def check_delivery(events: list[dict[str, object]], expected_last: int) -> dict[int, str]:
     """Every lane_seq 1..expected_last arrived; a repeated lane_seq repeats its event_id."""
     by_seq: dict[int, str] = {}
@@ -141,3 +147,40 @@ class Agent:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+def send_command(
+    port: int,
+    name: str,
+    correlation: bytes,
+    *,
+    retain: bool = False,
+    expiry_s: int | None = None,
+    response_topic: str | None = None,
+    payload: bytes = b"{}",
+) -> None:
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5
+    )
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    props = Properties(PacketTypes.PUBLISH)
+    props.CorrelationData = correlation
+    if expiry_s is not None:
+        props.MessageExpiryInterval = expiry_s
+    if response_topic is not None:
+        props.ResponseTopic = response_topic
+    client.publish(
+        f"{CMD}/{name}", payload, qos=1, retain=retain, properties=props
+    ).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def replies(consumer: Consumer) -> dict[bytes, dict[str, object]]:
+    out = {}
+    for topic, payload, _retain, props in list(consumer.messages):
+        if topic.endswith("/reply") or topic.startswith("replies/"):
+            correlation = getattr(props, "CorrelationData", None)
+            out[bytes(correlation or b"")] = {"topic": topic, **json.loads(payload)}
+    return out

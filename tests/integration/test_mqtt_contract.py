@@ -8,18 +8,23 @@ import sys
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from edge.cli import main
+from edge.config import load_config
+from edge.lane import open_outbox
 from edge.localbroker import LocalBroker, free_port
 from tests.conftest import lane_yaml
-from tests.integration.support import ROOT, Agent, Consumer, wait_until
+from tests.integration.support import (
+    CMD,
+    ROOT,
+    Agent,
+    Consumer,
+    replies,
+    send_command,
+    wait_until,
+)
 from tests.integration.test_delivery import stats, write_config
 
 STATUS = "border/KZ-TEST/T1/status"
-CMD = "border/KZ-TEST/T1/cmd"
 
 
 def retained_status(port: int) -> str | None:
@@ -32,42 +37,6 @@ def retained_status(port: int) -> str | None:
         return str(bodies[-1]["state"]) if bodies else None
     finally:
         consumer.close()
-
-
-def send_command(
-    port: int,
-    name: str,
-    correlation: bytes,
-    *,
-    retain: bool = False,
-    expiry_s: int | None = None,
-    response_topic: str | None = None,
-) -> None:
-    client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5
-    )
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    props = Properties(PacketTypes.PUBLISH)
-    props.CorrelationData = correlation
-    if expiry_s is not None:
-        props.MessageExpiryInterval = expiry_s
-    if response_topic is not None:
-        props.ResponseTopic = response_topic
-    client.publish(f"{CMD}/{name}", b"{}", qos=1, retain=retain, properties=props).wait_for_publish(
-        5
-    )
-    client.disconnect()
-    client.loop_stop()
-
-
-def replies(consumer: Consumer) -> dict[bytes, dict[str, object]]:
-    out = {}
-    for topic, payload, _retain, props in list(consumer.messages):
-        if topic.endswith("/reply") or topic.startswith("replies/"):
-            correlation = getattr(props, "CorrelationData", None)
-            out[bytes(correlation or b"")] = {"topic": topic, **json.loads(payload)}
-    return out
 
 
 def test_last_will_offline_on_kill_stopped_on_clean_stop(
@@ -119,6 +88,54 @@ def test_commands_reply_with_correlation_retained_and_expired_ignored(
     finally:
         consumer.close()
         broker.stop()
+
+
+def test_replay_sends_a_missed_range_again_with_the_same_event_ids(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, broker.port, vehicles=30, interval_ms=2)  # 60 events
+    with Agent(config) as agent:
+        # Nobody subscribed while the lane published: the broker dropped all 60 events.
+        wait_until(lambda: stats(config).last_lane_seq == 60, 30, "60 events produced")
+        wait_until(lambda: stats(config).pending_crossings == 0, 30, "60 events published")
+        consumer = Consumer(broker.port, topic="#")
+        try:
+            consumer.wait_subscribed()
+            send_command(broker.port, "replay", b"gap", payload=b'{"from_seq": 11, "to_seq": 70}')
+            send_command(broker.port, "replay", b"bad", payload=b'{"from_seq": "one"}')
+            send_command(broker.port, "replay", b"big", payload=b'{"from_seq": 1, "to_seq": 20000}')
+            wait_until(lambda: len(consumer.crossings()) >= 50, 20, "events 11..60 again")
+            wait_until(lambda: {b"gap", b"bad", b"big"} <= set(replies(consumer)), 10, "replies")
+            got = replies(consumer)
+            assert got[b"gap"]["ok"] is True
+            assert got[b"gap"]["result"] == {"queued": 50, "pending": 0, "not_kept": [[61, 70]]}
+            assert got[b"bad"]["ok"] is False and "from_seq" in str(got[b"bad"]["error"])
+            assert got[b"big"]["ok"] is False and "at most 10000" in str(got[b"big"]["error"])
+            time.sleep(0.5)
+            events = consumer.crossings()
+            seqs = sorted(int(e["lane_seq"]) for e in events)  # type: ignore[call-overload]
+            assert seqs == list(range(11, 61))
+            assert all(e["historical"] is True for e in events)
+            kept = {e["lane_seq"]: e for e in local_events(config)}
+            for event in events:
+                assert event == {**kept[event["lane_seq"]], "historical": True}
+        finally:
+            consumer.close()
+        assert agent.stop() == 0, agent.output()[-8000:]
+    assert "command replay refused" in agent.output()
+    assert "Traceback" not in agent.output()
+
+
+def local_events(config: Path) -> list[dict[str, object]]:
+    """The lane's own history of its crossing events (`lane events tail`)."""
+    outbox = open_outbox(load_config(config))
+    try:
+        events = outbox.latest_crossings(1000)
+    finally:
+        outbox.close()
+    for event in events:
+        del event["_delivery"]
+    return events
 
 
 def test_publish_denied_by_acl_is_kept_as_rejected(tmp_path: Path) -> None:

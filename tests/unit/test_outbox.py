@@ -185,3 +185,35 @@ def test_trace_is_kept_for_explain(tmp_path: Path) -> None:
     assert outbox.crossing_trace("nope") is None
     outbox.save_trace("c1", [{"t": 0.0, "what": "presence"}, {"t": 3.2, "what": "end"}])
     assert [e["what"] for e in outbox.crossing_trace("c1") or []] == ["presence", "end"]
+
+
+def test_replay_queues_published_events_again_as_they_were(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", keep_crossings=100)
+    add(outbox, 520)  # history pruned at 500 to 401..500, then 501..520
+    sent = {r.lane_seq: r for r in outbox.next_batch(limit=1000, backlog_budget=1000)}
+    assert outbox.ack([sent[seq].id for seq in range(1, 511)]) == 510  # 511..520 pending
+
+    replay = outbox.replay(395, 515, "b/KZ-1/T1/crossing")
+    assert replay.queued == 110 and replay.pending == 5  # 401..510 again; 511..515 anyway
+    assert replay.not_kept == [(395, 400)]  # pruned from the history
+    assert outbox.replay(519, 530, "t").not_kept == [(521, 530)]  # not produced yet
+
+    again = outbox.next_batch(limit=1000, backlog_budget=1000)
+    by_seq = {r.lane_seq: r for r in again}
+    assert sorted(by_seq) == list(range(401, 521))
+    for seq in (401, 510):
+        row = by_seq[seq]
+        assert row.historical and row.event_id == sent[seq].event_id
+        body = json.loads(row.wire_payload())
+        assert body["historical"] is True and body["lane_seq"] == seq
+        assert body == {**json.loads(sent[seq].payload), "historical": True}
+    assert outbox.stats().pending_crossings == 120
+
+
+@pytest.mark.parametrize(("first", "last"), [(0, 5), (9, 3), (1, 10_001)])
+def test_replay_refuses_a_bad_range(tmp_path: Path, first: int, last: int) -> None:
+    outbox = Outbox(tmp_path / "o.db")
+    add(outbox, 3)
+    with pytest.raises(ValueError, match=r"lane_seq range|at most"):
+        outbox.replay(first, last, "t")
+    assert outbox.stats().pending_crossings == 3
