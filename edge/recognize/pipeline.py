@@ -528,10 +528,18 @@ class PlateRecognizer:
                 for left, right in region.CELLS
             ]
             corners = [c for c in found if c is not None]
-            if not corners:
+            main = region.cell_corners(
+                quad, piece.read.positions, job.start, run, left=0.5, right=-2.5
+            )
+            if not corners or main is None:
                 continue
+            cuts = [rectify(frame, c) for c in corners]
+            plate_level = region.background(rectify(frame, main))
+            cell_level = float(np.median([region.background(c) for c in cuts]))
+            if cell_level < region.MIN_CELL_BACKGROUND * plate_level:
+                continue  # not the plate's own cell: the vehicle or road left of a short box
             box = _union([piece.box, _clip(TextBox(corners[-1], 1.0).rect, w, h)])
-            candidates.append((job, piece, box, [rectify(frame, c) for c in corners]))
+            candidates.append((job, piece, box, cuts))
         # The cell classifier first (about 1 ms for every cut): where it sees no digits (a
         # European plate's letters or band left of an L DDD LL run) the general reader is not
         # asked at all, and where it does, the reader reads only the clearest cuts.

@@ -56,6 +56,17 @@ NO_DIGIT = 10
 # of the pass-off configuration; -24 lets a code onto one European scene and one synthetic
 # plate, -20 loses one Uzbek crop.
 MIN_CELL_DIGITS = -22.0
+# A region cell is part of the plate: its background is nearly as bright as that of the main
+# glyphs beside it. Left of a plate the detector cut short lies the vehicle's body or a tyre,
+# dark, where the classifier and reader can still find two "digits" (a Russian A 123 BC read
+# as 10 A 123 BC). Background: the 75th percentile of the grey levels, above the ink.
+MIN_CELL_BACKGROUND = 0.6
+
+
+def background(cut: np.ndarray) -> float:
+    """A cut's background level: the 75th percentile of its grey values (ink is darker)."""
+    grey = cut if cut.ndim == 2 else cv2.cvtColor(cut, cv2.COLOR_BGR2GRAY)
+    return float(np.percentile(grey, 75))
 
 
 def cell_input(cut: np.ndarray) -> np.ndarray:

@@ -18,7 +18,8 @@ from edge.score import run_score, score
 def test_short_scenario_scores_end_to_end(tmp_path: Path) -> None:
     result = run_score(DEFAULT_SCENARIO, vehicles=14, speedup=4, workdir=tmp_path, progress=False)
     assert result["vehicles"] == 14
-    assert (result["missed"], result["split"], result["merged"], result["phantom"]) == (0, 0, 0, 0)
+    counts = (result["missed"], result["split"], result["merged"], result["phantom"])
+    assert counts == (0, 0, 0, 0), result
     assert result["crossings"] == 14, result
     assert result["alarms_found"] == result["alarms_expected"] > 0
     assert result["weighed"] >= 12 and result["weight_error_kg_max"] <= 10

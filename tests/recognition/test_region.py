@@ -246,3 +246,24 @@ def test_a_code_read_clearly_in_line_needs_no_cell(recognizer: PlateRecognizer) 
     finally:
         recognizer.cell_reader = classify
     assert sum(cuts_classified) == 0, cuts_classified
+
+
+@pytest.mark.parametrize("body", [(70, 40, 25), (90, 60, 40)])
+def test_no_region_code_is_read_off_the_vehicle_left_of_a_short_plate(
+    recognizer: PlateRecognizer, body: tuple[int, int, int]
+) -> None:
+    """A Russian A 123 BC 77 whose box stops before its region, on a dark vehicle body: left of
+    the main glyphs lies paint and a tyre, no cell. Without the background check the pass
+    read 10/20/70/75 A 123 BC there, at 0.82-0.96 (seen in a 14-vehicle lane score as a
+    second front plate: the crossing was split as tailgating)."""
+    from simulators.render import Plate, render_plate
+
+    plate = render_plate(Plate("A123BC77", "RU"), height=36)
+    h, w = plate.shape[:2]
+    for left in (20, 40, 60):
+        for cut in (0.70, 0.74, 0.78):
+            image = np.full((h + 24, left + int(w * cut) + 2, 3), body, np.uint8)
+            cv2.circle(image, (left // 3, h + 10), 18, (15, 15, 15), -1)  # a tyre
+            image[12 : 12 + h, left : left + int(w * cut)] = plate[:, : int(w * cut)]
+            reads = [p.text for p in recognizer.read(image)]
+            assert all(not t[:2].isdigit() for t in reads), (left, cut, reads)
