@@ -129,6 +129,9 @@ class FusionSettings:
     plate_lead_s: float = 3.0  # a plate read this long before presence still belongs to it
     parked_s: float = 60.0  # the previous vehicle's plate seen again this soon: ignored
     camera_gap_s: float = 3.0  # camera-only presence: no read for this long = gone
+    # A second tractor's front plate cannot reach the front camera sooner than this after the
+    # first one's was read (a vehicle's length at lane speed); sooner, it is a misread.
+    tailgate_min_s: float = 1.0
     top_n: int = 5
     thermal_alarm_c: float = 120.0
     axle_counter: str = "axles"  # lane I/O pulse counter wired to an axle detector
@@ -167,6 +170,9 @@ class _Open:
     axle_base: int | None = None  # the axle counter when this vehicle arrived
     counted_axles: int | None = None  # by the lane I/O axle counter
     rpm_axles: int | None = None  # by the RPM (Aspect object mark)
+    front_since: float | None = None  # when its first front plate was read
+    # Strong front reads unlike its own, held until a second like them confirms a tailgater.
+    rivals: list[tuple[float, PlateObservation]] = field(default_factory=list)
 
     def note(self, now: float, what: str, **detail: object) -> None:
         """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
@@ -339,19 +345,26 @@ class Correlator:
                 now, "plate ignored", text=plate.text, why="captured before this vehicle arrived"
             )
             return self.tick(now)
-        if (
-            current is not None
-            and plate.position == PlatePosition.FRONT
-            and current.plates.get(PlatePosition.FRONT)
-            and not any(_similar(plate.text, p.text) for p in current.plates[PlatePosition.FRONT])
-            and self._strong(plate)
-            and self._strong_front(current)
-        ):
-            # A second tractor under one presence: tailgating. Close the first vehicle.
+        if current is not None and self._rival(current, plate, now):
+            held = [(t, r) for t, r in current.rivals if _similar(r.text, plate.text)]
+            if not held:
+                # One read is no second tractor: a misread of this one's plate is likelier.
+                current.rivals.append((now, plate))
+                current.note(now, "plate held", text=plate.text, why="unlike this vehicle's")
+                self._last_seen["camera"] = now
+                return out + self.tick(now)
+            # A second tractor under one presence, read twice: tailgating. The first vehicle
+            # ends, and the second starts, where its plate was first read.
+            current.rivals = [r for r in current.rivals if r not in held]
+            came = held[0][0]
+            current.clear_since = came
             current.note(now, "tailgating", new_front_plate=plate.text)
             out += self._finish(current, "tailgating", now)
-            out += self._start(now)
+            out += self._start(came)
             current = self.current
+            assert current is not None
+            current.plates[PlatePosition.FRONT].extend(r for _t, r in held)
+            current.front_since = came
         self._last_seen["camera"] = now
         if current is None:
             out += self._presence("camera", True, now)
@@ -362,6 +375,8 @@ class Correlator:
         else:
             first = not current.plates.get(plate.position)
             current.plates[plate.position].append(plate)
+            if plate.position == PlatePosition.FRONT and current.front_since is None:
+                current.front_since = now
             current.note(
                 now,
                 "plate",
@@ -554,6 +569,11 @@ class Correlator:
         end = opened.clear_since if opened.clear_since is not None else now
         opened.record.end = self.wall(max(opened.started, end))
         opened.record.end_reason = reason
+        # Reads held as a possible tailgater's and never confirmed are this vehicle's.
+        opened.plates[PlatePosition.FRONT].extend(r for _t, r in opened.rivals)
+        opened.rivals.clear()
+        if not opened.plates[PlatePosition.FRONT]:
+            del opened.plates[PlatePosition.FRONT]
         for position, observations in sorted(opened.plates.items()):
             final = vote(observations, position, top_n=self.settings.top_n)
             opened.note(
@@ -580,6 +600,20 @@ class Correlator:
 
     def _strong(self, plate: PlateObservation) -> bool:
         return plate.confidence >= 0.6
+
+    def _rival(self, opened: _Open, plate: PlateObservation, now: float) -> bool:
+        """A strong front read unlike every front read of ``opened``, which has a strong one
+        read long enough ago for a second tractor to have come up behind it."""
+        fronts = opened.plates.get(PlatePosition.FRONT)
+        return (
+            plate.position == PlatePosition.FRONT
+            and bool(fronts)
+            and not any(_similar(plate.text, p.text) for p in fronts or [])
+            and self._strong(plate)
+            and self._strong_front(opened)
+            and opened.front_since is not None
+            and now - opened.front_since >= self.settings.tailgate_min_s
+        )
 
     def _strong_front(self, opened: _Open) -> bool:
         return any(self._strong(p) for p in opened.plates.get(PlatePosition.FRONT, []))
