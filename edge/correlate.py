@@ -529,6 +529,8 @@ class Correlator:
             if now - seen <= self.settings.plate_lead_s:
                 opened.plates[plate.position].append(plate)
                 opened.saw.add(plate.camera)
+                if plate.position == PlatePosition.FRONT and opened.front_since is None:
+                    opened.front_since = seen
         self._recent_plates.clear()
         self.current = opened
         self._last_seen["camera"] = now
