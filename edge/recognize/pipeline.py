@@ -528,16 +528,15 @@ class PlateRecognizer:
                 for left, right in region.CELLS
             ]
             corners = [c for c in found if c is not None]
+            left, right = region.MAIN_SPAN
             main = region.cell_corners(
-                quad, piece.read.positions, job.start, run, left=0.5, right=-2.5
+                quad, piece.read.positions, job.start, run, left=left, right=right
             )
             if not corners or main is None:
                 continue
             cuts = [rectify(frame, c) for c in corners]
-            plate_level = region.background(rectify(frame, main))
-            cell_level = float(np.median([region.background(c) for c in cuts]))
-            if cell_level < region.MIN_CELL_BACKGROUND * plate_level:
-                continue  # not the plate's own cell: the vehicle or road left of a short box
+            if not region.on_plate(cuts, rectify(frame, main)):
+                continue
             box = _union([piece.box, _clip(TextBox(corners[-1], 1.0).rect, w, h)])
             candidates.append((job, piece, box, cuts))
         # The cell classifier first (about 1 ms for every cut): where it sees no digits (a

@@ -61,12 +61,21 @@ MIN_CELL_DIGITS = -22.0
 # dark, where the classifier and reader can still find two "digits" (a Russian A 123 BC read
 # as 10 A 123 BC). Background: the 75th percentile of the grey levels, above the ink.
 MIN_CELL_BACKGROUND = 0.6
+# What the cell is compared with: the first main glyphs, (left, right) in the pitches of CELLS.
+MAIN_SPAN = (0.5, -2.5)
 
 
 def background(cut: np.ndarray) -> float:
     """A cut's background level: the 75th percentile of its grey values (ink is darker)."""
     grey = cut if cut.ndim == 2 else cv2.cvtColor(cut, cv2.COLOR_BGR2GRAY)
     return float(np.percentile(grey, 75))
+
+
+def on_plate(cuts: list[np.ndarray], main: np.ndarray) -> bool:
+    """Whether a cell's cuts show the plate's own background, as the main glyphs' ``main``
+    cut does, rather than the vehicle or road left of a box cut short."""
+    cell = float(np.median([background(c) for c in cuts]))
+    return cell >= MIN_CELL_BACKGROUND * background(main)
 
 
 def cell_input(cut: np.ndarray) -> np.ndarray:
