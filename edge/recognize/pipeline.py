@@ -541,20 +541,27 @@ class PlateRecognizer:
             candidates.append((job, piece, box, cuts))
         # The cell classifier first (about 1 ms for every cut): where it sees no digits (a
         # European plate's letters or band left of an L DDD LL run) the general reader is not
-        # asked at all, and where it does, the reader reads only the clearest cuts.
+        # asked at all, and where it does, the reader reads only the clearest cuts. Where it
+        # is unsure, the reader reads three fixed cuts and alone decides whether there is a
+        # code and which (the classifier's digits are left out of the score).
         classified = self.cell_reader([cut for *_, cuts in candidates for cut in cuts])
         kept = []
         for job, piece, box, cuts in candidates:
             digits, classified = classified[: len(cuts)], classified[len(cuts) :]
             evidence = region.digits_per_cut(digits)
-            if evidence.mean() < region.MIN_CELL_DIGITS:
-                continue
-            clearest = region.clearest_cuts(evidence)
-            kept.append((job, piece, box, [cuts[i] for i in clearest], digits[clearest]))
-        reads = self.reader.frames([cut for *_, cuts, _ in kept for cut in cuts])
+            if evidence.mean() >= region.MIN_CELL_DIGITS:
+                clearest = region.clearest_cuts(evidence)
+                kept.append((job, piece, box, [cuts[i] for i in clearest], digits[clearest], True))
+            elif evidence.mean() >= region.UNSURE_CELL_DIGITS:
+                second = [cuts[i] for i in region.SECOND_OPINION]
+                kept.append((job, piece, box, second, digits[:0], False))
+        reads = self.reader.frames([cut for *_, cuts, _, _ in kept for cut in cuts])
         plates = []
-        for job, piece, box, cuts, digits in kept:
+        for job, piece, box, cuts, digits, sure in kept:
             frames, reads = reads[: len(cuts)], reads[len(cuts) :]
+            size = job.layout.format.region_cell
+            if not sure and region.code_present(frames, size) < region.MIN_READ_DIGITS:
+                continue
             seen = self.reader.decode(frames[len(frames) // 2]).text
             plate = _cell_plate(job, piece.read, frames, digits, seen, box, self.config.top_n)
             if plate is not None:

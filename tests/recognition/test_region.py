@@ -108,7 +108,8 @@ def test_main_line_evidence_matches_a_kept_glyph_anywhere_in_the_code() -> None:
     one[0, ALPHABET_INDEX["1"]] = 1.0
     assert region.code_log_prior(one, "01") == pytest.approx(0.0)
     assert region.code_log_prior(one, "10") == pytest.approx(0.0)
-    assert region.code_log_prior(one, "20") < -10
+    # A glyph the line read as something else weighs like a doubtful one, not like a veto.
+    assert region.code_log_prior(one, "20") == pytest.approx(np.log(region.MAIN_LINE_FLOOR))
     assert region.code_log_prior(one[:0], "20") == 0.0
 
 
@@ -218,6 +219,48 @@ def test_clearest_cuts_are_those_where_the_classifier_sees_digits() -> None:
     assert region.clearest_cuts(evidence, 1) == [1]
     assert len(region.CELLS) == 9 and len(region.CELLS) > region.READ_CUTS
     assert [left for left, _ in region.CELLS] == sorted(left for left, _ in region.CELLS)
+
+
+class _Unsure:
+    """A cell classifier that sees, in every cut, ``evidence`` log P(a digit at both
+    positions) and no digit in particular."""
+
+    def __init__(self, evidence: float) -> None:
+        self.evidence = evidence
+        self.cuts = 0
+
+    def __call__(self, cuts: list[np.ndarray]) -> np.ndarray:
+        self.cuts += len(cuts)
+        digit = np.exp(self.evidence / 2)  # P(some digit) at each of the two positions
+        log_probs = np.full((len(cuts), 2, region.NO_DIGIT + 1), np.log(digit / 10), np.float32)
+        log_probs[:, :, region.NO_DIGIT] = np.log1p(-digit)
+        return log_probs
+
+
+def test_an_unsure_classifier_leaves_the_cell_to_the_general_reader(
+    recognizer: PlateRecognizer,
+) -> None:
+    """Between ``UNSURE_CELL_DIGITS`` and ``MIN_CELL_DIGITS`` the general reader reads the
+    three ``SECOND_OPINION`` cuts and alone decides (a code filling its cut, which the
+    classifier never saw in training); below, the cell is not read at all."""
+    assert [region.CELLS[i][1] for i in region.SECOND_OPINION] == [0.5, 0.5, 0.5]
+    assert region.UNSURE_CELL_DIGITS < region.MIN_CELL_DIGITS
+    crops = _small_uz_crops(8)
+    classify = recognizer.cell_reader
+    try:
+        reads = {}
+        for evidence in (region.MIN_CELL_DIGITS - 8, region.UNSURE_CELL_DIGITS - 8):
+            recognizer.cell_reader = _Unsure(evidence)  # type: ignore[assignment]
+            reads[evidence] = [recognizer.read(image) for _, image in crops]
+            assert recognizer.cell_reader.cuts > 0  # type: ignore[attr-defined]
+    finally:
+        recognizer.cell_reader = classify
+    unsure, none = reads.values()
+    texts = [text for text, _ in crops]
+    right = sum(bool(p) and p[0].text == t for t, p in zip(texts, unsure, strict=True))
+    assert right >= 6, [p[0].text if p else "" for p in unsure]
+    assert any("|" in p[0].raw for p in unsure if p)  # codes read from the cell
+    assert not any("|" in p.raw for plates in none for p in plates)  # no cell read
 
 
 def test_a_code_read_clearly_in_line_needs_no_cell(recognizer: PlateRecognizer) -> None:
