@@ -549,21 +549,24 @@ class PlateRecognizer:
         for job, piece, box, cuts in candidates:
             digits, classified = classified[: len(cuts)], classified[len(cuts) :]
             evidence = region.digits_per_cut(digits)
-            if evidence.mean() >= region.MIN_CELL_DIGITS:
+            mean = evidence.mean()
+            if mean >= region.MIN_CELL_DIGITS:
                 clearest = region.clearest_cuts(evidence)
-                kept.append((job, piece, box, [cuts[i] for i in clearest], digits[clearest], True))
-            elif evidence.mean() >= region.UNSURE_CELL_DIGITS:
+                chosen = ([cuts[i] for i in clearest], digits[clearest], -math.inf)
+            elif mean >= region.UNSURE_CELL_DIGITS:
                 second = [cuts[i] for i in region.SECOND_OPINION]
-                kept.append((job, piece, box, second, digits[:0], False))
-        reads = self.reader.frames([cut for *_, cuts, _, _ in kept for cut in cuts])
-        plates = []
-        for job, piece, box, cuts, digits, sure in kept:
-            frames, reads = reads[: len(cuts)], reads[len(cuts) :]
-            size = job.layout.format.region_cell
-            if not sure and region.code_present(frames, size) < region.MIN_READ_DIGITS:
+                chosen = (second, digits[:0], region.MIN_READ_DIGITS)
+            else:
                 continue
+            kept.append((job, piece, box, *chosen))
+        reads = self.reader.frames([cut for _, _, _, cuts, _, _ in kept for cut in cuts])
+        plates = []
+        for job, piece, box, cuts, digits, least in kept:
+            frames, reads = reads[: len(cuts)], reads[len(cuts) :]
             seen = self.reader.decode(frames[len(frames) // 2]).text
-            plate = _cell_plate(job, piece.read, frames, digits, seen, box, self.config.top_n)
+            plate = _cell_plate(
+                job, piece.read, frames, digits, seen, box, self.config.top_n, least_present=least
+            )
             if plate is not None:
                 plates.append(plate)
         return plates
@@ -666,6 +669,8 @@ def _cell_plate(
     cell_text: str,
     box: tuple[int, int, int, int],
     top_n: int,
+    *,
+    least_present: float = -math.inf,
 ) -> PlateResult | None:
     """The plate of a main part and its region cell's reads, or None when the cell shows no
     code. Each code the layout allows is scored by the cell's general read (every CTC
@@ -678,11 +683,15 @@ def _cell_plate(
     letters left of a ``LDDDLL`` run give no digits. The plate's confidence then counts the
     code as two glyphs with the code's share among the allowed codes as their probability,
     so a blurred but present cell does not lose to a fragment of the main glyphs.
+    ``least_present`` is the least log P(the cell holds two digits) by the general read
+    alone: ``region.MIN_READ_DIGITS`` where the classifier was unsure and ``digits`` is empty.
     """
     cell_size = job.layout.format.region_cell
     pattern = job.layout.tail.pattern
     seen = read.dists[max(0, job.start - cell_size) : job.start]
     present = region.code_present(frames, cell_size)
+    if present < least_present:
+        return None
     found = []
     for plate_format in _CELL_FORMATS:
         if plate_format.pattern[plate_format.region_cell :] != pattern:
