@@ -680,9 +680,11 @@ def _cell_plate(
 
     Evidence that a code is there at all, P(the cell holds two digits) x P(the main line's
     glyphs there are that code's), must reach ``region.MIN_EVIDENCE``: a European plate's
-    letters left of a ``LDDDLL`` run give no digits. The plate's confidence then counts the
-    code as two glyphs with the code's share among the allowed codes as their probability,
-    so a blurred but present cell does not lose to a fragment of the main glyphs.
+    letters left of a ``LDDDLL`` run give no digits. P(two digits) is the general read's or,
+    where larger, the classifier's (mean over the cuts in ``digits``). The plate's confidence
+    then counts the code as two glyphs with the code's share among the allowed codes as their
+    probability, so a blurred but present cell does not lose to a fragment of the main
+    glyphs.
     ``least_present`` is the least log P(the cell holds two digits) by the general read
     alone: ``region.MIN_READ_DIGITS`` where the classifier was unsure and ``digits`` is empty.
     """
@@ -692,6 +694,10 @@ def _cell_plate(
     present = region.code_present(frames, cell_size)
     if present < least_present:
         return None
+    if len(digits):
+        # The classifier's evidence of two digits counts as much as the reader's: digits 5-7
+        # px tall that the general reader drops can still be plain to it.
+        present = max(present, float(region.digits_per_cut(digits).mean()))
     found = []
     for plate_format in _CELL_FORMATS:
         if plate_format.pattern[plate_format.region_cell :] != pattern:
