@@ -552,13 +552,12 @@ class PlateRecognizer:
             mean = evidence.mean()
             if mean >= region.MIN_CELL_DIGITS:
                 clearest = region.clearest_cuts(evidence)
-                chosen = ([cuts[i] for i in clearest], digits[clearest], -math.inf)
+                kept.append(
+                    (job, piece, box, [cuts[i] for i in clearest], digits[clearest], -math.inf)
+                )
             elif mean >= region.UNSURE_CELL_DIGITS:
                 second = [cuts[i] for i in region.SECOND_OPINION]
-                chosen = (second, digits[:0], region.MIN_READ_DIGITS)
-            else:
-                continue
-            kept.append((job, piece, box, *chosen))
+                kept.append((job, piece, box, second, digits[:0], region.MIN_READ_DIGITS))
         reads = self.reader.frames([cut for _, _, _, cuts, _, _ in kept for cut in cuts])
         plates = []
         for job, piece, box, cuts, digits, least in kept:
