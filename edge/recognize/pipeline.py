@@ -48,6 +48,8 @@ READER = "plate_rec_ppocrv4"
 CELL_READER = "plate_cell"
 MAX_PIXELS = 50_000_000  # beyond this an image is refused rather than risk memory
 MIN_SIDE = 8
+SMALL_CROP = 320  # an image read whole with its long side under this is a tight plate crop
+CROP_MARGIN = 0.3  # of the crop's height, added on each side when it is searched again
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +474,10 @@ class PlateRecognizer:
     ) -> tuple[list[TextBox], list[PlateResult]]:
         """Detect at ``side``, read every plate-shaped box (and the whole image if it is a crop)."""
         h, w = frame.shape[:2]
-        boxes = [b for b in self.detector(frame, max_side=side) if _plate_like(b)]
+        found = self.detector(frame, max_side=side)
+        if whole and max(h, w) < SMALL_CROP and not any(_plate_like(b) for b in found):
+            found = self._detect_with_margin(frame, side)
+        boxes = [b for b in found if _plate_like(b)]
         boxes.sort(key=lambda b: -b.score * _shape_prior(b))
         boxes = boxes[: self.max_boxes]  # bound the recogniser's work on a frame full of text
         crops = [rectify(frame, b.corners) for b in boxes]
@@ -486,6 +491,14 @@ class PlateRecognizer:
         plates = self._plates(pieces)
         plates += self._region_cells(frame, quads, pieces)
         return boxes, plates
+
+    def _detect_with_margin(self, frame: np.ndarray, side: int) -> list[TextBox]:
+        """Text boxes in a small crop with a margin of its own edge pixels added round it. In a
+        tight plate crop the glyphs touch the image's edges, and the detector (trained on
+        scenes) may find only fragments of the line; with room round it, it finds the line."""
+        pad = max(2, round(CROP_MARGIN * frame.shape[0]))
+        padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        return [TextBox(b.corners - pad, b.score) for b in self.detector(padded, max_side=side)]
 
     def _plates(self, pieces: list[_Piece]) -> list[PlateResult]:
         plates = []
