@@ -14,6 +14,7 @@ from edge.recognize.grammar import CN_PROVINCES, CN_SUFFIXES, DIGIT, LATIN
 
 PLATE_ALPHABET = LATIN + DIGIT + CN_PROVINCES + CN_SUFFIXES
 ALPHABET_INDEX = {c: i for i, c in enumerate(PLATE_ALPHABET)}
+MIN_DETECT_SIDE = 320  # an image smaller than this (a plate crop) is enlarged to it for detection
 # Glyphs the general model may emit for a plate glyph (lower case, full width, Cyrillic twins).
 _ALIASES = {
     **{c.lower(): c for c in LATIN},
@@ -63,8 +64,8 @@ class TextDetector:
         h, w = image.shape[:2]
         scale = min(1.0, max_side / max(h, w))
         # Small images are enlarged so a plate crop still gives the network text it can see.
-        if max(h, w) * scale < 320:
-            scale = 320 / max(h, w)
+        if max(h, w) * scale < MIN_DETECT_SIDE:
+            scale = MIN_DETECT_SIDE / max(h, w)
         nh = max(32, round(h * scale / 32) * 32)
         nw = max(32, round(w * scale / 32) * 32)
         blob = _normalise(image, nh, nw)[None]

@@ -35,6 +35,7 @@ from edge.recognize.models import (
 )
 from edge.recognize.ocr import (
     ALPHABET_INDEX,
+    MIN_DETECT_SIDE,
     PLATE_ALPHABET,
     LineRead,
     TextBox,
@@ -48,7 +49,6 @@ READER = "plate_rec_ppocrv4"
 CELL_READER = "plate_cell"
 MAX_PIXELS = 50_000_000  # beyond this an image is refused rather than risk memory
 MIN_SIDE = 8
-SMALL_CROP = 320  # an image read whole with its long side under this is a tight plate crop
 CROP_MARGIN = 0.3  # of the crop's height, added on each side when it is searched again
 
 
@@ -475,7 +475,7 @@ class PlateRecognizer:
         """Detect at ``side``, read every plate-shaped box (and the whole image if it is a crop)."""
         h, w = frame.shape[:2]
         found = self.detector(frame, max_side=side)
-        if whole and max(h, w) < SMALL_CROP and not any(_plate_like(b) for b in found):
+        if whole and max(h, w) < MIN_DETECT_SIDE and not any(_plate_like(b) for b in found):
             found = self._detect_with_margin(frame, side)
         boxes = [b for b in found if _plate_like(b)]
         boxes.sort(key=lambda b: -b.score * _shape_prior(b))

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from edge.config import RecognitionConfig
-from edge.recognize import synth
 from edge.recognize.grammar import score_key
 from edge.recognize.pipeline import (
     PlateCandidate,
@@ -20,7 +19,7 @@ from edge.recognize.pipeline import (
     load_image,
     vote,
 )
-from tests.recognition.conftest import DATA, SHARED_PLATES
+from tests.recognition.conftest import DATA, SHARED_PLATES, small_uz_plates
 
 
 def _expected() -> dict[str, list[dict[str, str]]]:
@@ -149,22 +148,10 @@ def test_a_small_plate_is_found_by_the_finer_second_search(recognizer: PlateReco
     assert 890 <= x <= 910 and 690 <= y <= 710 and h < 40
 
 
-def _tight_uz_crops(count: int) -> list[tuple[str, np.ndarray]]:
-    """Synthetic UZ plates cut at their own edges, 70 px wide (15 px tall)."""
-    rng = np.random.default_rng(3)
-    out = []
-    for _ in range(count):
-        plate = synth.make_plate(rng, "UZ", 1)
-        h, w = plate.image.shape[:2]
-        size = (70, round(70 * h / w))
-        out.append((plate.text, cv2.resize(plate.image, size, interpolation=cv2.INTER_AREA)))
-    return out
-
-
 def test_a_tight_crop_with_no_line_found_is_searched_again_with_a_margin(
     recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    crops = _tight_uz_crops(60)
+    crops = small_uz_plates(60, width=70, seed=3)  # 15 px tall
     lines = [
         any(_plate_like(b) for b in recognizer.detector(crop, max_side=512)) for _, crop in crops
     ]
@@ -175,11 +162,11 @@ def test_a_tight_crop_with_no_line_found_is_searched_again_with_a_margin(
         assert boxes, "with room round it the line is found"
         x, _, width, _ = boxes[0].rect  # in the crop's own coordinates, not the padded image's
         assert x >= -3 and x + width <= crop.shape[1] + 3 and width > 0.6 * crop.shape[1]
-    searched: list[int] = []
+    searched: list[np.ndarray] = []
     detect_with_margin = recognizer._detect_with_margin
 
     def counted(frame: np.ndarray, side: int) -> list:  # type: ignore[type-arg]
-        searched.append(frame.shape[1])
+        searched.append(frame)
         return detect_with_margin(frame, side)
 
     monkeypatch.setattr(recognizer, "_detect_with_margin", counted)

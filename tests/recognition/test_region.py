@@ -12,6 +12,7 @@ from edge.config import RecognitionConfig
 from edge.recognize import grammar, region, synth
 from edge.recognize.ocr import ALPHABET_INDEX, PLATE_ALPHABET, LineRead, ctc_log_likelihood
 from edge.recognize.pipeline import PlateRecognizer, _cell_plate, _tail_jobs
+from tests.recognition.conftest import small_uz_plates
 
 K = len(PLATE_ALPHABET) + 1
 
@@ -163,16 +164,11 @@ def test_czech_layout() -> None:
 
 
 def _small_uz_crops(count: int) -> list[tuple[str, np.ndarray]]:
-    """Synthetic UZ plates as small as the real crops: about 80x20 px, region 5-6 px tall."""
-    rng = np.random.default_rng(7)
-    out = []
-    for _ in range(count):
-        plate = synth.make_plate(rng, "UZ", 1)
-        h, w = plate.image.shape[:2]
-        small = cv2.resize(plate.image, (80, round(80 * h / w)), interpolation=cv2.INTER_AREA)
-        small = cv2.copyMakeBorder(small, 6, 6, 10, 10, cv2.BORDER_CONSTANT, value=(90, 90, 90))
-        out.append((plate.text, small))
-    return out
+    """Synthetic UZ plates as small as the real crops, 80 px wide, with a margin of paint."""
+    return [
+        (text, cv2.copyMakeBorder(plate, 6, 6, 10, 10, cv2.BORDER_CONSTANT, value=(90, 90, 90)))
+        for text, plate in small_uz_plates(count, width=80, seed=7)
+    ]
 
 
 def test_region_cells_read_small_uz_crops(recognizer: PlateRecognizer) -> None:
