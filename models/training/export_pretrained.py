@@ -1,11 +1,16 @@
 """Reproduce models/plate_*_ppocrv4.onnx and their manifests from the PyPI package.
 
+    .venv/bin/pip install -e '.[train]'
     .venv/bin/pip install --no-deps rapidocr-onnxruntime==1.4.4
     .venv/bin/python models/training/export_pretrained.py [--check]
 
-The files are copied unchanged (Apache-2.0) from ``rapidocr_onnxruntime/models/``; the agent
-reads them with its own onnxruntime wrapper and never imports rapidocr. ``--check`` only
-verifies that the committed files equal the package's bytes and their manifests.
+The PP-OCRv4 files (Apache-2.0) come from ``rapidocr_onnxruntime/models/``, folded
+(``fold.py``: the constant affine steps and hard-swish patterns that Paddle2ONNX writes as
+separate nodes go into the convolutions' weights): the same function in about 0.7x the time.
+The agent reads them with its own onnxruntime wrapper and never imports rapidocr. Every
+export checks that the folded file computes what the package's file computes (``TOLERANCE``);
+``--check`` folds the package's files again and verifies that the committed files are those
+bytes and match their manifests.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 MODELS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 PACKAGE_VERSION = "1.4.4"
 COMMON = {
     "version": f"PP-OCRv4 (rapidocr-onnxruntime {PACKAGE_VERSION})",
@@ -25,7 +32,10 @@ COMMON = {
         f"PyPI rapidocr-onnxruntime=={PACKAGE_VERSION}, rapidocr_onnxruntime/models/ "
         "(PaddleOCR PP-OCRv4 mobile, converted to ONNX by RapidAI)"
     ),
-    "licence": "Apache-2.0 (PaddleOCR and RapidOCR); copied unchanged",
+    "licence": (
+        "Apache-2.0 (PaddleOCR and RapidOCR); modified: constant affine steps folded into "
+        "the convolutions"
+    ),
     "training_data": (
         "PaddleOCR's PP-OCRv4 training sets (general Chinese/English text); "
         "not trained on the plate evaluation data"
@@ -37,6 +47,7 @@ SPECS = {
         "package_file": "ch_PP-OCRv4_det_infer.onnx",
         "task": "detection",
         "input_shape": [1, 3, "H (multiple of 32)", "W (multiple of 32)"],
+        "probe_shape": (1, 3, 288, 512),
         "input_name": "x",
         "charset": "none: one output channel, the per-pixel text probability (DB head)",
         "notes": (
@@ -48,6 +59,7 @@ SPECS = {
         "package_file": "ch_PP-OCRv4_rec_infer.onnx",
         "task": "recognition",
         "input_shape": [1, 3, 48, "W (dynamic, 48*aspect)"],
+        "probe_shape": (2, 3, 48, 224),
         "input_name": "x",
         "charset": (
             "CTC over 6625 classes: 0 blank, 1..6623 the list in the ONNX metadata key "
@@ -59,8 +71,52 @@ SPECS = {
 }
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+FOLDED = (
+    " Graph folded by models/training/fold.py from the package file (sha256 {source}): "
+    "{counts}; outputs equal the package file's within {diff:.1e}."
+)
+TOLERANCE = 1e-4  # largest output difference that folding may cause (float rounding)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def largest_difference(original: bytes, folded: bytes, shape: tuple[int, ...]) -> float:
+    """Largest absolute output difference of the two models on one seeded input."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    outputs = [
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        for model in (original, folded)
+    ]
+    return float(np.abs(outputs[0] - outputs[1]).max())
+
+
+def export(source: Path, name: str, spec: dict[str, object]) -> tuple[bytes, dict[str, object]]:
+    """The folded model's bytes and its manifest."""
+    import onnx
+    from fold import fold
+
+    original = source.read_bytes()
+    model, counts = fold(onnx.load_from_string(original))
+    folded = model.SerializeToString()
+    diff = largest_difference(original, folded, spec["probe_shape"])  # type: ignore[arg-type]
+    if diff > TOLERANCE:
+        raise SystemExit(f"{name}: folding changed the outputs by {diff} (> {TOLERANCE})")
+    removed = ", ".join(f"{n} {what}" for what, n in counts.items())
+    manifest = {
+        "name": name,
+        "file": f"{name}.onnx",
+        "sha256": sha256(folded),
+        **{k: v for k, v in spec.items() if k not in ("package_file", "probe_shape")},
+        **COMMON,
+    }
+    manifest["notes"] = str(manifest["notes"]) + FOLDED.format(
+        source=sha256(original), counts=removed, diff=max(diff, 1e-7)
+    )
+    return folded, manifest
 
 
 def main() -> int:
@@ -75,23 +131,16 @@ def main() -> int:
     package_models = Path(rapidocr_onnxruntime.__file__).parent / "models"
     bad = 0
     for name, spec in SPECS.items():
-        source = package_models / str(spec["package_file"])
+        folded, manifest = export(package_models / str(spec["package_file"]), name, spec)
         target = MODELS / f"{name}.onnx"
-        manifest = {
-            "name": name,
-            "file": target.name,
-            "sha256": sha256(source),
-            **{k: v for k, v in spec.items() if k != "package_file"},
-            **COMMON,
-        }
         if args.check:
             committed = json.loads((MODELS / f"{name}.json").read_text(encoding="utf-8"))
-            same = target.is_file() and sha256(target) == manifest["sha256"]
+            same = target.is_file() and sha256(target.read_bytes()) == manifest["sha256"]
             same = same and committed["sha256"] == manifest["sha256"]
-            print(f"{name}: {'matches' if same else 'DIFFERS from'} the package")
+            print(f"{name}: {'matches' if same else 'DIFFERS from'} the package's file, folded")
             bad += not same
             continue
-        shutil.copyfile(source, target)
+        target.write_bytes(folded)
         text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         (MODELS / f"{name}.json").write_text(text, encoding="utf-8")
         print(f"wrote {target} and its manifest")
