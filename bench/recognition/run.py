@@ -15,6 +15,7 @@ Needs: ``pip install -e '.[bench]'`` and ``apt-get install -y tesseract-ocr``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import json
 import os
@@ -184,12 +185,37 @@ def engine_ours_no_cells() -> Any:
     return engine_ours(region_cells=False)
 
 
+def engine_ours_unfolded() -> Any:
+    """Ours on the package's own PP-OCRv4 files, before ``models/training/fold.py``: the peer
+    the folded files' speed is measured against (same weights, same reads)."""
+    import rapidocr_onnxruntime
+
+    from edge.recognize.models import DEFAULT_MODEL_DIR, sha256_file
+
+    package = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    folder = Path(tempfile.mkdtemp(prefix="unfolded-models-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    files = {
+        "plate_det_ppocrv4": package / "ch_PP-OCRv4_det_infer.onnx",
+        "plate_rec_ppocrv4": package / "ch_PP-OCRv4_rec_infer.onnx",
+        "plate_cell": DEFAULT_MODEL_DIR / "plate_cell.onnx",
+    }
+    for name, source in files.items():
+        shutil.copyfile(source, folder / f"{name}.onnx")
+        manifest = json.loads((DEFAULT_MODEL_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        manifest["sha256"] = sha256_file(source)
+        (folder / f"{name}.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return engine_ours(model_dir=folder)
+
+
 ENGINES = {
     "ours": engine_ours,
     "ours_no_cells": engine_ours_no_cells,
     "rapidocr": engine_rapidocr,
     "tesseract": engine_tesseract,
+    "ours_unfolded": engine_ours_unfolded,
 }
+DEFAULT_ENGINES = ("ours", "ours_no_cells", "rapidocr", "tesseract")
 
 
 def missing_prerequisites(engines: list[str]) -> list[str]:
@@ -198,7 +224,7 @@ def missing_prerequisites(engines: list[str]) -> list[str]:
                if e not in ENGINES]  # fmt: skip
     if "tesseract" in engines and shutil.which("tesseract") is None:
         missing.append("tesseract is not installed: apt-get install -y tesseract-ocr")
-    if "rapidocr" in engines:
+    if "rapidocr" in engines or "ours_unfolded" in engines:
         try:
             import rapidocr_onnxruntime  # noqa: F401
         except ImportError:
@@ -287,7 +313,12 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "plates")
     parser.add_argument("--limit", type=int, default=None, help="images per real source")
     parser.add_argument("--synthetic", type=int, default=120, help="plates per synthetic set")
-    parser.add_argument("--engines", default=None, help=f"default: {','.join(ENGINES)}")
+    parser.add_argument(
+        "--engines",
+        default=None,
+        help=f"default: {','.join(DEFAULT_ENGINES)}; also: ours_unfolded (the package's "
+        "PP-OCRv4 files before folding)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md")
     parser.add_argument(
         "--interleaved-only",
@@ -310,6 +341,10 @@ def main() -> int:
         pair = [e.strip() for e in (args.engines or "ours,rapidocr").split(",")]
         if len(pair) != 2 or not set(pair) <= set(ENGINES):
             parser.error(f"--interleaved-only takes two of {', '.join(ENGINES)}, not {pair}")
+        missing = missing_prerequisites(pair)
+        if missing:
+            print("cannot run: " + "; ".join(missing), file=sys.stderr)
+            return 2
         first, second = pair
         with tempfile.TemporaryDirectory(prefix="platebench-") as tmp:
             frames = fps_frames(real_items(args.data, args.limit), Path(tmp))
@@ -323,7 +358,8 @@ def main() -> int:
             handle.write(text)
         print(text)
         return 0
-    engines = [e.strip() for e in (args.engines or ",".join(ENGINES)).split(",") if e.strip()]
+    engines = [e.strip() for e in (args.engines or ",".join(DEFAULT_ENGINES)).split(",")]
+    engines = [e for e in engines if e]
     missing = missing_prerequisites(engines)
     if missing:  # before the long runs, not after them
         print("cannot run: " + "; ".join(missing), file=sys.stderr)
