@@ -10,7 +10,7 @@ separate nodes go into the convolutions' weights): the same function in about 0.
 The agent reads them with its own onnxruntime wrapper and never imports rapidocr. Every
 export checks that the folded file computes what the package's file computes (``TOLERANCE``);
 ``--check`` folds the package's files again and verifies that the committed files are those
-bytes and match their manifests.
+bytes (with the onnx version the manifest names) and match their manifests.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ SPECS = {
 
 
 FOLDED = (
-    " Graph folded by models/training/fold.py from the package file (sha256 {source}): "
-    "{counts}; outputs equal the package file's within {diff:.1e}."
+    " Graph folded by models/training/fold.py (onnx {onnx}) from the package file (sha256 "
+    "{source}): {counts}; outputs equal the package file's within {diff:.1e}."
 )
 TOLERANCE = 1e-4  # largest output difference that folding may cause (float rounding)
 
@@ -102,7 +102,9 @@ def export(source: Path, name: str, spec: dict[str, object]) -> tuple[bytes, dic
     original = source.read_bytes()
     model, counts = fold(onnx.load_from_string(original))
     folded = model.SerializeToString()
-    diff = largest_difference(original, folded, spec["probe_shape"])  # type: ignore[arg-type]
+    shape = spec["probe_shape"]
+    assert isinstance(shape, tuple)
+    diff = largest_difference(original, folded, shape)
     if diff > TOLERANCE:
         raise SystemExit(f"{name}: folding changed the outputs by {diff} (> {TOLERANCE})")
     removed = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -114,7 +116,7 @@ def export(source: Path, name: str, spec: dict[str, object]) -> tuple[bytes, dic
         **COMMON,
     }
     manifest["notes"] = str(manifest["notes"]) + FOLDED.format(
-        source=sha256(original), counts=removed, diff=max(diff, 1e-7)
+        onnx=onnx.__version__, source=sha256(original), counts=removed, diff=max(diff, 1e-7)
     )
     return folded, manifest
 
