@@ -260,6 +260,9 @@ _MASKS = {
     kind: np.array([c in glyphs for c in PLATE_ALPHABET], np.float32)
     for kind, glyphs in _KIND_GLYPHS.items()
 }
+# A glyph of the wanted class that the reader gives at least this probability beats the
+# confusable table's look-alike (bench/recognition/RESULTS.md: 0.05-0.2 read the same).
+OWN_ALTERNATIVE = 0.1
 _FORMATS_BY_LENGTH: dict[int, list[grammar.PlateFormat]] = {}
 for _f in grammar.FORMATS:
     _FORMATS_BY_LENGTH.setdefault(len(_f.pattern), []).append(_f)
@@ -272,7 +275,10 @@ def _fit_glyphs(
 
     This is the format-aware correction. Where the layout wants a digit, the likeliest digit
     is taken; when the network was sure of a confusable letter instead (an O where a 0
-    belongs), the grammar's confusable table maps it, at that pair's cost.
+    belongs), the grammar's confusable table maps it, at that pair's cost. The table gives
+    one look-alike per glyph; where the network itself offers another glyph of the wanted
+    class at least ``OWN_ALTERNATIVE`` likely, that glyph is taken instead (a Z read as 7 at
+    0.63 with Z at 0.25 is a Z, not the table's T, which the network gave no chance).
     Returns (text, score, corrections) or None when the read cannot be this format.
     """
     top = dists.argmax(axis=1)
@@ -290,7 +296,11 @@ def _fit_glyphs(
         if mapped is not None and mapped[1] == 0:
             glyphs.append(seen)
             probs[i] = top_p[i]
-        elif mapped is not None and grammar.penalty(seen, mapped[0]) * top_p[i] > row[best]:
+        elif (
+            mapped is not None
+            and grammar.penalty(seen, mapped[0]) * top_p[i] > row[best]
+            and (row[best] < OWN_ALTERNATIVE or PLATE_ALPHABET[best] == mapped[0])
+        ):
             glyphs.append(mapped[0])
             probs[i] = top_p[i]
             factor *= grammar.penalty(seen, mapped[0])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edge.recognize.grammar import FORMATS, best, fit, fold, interpret, score_key
+from edge.recognize.ocr import PLATE_ALPHABET
+from edge.recognize.pipeline import _fit_glyphs
 
 
 def test_fold_maps_cyrillic_lookalikes_and_drops_separators() -> None:
@@ -122,3 +125,24 @@ def test_every_format_reads_its_own_example(plate_format) -> None:  # type: igno
     assert plate_format.example, "every format documents an example"
     result = fit(fold(plate_format.example), plate_format)
     assert result is not None and result.corrections == 0
+
+
+def _dists(glyphs: list[dict[str, float]]) -> np.ndarray:
+    out = np.zeros((len(glyphs), len(PLATE_ALPHABET)), np.float32)
+    for i, probs in enumerate(glyphs):
+        for glyph, p in probs.items():
+            out[i, PLATE_ALPHABET.index(glyph)] = p
+    return out
+
+
+def test_the_readers_own_letter_beats_the_confusable_tables_look_alike() -> None:
+    """A 7 where the layout wants a letter is a T by the confusable table; but where the
+    reader itself gives a Z a fair chance and the T none, it is the Z (01Z787ZZ, a real
+    Uzbek crop); with no letter offered, the table's T stands."""
+    uz = next(f for f in FORMATS if f.country == "UZ" and f.type == "standard")
+    plain = [{c: 1.0} for c in "01Z787"]
+    last = {"Z": 1.0}
+    offered = _fit_glyphs(_dists([*plain, {"7": 0.63, "Z": 0.25, "2": 0.12}, last]), uz)
+    assert offered is not None and offered[0] == "01Z787ZZ"
+    not_offered = _fit_glyphs(_dists([*plain, {"7": 0.9, "2": 0.1}, last]), uz)
+    assert not_offered is not None and not_offered[0] == "01Z787TZ"
