@@ -20,6 +20,7 @@ agent at run time.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -138,36 +139,46 @@ def _hard_swish(g: _Graph) -> int:
     return count
 
 
-def _fold_after_conv(g: _Graph) -> int:
-    """``Conv -> Mul(c)`` and ``Conv -> Add(c)`` -> Conv with scaled weights / shifted bias."""
+def _until_stable(g: _Graph, rule: Callable[[_Graph, onnx.NodeProto], bool]) -> int:
+    """Apply ``rule`` to every Conv until it changes none; how many times it changed one."""
     count = 0
     changed = True
     while changed:
         changed = False
         for conv in [n for n in g.graph.node if n.op_type == "Conv"]:
-            user = g.only_consumer(conv.output[0])
-            if user is None or user.op_type not in ("Mul", "Add"):
-                continue
-            operand = g.constant_operand(user)
-            parameters = g.conv_parameters(conv)
-            if operand is None or parameters is None:
-                continue
-            weight, bias = parameters
-            value = _per_channel(operand[0], weight.shape[0])
-            if value is None:
-                continue
-            if user.op_type == "Mul":
-                weight = weight * value.reshape(-1, *([1] * (weight.ndim - 1)))
-                bias = bias * value
-            else:
-                bias = bias + value
-            g.set_conv(conv, weight, bias)
-            conv.output[0] = user.output[0]
-            g.remove(user)
-            g.index()
-            count += 1
-            changed = True
+            if rule(g, conv):
+                g.index()
+                count += 1
+                changed = True
     return count
+
+
+def _scalar_value(value: np.ndarray) -> float | None:
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def _fold_step_after(g: _Graph, conv: onnx.NodeProto) -> bool:
+    """``Conv -> Mul(c)`` or ``Conv -> Add(c)`` -> Conv with scaled weights / shifted bias."""
+    user = g.only_consumer(conv.output[0])
+    if user is None or user.op_type not in ("Mul", "Add"):
+        return False
+    operand = g.constant_operand(user)
+    parameters = g.conv_parameters(conv)
+    if operand is None or parameters is None:
+        return False
+    weight, bias = parameters
+    value = _per_channel(operand[0], weight.shape[0])
+    if value is None:
+        return False
+    if user.op_type == "Mul":
+        weight = weight * value.reshape(-1, *([1] * (weight.ndim - 1)))
+        bias = bias * value
+    else:
+        bias = bias + value
+    g.set_conv(conv, weight, bias)
+    conv.output[0] = user.output[0]
+    g.remove(user)
+    return True
 
 
 def _unpadded(conv: onnx.NodeProto) -> bool:
@@ -176,62 +187,54 @@ def _unpadded(conv: onnx.NodeProto) -> bool:
     return not any(attributes.get("pads", [])) and auto_pad in (b"NOTSET", b"VALID")
 
 
-def _fold_before_conv(g: _Graph) -> int:
-    """``Mul(a) -> Conv`` (scalar a) and ``Add(b) -> Conv`` (scalar b, no padding) folded."""
-    count = 0
-    changed = True
-    while changed:
-        changed = False
-        for conv in [n for n in g.graph.node if n.op_type == "Conv"]:
-            step = g.producer.get(conv.input[0])
-            if step is None or step.op_type not in ("Mul", "Add"):
-                continue
-            if g.only_consumer(step.output[0]) is not conv:
-                continue
-            operand = g.constant_operand(step)
-            parameters = g.conv_parameters(conv)
-            if operand is None or parameters is None or operand[0].size != 1:
-                continue
-            value = float(operand[0].reshape(-1)[0])
-            weight, bias = parameters
-            if step.op_type == "Mul":
-                weight = weight * value
-            elif _unpadded(conv):
-                bias = bias + value * weight.reshape(weight.shape[0], -1).sum(axis=1)
-            else:
-                # Padded: a * x + b = a * (x + b / a); the scale goes into the weights and
-                # the Add stays, on x, so the Conv's zero border is still zero.
-                scale = g.producer.get(operand[1])
-                scaled = g.constant_operand(scale) if scale is not None else None
-                if (
-                    scale is None
-                    or scale.op_type != "Mul"
-                    or g.only_consumer(scale.output[0]) is not step
-                    or scaled is None
-                    or scaled[0].size != 1
-                    or float(scaled[0].reshape(-1)[0]) == 0.0
-                ):
-                    continue
-                a = float(scaled[0].reshape(-1)[0])
-                g.set_conv(conv, weight * a, bias)
-                shift = g.set_constant(
-                    f"{step.name}.shift{len(g.graph.initializer)}",
-                    np.array([value / a], np.float32),
-                )
-                del step.input[:]
-                step.input.extend([scaled[1], shift])
-                g.remove(scale)
-                g.index()
-                count += 1
-                changed = True
-                continue
-            g.set_conv(conv, weight, bias)
-            conv.input[0] = operand[1]
-            g.remove(step)
-            g.index()
-            count += 1
-            changed = True
-    return count
+def _fold_step_before(g: _Graph, conv: onnx.NodeProto) -> bool:
+    """``Mul(a) -> Conv`` (scalar a) and ``Add(b) -> Conv`` (scalar b) folded: b into the
+    bias of a Conv without padding, else only the scale before the Add (``_scale_past_shift``)."""
+    step = g.producer.get(conv.input[0])
+    if step is None or step.op_type not in ("Mul", "Add"):
+        return False
+    if g.only_consumer(step.output[0]) is not conv:
+        return False
+    operand = g.constant_operand(step)
+    parameters = g.conv_parameters(conv)
+    value = _scalar_value(operand[0]) if operand is not None else None
+    if operand is None or parameters is None or value is None:
+        return False
+    weight, bias = parameters
+    if step.op_type == "Add" and not _unpadded(conv):
+        return _scale_past_shift(g, conv, step, value, operand[1])
+    if step.op_type == "Mul":
+        weight = weight * value
+    else:
+        bias = bias + value * weight.reshape(weight.shape[0], -1).sum(axis=1)
+    g.set_conv(conv, weight, bias)
+    conv.input[0] = operand[1]
+    g.remove(step)
+    return True
+
+
+def _scale_past_shift(
+    g: _Graph, conv: onnx.NodeProto, shift: onnx.NodeProto, b: float, shifted: str
+) -> bool:
+    """``Mul(a) -> Add(b) -> padded Conv``: a * x + b = a * (x + b / a), so the scale goes
+    into the Conv's weights and the Add stays, on x, keeping the Conv's zero border zero."""
+    scale = g.producer.get(shifted)
+    if scale is None or scale.op_type != "Mul" or g.only_consumer(scale.output[0]) is not shift:
+        return False
+    operand = g.constant_operand(scale)
+    a = _scalar_value(operand[0]) if operand is not None else None
+    parameters = g.conv_parameters(conv)
+    if operand is None or a is None or a == 0.0 or parameters is None:
+        return False
+    weight, bias = parameters
+    g.set_conv(conv, weight * a, bias)
+    constant = g.set_constant(
+        f"{shift.name}.shift{len(g.graph.initializer)}", np.array([b / a], np.float32)
+    )
+    del shift.input[:]
+    shift.input.extend([operand[1], constant])
+    g.remove(scale)
+    return True
 
 
 def _drop_unused(g: _Graph) -> None:
@@ -254,8 +257,8 @@ def fold(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Counter[str]]:
     g = _Graph(model)
     counts: Counter[str] = Counter()
     counts["hard-swish patterns"] = _hard_swish(g)
-    counts["affine steps after a conv"] = _fold_after_conv(g)
-    counts["affine steps before a conv"] = _fold_before_conv(g)
+    counts["affine steps after a conv"] = _until_stable(g, _fold_step_after)
+    counts["affine steps before a conv"] = _until_stable(g, _fold_step_before)
     _drop_unused(g)
     onnx.checker.check_model(model)
     return model, counts
