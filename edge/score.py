@@ -38,7 +38,8 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
     """Compare ``end`` events (with their arrival time) with the scenario's ground truth."""
     vehicles = [(_t(v["start"]), _t(v["end"])) for v in truth]
     matches: dict[int, list[int]] = defaultdict(list)  # truth index -> crossing indexes
-    merged = phantom = 0
+    merged = 0
+    phantoms: list[int] = []  # crossings that overlap no vehicle
     for ci, (event, _arrived) in enumerate(ends):
         span = (_t(event["start"]), _t(event.get("end") or event["start"]))
         overlaps = [(_overlap(span, v), ti) for ti, v in enumerate(vehicles)]
@@ -46,34 +47,39 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         if not hits:
             hits = [max(overlaps)] if overlaps and max(overlaps)[0] > 0 else []
         if not hits:
-            phantom += 1
+            phantoms.append(ci)
             continue
         if len(hits) > 1:
             merged += 1
         matches[max(hits)[1]].append(ci)
     missed = sum(1 for ti in range(len(truth)) if not matches.get(ti))
     split = sum(1 for cis in matches.values() if len(cis) > 1)
-    # What a split vehicle's crossings said, to tell why it was cut in two.
-    split_detail = [
-        {
-            "vehicle": ti,
-            "crossings": [
-                {
-                    "start_s": round(_t(ends[ci][0]["start"]) - vehicles[ti][0], 2),
-                    "end_reason": ends[ci][0].get("end_reason"),
-                    "plates": {p["position"]: p["text"] for p in ends[ci][0].get("plates", [])},
-                    "sources": [
-                        s["device"]
-                        for s in ends[ci][0]["coverage"].get("sensors", [])
-                        if s.get("saw_vehicle")
-                    ],
-                }
-                for ci in cis
+
+    def described(ci: int, since: float) -> dict[str, Any]:
+        event = ends[ci][0]
+        return {
+            "start_s": round(_t(event["start"]) - since, 2),
+            "end_reason": event.get("end_reason"),
+            "plates": {p["position"]: p["text"] for p in event.get("plates", [])},
+            "sources": [
+                s["device"] for s in event["coverage"].get("sensors", []) if s.get("saw_vehicle")
             ],
         }
+
+    # What a split vehicle's crossings said, to tell why it was cut in two.
+    split_detail = [
+        {"vehicle": ti, "crossings": [described(ci, vehicles[ti][0]) for ci in cis]}
         for ti, cis in sorted(matches.items())
         if len(cis) > 1
     ]
+    # A phantom, placed after the vehicle that last left before it began.
+    phantom_detail = []
+    for ci in phantoms:
+        begun = _t(ends[ci][0]["start"])
+        before = [ti for ti, v in enumerate(vehicles) if v[1] <= begun]
+        ti = max(before, key=lambda i: vehicles[i][1]) if before else None
+        since = vehicles[ti][1] if ti is not None else begun
+        phantom_detail.append({"after_vehicle": ti} | described(ci, since))
 
     plate_total: Counter[str] = Counter()
     plate_exact: Counter[str] = Counter()
@@ -83,6 +89,7 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
     coverage_ok = coverage_total = 0
     axles_counted = axles_exact = 0
     axles_wrong: list[str] = []
+    plates_wrong: list[str] = []
     for ti, cis in matches.items():
         vehicle = truth[ti]
         event, arrived = ends[cis[0]]
@@ -99,6 +106,9 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
             plate_total[key] += 1
             if score_key(read.get(position, "")) == score_key(expected["text"]):
                 plate_exact[key] += 1
+            else:
+                got = read.get(position) or "(none)"
+                plates_wrong.append(f"vehicle {ti} {key}: {expected['text']} -> {got}")
         if "weight" in event:
             weight_errors.append(abs(event["weight"]["gross_kg"] - vehicle["gross_kg"]))
         if event.get("axle_count") is not None:
@@ -127,9 +137,11 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         "split": split,
         "split_detail": split_detail,
         "merged": merged,
-        "phantom": phantom,
+        "phantom": len(phantoms),
+        "phantom_detail": phantom_detail,
         "plate_exact": round(sum(plate_exact.values()) / total_plates, 4) if total_plates else None,
         "plate_exact_by": {k: f"{plate_exact[k]}/{n}" for k, n in sorted(plate_total.items())},
+        "plates_wrong": plates_wrong,
         "weight_error_kg_mean": round(statistics.mean(weight_errors), 1) if weight_errors else None,
         "weight_error_kg_max": round(max(weight_errors), 1) if weight_errors else None,
         "weighed": len(weight_errors),

@@ -67,6 +67,35 @@ def test_scoring_counts_missed_split_merged_and_phantom() -> None:
     assert (result["missed"], result["split"], result["merged"], result["phantom"]) == (2, 1, 1, 1)
 
 
+def test_scoring_names_each_wrong_or_missing_plate() -> None:
+    truth = [
+        {
+            "start": "2026-01-01T00:00:00+00:00",
+            "end": "2026-01-01T00:00:10+00:00",
+            "plates": {
+                "front": {"text": "123ABC01", "country": "KZ"},
+                "trailer": {"text": "45ABC01", "country": "KZ"},
+            },
+            "gross_kg": 1000,
+        }
+    ]
+    plates = [{"position": "front", "text": "123 abc 01"}]  # read; the trailer's was not
+    ends = [
+        (
+            {
+                "start": "2026-01-01T00:00:00Z",
+                "end": "2026-01-01T00:00:10Z",
+                "plates": plates,
+                "coverage": {"notes": []},
+            },
+            0.0,
+        )
+    ]
+    result = score(truth, ends)
+    assert result["plate_exact_by"] == {"front/KZ": "1/1", "rear/KZ": "0/1"}
+    assert result["plates_wrong"] == ["vehicle 0 rear/KZ: 45ABC01 -> (none)"]
+
+
 def _descendants(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*"):
