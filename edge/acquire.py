@@ -65,6 +65,7 @@ def fusion_settings(config: LaneConfig) -> FusionSettings:
         presence_kg=f.presence_kg,
         settle_s=f.settle_s,
         min_presence_s=f.min_presence_s,
+        thermal_vehicle_c=f.thermal_vehicle_c,
         min_gap_s=f.min_gap_s,
         max_crossing_s=f.max_crossing_s,
         parked_s=f.parked_s,

@@ -281,6 +281,12 @@ class FusionConfig(StrictModel):
         1.5, gt=0, description="Lane clear this long ends the crossing (late results attach)."
     )
     min_presence_s: float = Field(0.6, ge=0, description="Shorter, with no evidence: ignored.")
+    thermal_vehicle_c: float = Field(
+        5.0,
+        gt=0,
+        description="A thermal region this much warmer than it shows the empty lane saw a "
+        "vehicle (the camera reports every poll, vehicle or not).",
+    )
     min_gap_s: float = Field(
         1.0, ge=0, description="No exit loop: a clear lane this long means the next vehicle."
     )

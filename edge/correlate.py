@@ -49,6 +49,8 @@ from edge.events import (
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 TRACE_LIMIT = 500
 NEIGHBOUR_LIMIT = 200
+# How fast a thermal region's empty-lane floor may rise: 1 C a minute.
+THERMAL_FLOOR_RISE_C_PER_S = 1 / 60
 LIGHT_VEHICLE_KG = 3500.0  # at most: a car or small van (category M1/N1)
 
 PRESENCE_SOURCES = ("io", "weight", "rpm", "camera")
@@ -134,6 +136,9 @@ class FusionSettings:
     tailgate_min_s: float = 1.0
     top_n: int = 5
     thermal_alarm_c: float = 120.0
+    # A thermal region this much warmer than it shows the empty lane saw a vehicle. The
+    # camera reports every poll, vehicle or not: its readings alone prove nothing.
+    thermal_vehicle_c: float = 5.0
     axle_counter: str = "axles"  # lane I/O pulse counter wired to an axle detector
     max_axle_kg: float = 13_000.0  # more per axle: axles miscounted, or an overloaded axle
     neighbour_window_s: float = 10.0  # a plate in the next lane this close in time is flagged
@@ -159,6 +164,7 @@ class _Open:
     weights: list[WeightReading] = field(default_factory=list)
     occupancy: RpmOccupancy | None = None
     thermal: list[ThermalRegions] = field(default_factory=list)
+    thermal_saw: bool = False  # a region warmer than the empty lane (or in alarm)
     saw: set[str] = field(default_factory=set)
     worst: dict[str, tuple[SensorState, str | None]] = field(default_factory=dict)
     entry_seen: bool = False
@@ -212,6 +218,8 @@ class Correlator:
         self._last_seen: dict[str, float] = {}
         self._recent_plates: deque[tuple[float, PlateObservation]] = deque(maxlen=64)
         self._previous_plates: tuple[float, set[str]] = (float("-inf"), set())
+        # Each thermal region's empty-lane temperature: (device, region) -> (degC, when).
+        self._empty_lane_c: dict[tuple[str, int], tuple[float, float]] = {}
         self._ended_at = float("-inf")
         self.late_readings = 0
         self._axle_total: int | None = None
@@ -294,9 +302,16 @@ class Correlator:
                     neutron_alarm=reading.neutron_alarm,
                 )
                 out += self._update(target, "radiation")
-        elif isinstance(reading, ThermalRegions) and self.current is not None:
+        elif isinstance(reading, ThermalRegions) and self.current is None:
+            if not self.closing:
+                self._learn_empty_lane(reading, now)
+        elif isinstance(reading, ThermalRegions) and self.current.clear_since is None:
+            # Only while the vehicle is present: once the lane is clear, the camera shows
+            # the road or the next vehicle coming, not this one.
             self.current.thermal.append(reading)
-            self.current.saw.add(reading.device_id)
+            if self._thermal_sees_vehicle(reading):
+                self.current.thermal_saw = True
+                self.current.saw.add(reading.device_id)
             if any(r.alarm for r in reading.regions):
                 self.current.note(now, "thermal alarm", max_c=reading.max_c)
                 out += self._update(self.current, "thermal")
@@ -318,21 +333,16 @@ class Correlator:
                 )
             return self.tick(now)  # the last vehicle (queued or parked) still in view
         current = self.current
+        if current is None or not _holds(current, plate.text):
+            # The vehicle that just left, read again on its way out (the rear camera still
+            # sees it), whatever the loops did meanwhile: its plate, not the next vehicle's.
+            for leaving in reversed(self.closing):
+                if _holds(leaving, plate.text):
+                    return self._late_plate(leaving, plate, now)
         if seen is not None and self.closing and (current is None or seen < current.started):
             previous = self.closing[-1]
             if seen >= previous.started - self.settings.plate_lead_s:
-                previous.plates[plate.position].append(plate)
-                previous.saw.add(plate.camera)
-                previous.note(
-                    now,
-                    "plate",
-                    position=plate.position.value,
-                    text=plate.text,
-                    confidence=round(plate.confidence, 3),
-                    camera=plate.camera,
-                    late=True,
-                )
-                return self.tick(now)
+                return self._late_plate(previous, plate, now)
         if (
             current is not None
             and seen is not None
@@ -389,6 +399,21 @@ class Correlator:
             if first:
                 out += self._update(current, f"plate:{plate.position}")
         return out + self.tick(now)
+
+    def _late_plate(self, opened: _Open, plate: PlateObservation, now: float) -> list[Emission]:
+        """A read for a vehicle that has left the lane and is settling."""
+        opened.plates[plate.position].append(plate)
+        opened.saw.add(plate.camera)
+        opened.note(
+            now,
+            "plate",
+            position=plate.position.value,
+            text=plate.text,
+            confidence=round(plate.confidence, 3),
+            camera=plate.camera,
+            late=True,
+        )
+        return self.tick(now)
 
     def on_neighbour(self, sighting: NeighbourSighting, now: float) -> list[Emission]:
         """A crossing event of a neighbouring lane (its plates and times), for cross-checks."""
@@ -538,7 +563,38 @@ class Correlator:
 
     def _proof(self, opened: _Open) -> bool:
         """Something besides presence saw this vehicle."""
-        return bool(opened.plates or opened.weights or opened.occupancy or opened.thermal)
+        return bool(opened.plates or opened.weights or opened.occupancy or opened.thermal_saw)
+
+    def _thermal_sees_vehicle(self, reading: ThermalRegions) -> bool:
+        """A region in alarm, or ``thermal_vehicle_c`` warmer than it showed the empty lane.
+        Before the lane was ever seen empty there is nothing to compare with, and the
+        reading counts as seeing whatever is there."""
+        compared = False
+        for region in reading.regions:
+            if not region.valid or region.max_c is None:
+                continue
+            if region.alarm:
+                return True
+            empty = self._empty_lane_c.get((reading.device_id, region.index))
+            if empty is not None:
+                compared = True
+                if region.max_c >= empty[0] + self.settings.thermal_vehicle_c:
+                    return True
+        return not compared
+
+    def _learn_empty_lane(self, reading: ThermalRegions, now: float) -> None:
+        """Each region's empty-lane temperature: a floor that follows the road down at once
+        and up by at most ``THERMAL_FLOOR_RISE_C_PER_S`` (the sun warms a road over hours; a
+        hot truck queueing in view before the loop must not become the empty lane)."""
+        for region in reading.regions:
+            if not region.valid or region.max_c is None:
+                continue
+            key = (reading.device_id, region.index)
+            floor = self._empty_lane_c.get(key)
+            value = region.max_c
+            if floor is not None:
+                value = min(value, floor[0] + THERMAL_FLOOR_RISE_C_PER_S * (now - floor[1]))
+            self._empty_lane_c[key] = (value, now)
 
     def _confirm(self, opened: _Open, now: float) -> list[Emission]:
         """Announce ``new`` once the presence is a vehicle: long enough, or seen by others."""
@@ -857,6 +913,11 @@ def vehicle_class(axles: int | None, gross_kg: float | None, *, trailer: bool) -
     if axles is not None and axles >= 3:
         return "heavy_vehicle"
     return None
+
+
+def _holds(opened: _Open, text: str) -> bool:
+    """Whether any camera read ``text`` for this vehicle."""
+    return any(p.text == text for reads in opened.plates.values() for p in reads)
 
 
 def _similar(a: str, b: str) -> bool:

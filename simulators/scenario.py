@@ -305,12 +305,14 @@ def axles_passed(v: PlannedVehicle, t: float) -> int:
 
 
 def thermal_at(
-    v: PlannedVehicle | None, ambient: float, regions: int
+    v: PlannedVehicle | None, t: float, ambient: float, regions: int
 ) -> list[tuple[float, float, float]]:
-    """Per-region (max, min, avg) degC. Region 0 wheels/brakes, 1 engine, 2 cargo, rest road."""
+    """Per-region (max, min, avg) degC at scenario time ``t``. Region 0 wheels/brakes, 1
+    engine, 2 cargo, rest road; the vehicle is under the camera from 0.3 to 0.8 of its dwell,
+    the road alone before and after."""
     road = (ambient + 1.5, ambient - 1.0, ambient)
     out = [road] * regions
-    if v is None:
+    if v is None or not 0.3 <= (t - v.start_s) / v.dwell_s < 0.8:
         return out
     normal = min(v.thermal_max_c, 45.0)
     brakes = v.thermal_max_c if v.thermal == "hot_brakes" else normal - 8
@@ -403,7 +405,7 @@ class SimulatedLane:
         if lane.thermal is not None:
             th = lane.thermal
             self.thermal = ThermalSimulator(th.map, regions=th.regions, ambient_c=th.ambient_c)
-            self.thermal.profile = lambda _t: thermal_at(self.current(), th.ambient_c, th.regions)
+            self.thermal.profile = lambda _t: self._thermal_now(th.ambient_c, th.regions)
             self.endpoints["thermal"] = f"modbus://{self.host}:{await self.thermal.start()}"
         if lane.laneio is not None:
             self.laneio = LaneIoSimulator(
@@ -457,6 +459,10 @@ class SimulatedLane:
         t = self.now_s()
         v = self.current(t)
         return weight_at(v, t, self.rng) if v is not None else (0.0, False)
+
+    def _thermal_now(self, ambient: float, regions: int) -> list[tuple[float, float, float]]:
+        t = self.now_s()
+        return thermal_at(self.current(t), t, ambient, regions)
 
     def _laneio_refresh(self) -> None:
         assert self.laneio is not None

@@ -23,7 +23,7 @@ from drivers.readings import (
     WeightReading,
 )
 from drivers.registry import create_driver
-from simulators.scenario import Scenario, ScenarioError, SimulatedLane, plan
+from simulators.scenario import Scenario, ScenarioError, SimulatedLane, plan, thermal_at
 from tests.drivers.conftest import run
 
 SCENARIO = """
@@ -84,6 +84,21 @@ def test_plan_is_deterministic_and_validated(tmp_path: Path) -> None:
         Scenario.load(bad)
     default = Scenario.load(Path("simulators/scenarios/default.yaml"))
     assert len(plan(default)) >= 20
+
+
+def test_the_thermal_camera_sees_a_vehicle_only_while_it_is_under_it() -> None:
+    scenario = Scenario.model_validate(yaml.safe_load(SCENARIO))
+    truck = plan(scenario)[1]  # hot brakes
+    road = thermal_at(None, 0.0, 12.0, 4)
+    assert max(r[0] for r in road) == 13.5
+
+    def hottest(x: float) -> float:
+        return max(r[0] for r in thermal_at(truck, truck.start_s + x * truck.dwell_s, 12.0, 4))
+
+    # The documented timeline: 0.3-0.8 of the dwell; the road before (the truck is still at
+    # the entry loop) and after (at the exit loop).
+    assert [hottest(x) for x in (0.05, 0.25, 0.85, 0.95)] == [13.5] * 4
+    assert hottest(0.31) == hottest(0.79) == truck.thermal_max_c
 
 
 OTHER_VENDORS = {
