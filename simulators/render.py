@@ -37,8 +37,8 @@ def make_plate(country: str, rng: random.Random, *, trailer: bool = False) -> Pl
     letters = lambda pool, n: "".join(rng.choice(pool) for _ in range(n))  # noqa: E731
     if country == "KZ":
         text = f"{d(3)}{letters(KZ_LETTERS, 3)}{rng.choice(['01', '02', '05', '15', '17'])}"
-        if trailer:
-            text = f"{d(2)}{letters(KZ_LETTERS, 2)}{rng.choice(['01', '02', '05', '15', '17'])}"
+        if trailer:  # 1234 AB 01, in two rows (grammar.FORMATS, KZ trailer)
+            text = f"{d(4)}{letters(KZ_LETTERS, 2)}{rng.choice(['01', '02', '05', '15', '17'])}"
     elif country == "RU":
         region = rng.choice(["77", "54", "174", "02", "55"])
         text = (
@@ -62,6 +62,8 @@ def make_plate(country: str, rng: random.Random, *, trailer: bool = False) -> Pl
 def _split(plate: Plate) -> list[str]:
     t = plate.rendered
     c = plate.country
+    if plate.rows == 2 and c == "CN":
+        return [t[0], t[1:]]  # the province and city letter over the five glyphs
     if plate.rows == 2:
         half = (len(t) + 1) // 2
         return [t[:half], t[half:]]
@@ -84,7 +86,10 @@ def render_plate(plate: Plate, *, height: int = 56) -> np.ndarray:
     width = int(height * (4.6 if plate.rows == 1 else 1.7))
     h = height if plate.rows == 1 else int(height * 1.6)
     blue, white, black = (160, 60, 10), (245, 245, 245), (20, 20, 20)
-    bg, fg = (blue, white) if plate.country == "CN" else (white, black)
+    yellow = (20, 200, 245)
+    bg, fg = (white, black)
+    if plate.country == "CN":  # small vehicles blue, large (two-row, rear) yellow
+        bg, fg = (blue, white) if plate.rows == 1 else (yellow, black)
     img = np.full((h, width, 3), bg, np.uint8)
     cv2.rectangle(img, (1, 1), (width - 2, h - 2), fg, 2)
     left = 4
@@ -98,15 +103,20 @@ def render_plate(plate: Plate, *, height: int = 56) -> np.ndarray:
         cv2.putText(img, code, (5, h - 8), cv2.FONT_HERSHEY_SIMPLEX, height / 110, white, 1,
                     cv2.LINE_AA)  # fmt: skip
         left = strip + 8
+    n = len(rows)
+    lefts = [left] * n
     if plate.country == "CN":
         # Placeholder for the province character (not drawable with Hershey fonts).
         s = int(height * 0.55)
-        y0 = (h - s) // 2
-        cv2.rectangle(img, (10, y0), (10 + s, y0 + s), fg, 2)
-        cv2.line(img, (10, y0 + s // 2), (10 + s, y0 + s // 2), fg, 2)
-        cv2.line(img, (10 + s // 2, y0), (10 + s // 2, y0 + s), fg, 2)
-    n = len(rows)
+        x0 = 10 if n == 1 else int(width * 0.25)
+        y0 = (h // n - s) // 2
+        cv2.rectangle(img, (x0, y0), (x0 + s, y0 + s), fg, 2)
+        cv2.line(img, (x0, y0 + s // 2), (x0 + s, y0 + s // 2), fg, 2)
+        cv2.line(img, (x0 + s // 2, y0), (x0 + s // 2, y0 + s), fg, 2)
+        if n == 2:
+            lefts[0] = x0 + s + 4  # the city letter beside it
     for i, row in enumerate(rows):
+        left = lefts[i]
         avail_w = width - left - 8
         avail_h = h / n
         scale = 1.0
