@@ -284,5 +284,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:<22} {value}")
+            if isinstance(value, list) and value:
+                print(key)  # one wrong plate, split or phantom a line
+                for item in value:
+                    print(f"  {item}")
+            else:
+                print(f"{key:<22} {value}")
     return 0
