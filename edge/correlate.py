@@ -384,35 +384,16 @@ class Correlator:
             self._recent_plates.append((now, plate))
         else:
             first = not current.plates.get(plate.position)
-            current.plates[plate.position].append(plate)
+            _add_plate(current, plate, now)
             if plate.position == PlatePosition.FRONT and current.front_since is None:
                 current.front_since = now
-            current.note(
-                now,
-                "plate",
-                position=plate.position.value,
-                text=plate.text,
-                confidence=round(plate.confidence, 3),
-                camera=plate.camera,
-            )
-            current.saw.add(plate.camera)
             if first:
                 out += self._update(current, f"plate:{plate.position}")
         return out + self.tick(now)
 
     def _late_plate(self, opened: _Open, plate: PlateObservation, now: float) -> list[Emission]:
         """A read for a vehicle that has left the lane and is settling."""
-        opened.plates[plate.position].append(plate)
-        opened.saw.add(plate.camera)
-        opened.note(
-            now,
-            "plate",
-            position=plate.position.value,
-            text=plate.text,
-            confidence=round(plate.confidence, 3),
-            camera=plate.camera,
-            late=True,
-        )
+        _add_plate(opened, plate, now, late=True)
         return self.tick(now)
 
     def on_neighbour(self, sighting: NeighbourSighting, now: float) -> list[Emission]:
@@ -913,6 +894,21 @@ def vehicle_class(axles: int | None, gross_kg: float | None, *, trailer: bool) -
     if axles is not None and axles >= 3:
         return "heavy_vehicle"
     return None
+
+
+def _add_plate(opened: _Open, plate: PlateObservation, now: float, **detail: object) -> None:
+    """A read joins the vehicle's reads (its vote at ``end``) and its trace."""
+    opened.plates[plate.position].append(plate)
+    opened.saw.add(plate.camera)
+    opened.note(
+        now,
+        "plate",
+        position=plate.position.value,
+        text=plate.text,
+        confidence=round(plate.confidence, 3),
+        camera=plate.camera,
+        **detail,
+    )
 
 
 def _holds(opened: _Open, text: str) -> bool:

@@ -115,15 +115,14 @@ def render_plate(plate: Plate, *, height: int = 56) -> np.ndarray:
         cv2.line(img, (x0 + s // 2, y0), (x0 + s // 2, y0 + s), fg, 2)
         if n == 2:
             lefts[0] = x0 + s + 4  # the city letter beside it
-    for i, row in enumerate(rows):
-        left = lefts[i]
-        avail_w = width - left - 8
+    for i, (row, row_left) in enumerate(zip(rows, lefts, strict=True)):
+        avail_w = width - row_left - 8
         avail_h = h / n
         scale = 1.0
         (tw, th), _ = cv2.getTextSize(row, FONT, scale, 2)
         scale = min(avail_w / tw, avail_h * 0.7 / th)
         (tw, th), _ = cv2.getTextSize(row, FONT, scale, 2)
-        x = left + (avail_w - tw) // 2
+        x = row_left + (avail_w - tw) // 2
         y = int(avail_h * i + (avail_h + th) / 2)
         thickness = max(1, int(scale * 2))
         cv2.putText(img, row, (x, y), FONT, scale, fg, thickness, cv2.LINE_AA)

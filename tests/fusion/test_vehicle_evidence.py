@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edge.correlate import Emission
+from edge.crossing import CrossingRecord
 from edge.events import EventType
 from edge.replay import replay
 
@@ -28,7 +30,18 @@ def _thermal(t: float, regions: list[dict[str, Any]]) -> dict[str, Any]:
     return {"t": t, "thermal": {"device": "thermal", "regions": regions}}
 
 
-def _blip(tmp_path: Path, during: list[dict[str, Any]]) -> list[Any]:
+def _replay(tmp_path: Path, steps: list[dict[str, Any]]) -> list[Emission]:
+    """``steps`` written as a recording of the lane in HEADER, replayed."""
+    path = tmp_path / "lane.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in [HEADER, *steps]) + "\n")
+    return list(replay(path))
+
+
+def _crossings(tmp_path: Path, steps: list[dict[str, Any]]) -> list[CrossingRecord]:
+    return [e.record for e in _replay(tmp_path, steps) if e.type == EventType.END]
+
+
+def _blip(tmp_path: Path, during: list[dict[str, Any]]) -> list[Emission]:
     """The empty lane seen by the thermal camera, then a 0.3 s loop blip."""
     steps = [
         _thermal(0.0, ROAD),
@@ -37,9 +50,7 @@ def _blip(tmp_path: Path, during: list[dict[str, Any]]) -> list[Any]:
         {"t": 1.3, "io": {"entry_loop": False}},
         {"t": 5.0, "tick": True},
     ]
-    path = tmp_path / "blip.jsonl"
-    path.write_text("\n".join(json.dumps(line) for line in [HEADER, *steps]) + "\n")
-    return list(replay(path))
+    return _replay(tmp_path, steps)
 
 
 def test_a_loop_blip_over_an_empty_lane_is_no_vehicle(tmp_path: Path) -> None:
@@ -63,11 +74,8 @@ def test_a_thermal_camera_showing_only_the_road_did_not_see_the_vehicle(tmp_path
         {"t": 4.5, "io": {"exit_loop": False}},
         {"t": 8.0, "tick": True},
     ]
-    path = tmp_path / "cold.jsonl"
-    path.write_text("\n".join(json.dumps(line) for line in [HEADER, *steps]) + "\n")
-    end = list(replay(path))[-1]
-    assert end.type == EventType.END
-    sensors = {s.device: s.saw_vehicle for s in end.record.coverage.sensors}
+    (end,) = _crossings(tmp_path, steps)
+    sensors = {s.device: s.saw_vehicle for s in end.coverage.sensors}
     assert sensors == {"io": True, "scale": True, "thermal": False}
 
 
@@ -81,12 +89,6 @@ def test_a_chattering_exit_loop_behind_a_leaving_truck_makes_no_second_crossing(
         "front": "608HYR17",
         "rear": "608HYR17",
     }
-
-
-def _crossings(tmp_path: Path, steps: list[dict[str, Any]]) -> list[Any]:
-    path = tmp_path / "lane.jsonl"
-    path.write_text("\n".join(json.dumps(line) for line in [HEADER, *steps]) + "\n")
-    return [e.record for e in replay(path) if e.type == EventType.END]
 
 
 def test_the_next_trucks_hot_brakes_are_not_the_last_ones(tmp_path: Path) -> None:
