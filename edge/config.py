@@ -229,6 +229,12 @@ class RecognitionConfig(StrictModel):
         "frame shows digits at all, so other countries' plates pay about 2 ms. Off only where "
         "no UZ or KG plate is expected.",
     )
+    rereads: bool = Field(
+        True,
+        description="When a frame's best plate is unsure, read the frame's boxes twice more with "
+        "the reader's input 0.9x and 1.1x as wide and let the three reads vote. Frames with a "
+        "sure plate never pay for it.",
+    )
 
 
 class DeviceConfig(StrictModel):

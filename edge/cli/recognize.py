@@ -30,6 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "on by default)",
     )
     parser.add_argument(
+        "--rereads",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read an unsure frame again at 0.9x and 1.1x the reader's width and vote "
+        "(recognition.rereads, on by default)",
+    )
+    parser.add_argument(
         "--detector-side",
         type=int,
         help="long side in pixels the frame is detected at (recognition.detector_side, 512)",
@@ -68,6 +75,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         overrides["min_confidence"] = args.min_confidence
     if args.region_cells is not None:
         overrides["region_cells"] = args.region_cells
+    if args.rereads is not None:
+        overrides["rereads"] = args.rereads
     if args.detector_side is not None:
         overrides["detector_side"] = args.detector_side
     if args.escalate_side is not None:

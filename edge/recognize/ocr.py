@@ -176,15 +176,19 @@ class TextReader:
         self._fold = np.zeros((len(self._columns), self._classes), np.float32)
         self._fold[np.arange(len(self._columns)), fold[self._columns]] = 1.0
 
-    def __call__(self, crops: list[np.ndarray]) -> list[LineRead]:
-        return [self.decode(frames) for frames in self.frames(crops)]
+    def __call__(self, crops: list[np.ndarray], *, stretch: float = 1.0) -> list[LineRead]:
+        return [self.decode(frames) for frames in self.frames(crops, stretch=stretch)]
 
-    def frames(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Per crop, the CTC frames folded to (blank, PLATE_ALPHABET...): shape (T, 1 + K)."""
+    def frames(self, crops: list[np.ndarray], *, stretch: float = 1.0) -> list[np.ndarray]:
+        """Per crop, the CTC frames folded to (blank, PLATE_ALPHABET...): shape (T, 1 + K).
+
+        ``stretch`` scales each crop's width against its height before reading: another
+        alignment of the glyphs with the network's frames (the pipeline's re-reads).
+        """
         if not crops:
             return []
         widths = [
-            min(self.max_width, max(16, math.ceil(self.height * c.shape[1] / c.shape[0])))
+            min(self.max_width, max(16, math.ceil(stretch * self.height * c.shape[1] / c.shape[0])))
             for c in crops
         ]
         batch_width = max(widths)

@@ -426,10 +426,23 @@ class PlateRecognizer:
         return plates, (time.perf_counter() - start) * 1000.0
 
     def _read(self, frame: np.ndarray) -> list[PlateResult]:
+        first = _View(1.0)
+        plates = self._read_view(frame, first)
+        if not self.config.rereads or not plates or _sure(plates[0]):
+            return plates
+        # The best plate is unsure: read the frame again with the reader's input narrower and
+        # wider (the detector's boxes are kept). Each width aligns the glyphs differently with
+        # the reader's frames, and a glyph lost or misread at one width is often clear at the
+        # other; the three reads of each plate vote. Re-reads revise the plates the first read
+        # found and add none (a camera's time stamp read as a plate at one width only).
+        rereads = [self._read_view(frame, _View(s, first.boxes)) for s in REREAD_STRETCHES]
+        return self._select([_agree(plate, rereads) for plate in plates])
+
+    def _read_view(self, frame: np.ndarray, view: _View) -> list[PlateResult]:
         h, w = frame.shape[:2]
         whole = _plate_crop(frame)
         side = self.config.detector_side
-        boxes, plates = self._look(frame, side, whole)
+        boxes, plates = self._look(frame, side, whole, view)
         escalate = self.config.escalate_side
         if (
             escalate > side
@@ -438,7 +451,7 @@ class PlateRecognizer:
         ):
             # Nothing found at the usual scale: a small or distant plate may be there, so the
             # frame is searched once more, finer. Frames with a plate never pay for this.
-            boxes, more = self._look(frame, escalate, False)
+            boxes, more = self._look(frame, escalate, False, view)
             plates += more
         sure = [p for p in plates if _sure(p)]
         unsure = [p for p in plates if not _sure(p) and p.confidence >= self.config.min_confidence]
@@ -470,7 +483,7 @@ class PlateRecognizer:
         split = whole and not sure and w / h < 3.2 and h >= 16
         if split:
             extra.extend(_split_rows(frame))
-        reads = self._read_lines(extra)
+        reads = self._read_lines(extra, view.stretch)
         more = [_Piece(r, read) for r, read in zip(extra_rects, reads, strict=False)]
         plates += self._plates(more)
         if split:
@@ -480,13 +493,16 @@ class PlateRecognizer:
         return self._select(plates)
 
     def _look(
-        self, frame: np.ndarray, side: int, whole: bool
+        self, frame: np.ndarray, side: int, whole: bool, view: _View
     ) -> tuple[list[TextBox], list[PlateResult]]:
         """Detect at ``side``, read every plate-shaped box (and the whole image if it is a crop)."""
         h, w = frame.shape[:2]
-        found = self.detector(frame, max_side=side)
-        if whole and max(h, w) < MIN_DETECT_SIDE and not any(_plate_like(b) for b in found):
-            found = self._detect_with_margin(frame, side)
+        found = view.boxes.get((side, whole))
+        if found is None:
+            found = self.detector(frame, max_side=side)
+            if whole and max(h, w) < MIN_DETECT_SIDE and not any(_plate_like(b) for b in found):
+                found = self._detect_with_margin(frame, side)
+            view.boxes[(side, whole)] = found
         boxes = [b for b in found if _plate_like(b)]
         boxes.sort(key=lambda b: -b.score * _shape_prior(b))
         boxes = boxes[: self.max_boxes]  # bound the recogniser's work on a frame full of text
@@ -497,9 +513,10 @@ class PlateRecognizer:
             crops.append(frame)
             rects.append((0, 0, w, h))
             quads.append(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
-        pieces = [_Piece(r, read) for r, read in zip(rects, self._read_lines(crops), strict=True)]
+        reads = self._read_lines(crops, view.stretch)
+        pieces = [_Piece(r, read) for r, read in zip(rects, reads, strict=True)]
         plates = self._plates(pieces)
-        plates += self._region_cells(frame, quads, pieces)
+        plates += self._region_cells(frame, quads, pieces, view.stretch)
         return boxes, plates
 
     def _detect_with_margin(self, frame: np.ndarray, side: int) -> list[TextBox]:
@@ -521,7 +538,7 @@ class PlateRecognizer:
         return plates
 
     def _region_cells(
-        self, frame: np.ndarray, quads: list[np.ndarray], pieces: list[_Piece]
+        self, frame: np.ndarray, quads: list[np.ndarray], pieces: list[_Piece], stretch: float
     ) -> list[PlateResult]:
         """Plates whose region code sits in its own small frame (UZ, KG): the cell read alone.
 
@@ -581,7 +598,9 @@ class PlateRecognizer:
             elif mean >= region.UNSURE_CELL_DIGITS:
                 second = [cuts[i] for i in region.SECOND_OPINION]
                 kept.append((job, piece, box, second, digits[:0], region.MIN_READ_DIGITS))
-        reads = self.reader.frames([cut for _, _, _, cuts, _, _ in kept for cut in cuts])
+        reads = self.reader.frames(
+            [cut for _, _, _, cuts, _, _ in kept for cut in cuts], stretch=stretch
+        )
         plates = []
         for job, piece, box, cuts, digits, least in kept:
             frames, reads = reads[: len(cuts)], reads[len(cuts) :]
@@ -604,20 +623,47 @@ class PlateRecognizer:
             kept.append(plate)
         return kept
 
-    def _read_lines(self, crops: list[np.ndarray]) -> list[LineRead]:
+    def _read_lines(self, crops: list[np.ndarray], stretch: float) -> list[LineRead]:
         if not crops:
             return []
         order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / crops[i].shape[0])
         out: list[LineRead | None] = [None] * len(crops)
         for start in range(0, len(order), 8):
             chunk = order[start : start + 8]
-            for i, read in zip(chunk, self.reader([crops[i] for i in chunk]), strict=True):
+            reads = self.reader([crops[i] for i in chunk], stretch=stretch)
+            for i, read in zip(chunk, reads, strict=True):
                 out[i] = read
         return [r for r in out if r is not None]
 
 
 CELL_JOBS = 2  # region cells read per frame, at most
 IN_LINE_SURE = 0.9  # a code glyph read in line at least this likely needs no cell of its own
+REREAD_STRETCHES = (0.9, 1.1)  # reader widths of an unsure frame's re-reads (1.0: the first)
+
+
+@dataclass(slots=True)
+class _View:
+    """One read of a frame: the reader's width ``stretch``, and the detector's boxes per
+    (side, whole crop), found by the first read and kept for the re-reads."""
+
+    stretch: float
+    boxes: dict[tuple[int, bool], list[TextBox]] = field(default_factory=dict)
+
+
+def _agree(plate: PlateResult, rereads: list[list[PlateResult]]) -> PlateResult:
+    """``plate`` and its re-reads (the surest plate overlapping it in each) vote on its text:
+    each read for its own text at its confidence and its other candidates at half theirs.
+    The winner is given as its surest read gave it; a text that was only ever a runner-up
+    does not win (the first read stands)."""
+    reads = [plate]
+    for view in rereads:
+        same = [p for p in view if _overlap(p.box, plate.box) > 0.5]
+        if same:
+            reads.append(max(same, key=lambda p: p.confidence))
+    tally = _tally(reads)
+    winner = max(tally, key=lambda text: tally[text])
+    supporters = [r for r in reads if r.text == winner]
+    return max(supporters, key=lambda r: r.confidence) if supporters else plate
 
 
 @dataclass(frozen=True, slots=True)
@@ -838,12 +884,7 @@ def vote(reads: Iterable[PlateResult]) -> PlateResult | None:
     reads = [r for r in reads if r.text]
     if not reads:
         return None
-    tally: dict[str, float] = {}
-    for read in reads:
-        tally[read.text] = tally.get(read.text, 0.0) + read.confidence
-        for candidate in read.candidates:
-            if candidate.text != read.text:
-                tally[candidate.text] = tally.get(candidate.text, 0.0) + 0.5 * candidate.confidence
+    tally = _tally(reads)
     ranked = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
     winner = ranked[0][0]
     supporters = [r for r in reads if r.text == winner]
@@ -869,3 +910,15 @@ def vote(reads: Iterable[PlateResult]) -> PlateResult | None:
         box=base.box,
         candidates=candidates,
     )
+
+
+def _tally(reads: list[PlateResult]) -> dict[str, float]:
+    """Votes per text: each read for its own text at its confidence, for its other candidates
+    at half theirs (``vote`` over a track's frames, ``_agree`` over a frame's re-reads)."""
+    tally: dict[str, float] = {}
+    for read in reads:
+        tally[read.text] = tally.get(read.text, 0.0) + read.confidence
+        for candidate in read.candidates:
+            if candidate.text != read.text:
+                tally[candidate.text] = tally.get(candidate.text, 0.0) + 0.5 * candidate.confidence
+    return tally

@@ -16,6 +16,8 @@ from tests.recognition.conftest import DATA
 
 SEED = 20261123
 COUNTRIES = ("KZ", "RU", "UZ", "KG", "TM", "EU")
+REREAD_SEED = 1219  # found by trying seeds: read wrong alone, right with its re-reads
+REREAD_IMAGE = "reread_ru_X465PY53.png"
 
 
 def _row(name: str, plate: synth.SynthPlate) -> dict[str, object]:
@@ -54,6 +56,16 @@ def main() -> None:
     cv2.imwrite(str(DATA / name), frame, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     for plate in (tractor, trailer):
         rows_out.append(_row(name, plate))
+    # Not in the manifest: a 77 px wide, badly degraded RU plate whose first read is unsure
+    # and wrong (1465PV53); read again at other widths it is right (test_rereads.py).
+    rng = np.random.default_rng(REREAD_SEED)
+    plate = synth.make_plate(rng, "RU", 1)
+    image = synth.degrade(rng, plate.image, level=1.0)
+    width = int(rng.integers(60, 110))
+    size = (width, round(width * image.shape[0] / image.shape[1]))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    assert plate.text in REREAD_IMAGE, plate.text
+    cv2.imwrite(str(DATA / REREAD_IMAGE), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     with (DATA / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "plate", "country", "type", "rows"])
         writer.writeheader()

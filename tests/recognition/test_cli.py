@@ -80,3 +80,14 @@ def test_region_cells_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     default, off = (r["plates"] for r in _lines(capsys))
     assert default and default[0]["text"] == text and "|" in default[0]["raw"]  # the cell's read
     assert all("|" not in p["raw"] for p in off)
+
+
+def test_rereads_switch(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.recognition.make_test_images import REREAD_IMAGE
+
+    path = str(DATA / REREAD_IMAGE)
+    assert main(["recognize", "--json", path]) == 0
+    assert main(["recognize", "--json", "--no-rereads", path]) == 0
+    default, off = (r["plates"] for r in _lines(capsys))
+    assert default[0]["text"] == "X465PY53"
+    assert not off or off[0]["text"] != "X465PY53"

@@ -184,9 +184,9 @@ def test_other_text_beside_a_sure_plate_costs_no_second_look(
     batches: list[int] = []
     read_lines = recognizer._read_lines
 
-    def counted(crops: list[np.ndarray]) -> list:  # type: ignore[type-arg]
+    def counted(crops: list[np.ndarray], stretch: float) -> list:  # type: ignore[type-arg]
         batches.append(len(crops))
-        return read_lines(crops)
+        return read_lines(crops, stretch)
 
     monkeypatch.setattr(recognizer, "_read_lines", counted)
     plates = recognizer.read(frame)

@@ -1,0 +1,92 @@
+"""An unsure frame is read again at other reader widths, and the reads of each plate vote."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.config import RecognitionConfig
+from edge.recognize.ocr import TextBox
+from edge.recognize.pipeline import (
+    PlateCandidate,
+    PlateRecognizer,
+    PlateResult,
+    _agree,
+    _View,
+    load_image,
+)
+from tests.recognition.conftest import DATA
+from tests.recognition.make_test_images import REREAD_IMAGE
+
+
+def _plate(
+    text: str, confidence: float, box: tuple[int, int, int, int] = (10, 10, 80, 20), *others: str
+) -> PlateResult:
+    candidates = (PlateCandidate(text, confidence), *(PlateCandidate(t, 0.3) for t in others))
+    return PlateResult(text, text, "RU", "standard", 1, confidence, box, candidates)
+
+
+def test_the_reads_agreeing_outvote_a_surer_single_read() -> None:
+    first = _plate("1465PV53", 0.58)
+    narrow, wide = _plate("X465PY53", 0.55, (12, 10, 78, 20)), _plate("X465PY53", 0.52)
+    agreed = _agree(first, [[narrow], [wide]])
+    assert agreed is narrow  # the winner as its surest read gave it: text, box, confidence
+    lone = _agree(_plate("1465PV53", 0.9), [[_plate("X465PY53", 0.5)], [_plate("Y465", 0.3)]])
+    assert lone.text == "1465PV53"  # 0.9 against 0.5: one clear read stands
+
+
+def test_a_runner_up_alone_never_wins_and_other_boxes_do_not_vote() -> None:
+    first = _plate("A123BC77", 0.6, (10, 10, 80, 20), "A128BC77")
+    others = [[_plate("B123BC77", 0.55, (10, 10, 80, 20), "A128BC77")], [_plate("C", 0.2)]]
+    assert _agree(first, others) is first  # A128BC77 (0.3) beats neither read's own text
+    elsewhere = _plate("20I4051", 0.9, (600, 400, 60, 12))  # a time stamp, another box
+    assert _agree(first, [[elsewhere], [elsewhere]]) is first
+
+
+def test_the_reader_gives_more_frames_to_a_wider_input(recognizer: PlateRecognizer) -> None:
+    crop = load_image(DATA / "kz_1row_905GXB11.png")
+    frames = [len(recognizer.reader.frames([crop], stretch=s)[0]) for s in (0.9, 1.0, 1.1)]
+    assert frames[0] < frames[1] < frames[2]
+
+
+def _counted(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[float], list[int]]:
+    """Patch ``recognizer`` to record each view's reader width and each detector call."""
+    widths: list[float] = []
+    detections: list[int] = []
+    read_view, detect = recognizer._read_view, recognizer.detector
+
+    def view(frame: np.ndarray, v: _View) -> list[PlateResult]:
+        widths.append(v.stretch)
+        return read_view(frame, v)
+
+    def detector(frame: np.ndarray, *, max_side: int) -> list[TextBox]:
+        detections.append(max_side)
+        return detect(frame, max_side=max_side)
+
+    monkeypatch.setattr(recognizer, "_read_view", view)
+    monkeypatch.setattr(recognizer, "detector", detector)
+    return widths, detections
+
+
+def test_an_unsure_plate_is_read_again_and_the_reads_vote(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = load_image(DATA / REREAD_IMAGE)
+    alone = PlateRecognizer(RecognitionConfig(rereads=False), threads=2).read(image)
+    assert alone and alone[0].text != "X465PY53" and alone[0].confidence < 0.8  # unsure, wrong
+    widths, detections = _counted(recognizer, monkeypatch)
+    plates = recognizer.read(image)
+    assert plates[0].text == "X465PY53" and plates[0].country == "RU"
+    assert widths == [1.0, 0.9, 1.1]
+    assert len(detections) == len(set(detections))  # the re-reads keep the first read's boxes
+
+
+def test_a_sure_plate_is_read_once(
+    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    widths, _ = _counted(recognizer, monkeypatch)
+    plates = recognizer.read(load_image(DATA / "kz_1row_905GXB11.png"))
+    assert plates[0].text == "905GXB11" and plates[0].confidence >= 0.8
+    assert widths == [1.0]
