@@ -1,13 +1,14 @@
-"""The region-cell pass on the simulator's own frames: cells on vs off, interleaved.
+"""A recognition pass on the simulator's own frames, on vs off, interleaved.
 
-    .venv/bin/python bench/recognition/sim_frames.py [--plates 20] [--out FILE]
+    .venv/bin/python bench/recognition/sim_frames.py [--plates 20] [--switch cells|rereads]
 
 The lane score (``lane score``) reads the simulated cameras' 960x540 frames, whose UZ and KG
 plates carry the region code in line, full size, not in a small frame. What the cell pass
 costs there decides how many frames of a short view the agent gets to read. Both
 configurations load in one process and take turns frame by frame on the same seeded frames
 (a plate at three distances per vehicle), so a busy moment of a shared machine hits both
-alike: compare the two columns of one run, not runs.
+alike: compare the two columns of one run, not runs. ``--switch rereads`` measures the
+re-reads of unsure frames the same way (``RESULTS-sim-frames-rereads.md``).
 """
 
 from __future__ import annotations
@@ -31,17 +32,24 @@ from simulators.render import SceneVehicle, make_plate, render_scene  # noqa: E4
 COUNTRIES = ("UZ", "KG", "KZ", "RU", "EU")
 POSITIONS = (0.3, 0.6, 0.9)  # far, middle, near
 SEED = 3
-RESULTS = "RESULTS-sim-frames.md"
+# --switch: the RecognitionConfig field turned off, the results file, the title.
+SWITCHES = {
+    "cells": ("region_cells", "RESULTS-sim-frames.md", "Region-cell pass"),
+    "rereads": ("rereads", "RESULTS-sim-frames-rereads.md", "Re-reads of unsure frames"),
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plates", type=int, default=20, help="vehicles per country")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name(RESULTS))
+    parser.add_argument("--switch", choices=sorted(SWITCHES), default="cells")
+    parser.add_argument("--out", type=Path, help="default: the switch's RESULTS file here")
     args = parser.parse_args()
+    field, results, title = SWITCHES[args.switch]
+    out = args.out or Path(__file__).with_name(results)
     engines = {
-        "cells on": PlateRecognizer(RecognitionConfig()),
-        "cells off": PlateRecognizer(RecognitionConfig(region_cells=False)),
+        "on": PlateRecognizer(RecognitionConfig()),
+        "off": PlateRecognizer(RecognitionConfig(**{field: False})),
     }
     rng = random.Random(SEED)
     now = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -62,28 +70,31 @@ def main() -> int:
                     plates = engines[name].read(image)
                     ms[name].append((time.perf_counter() - start) * 1000.0)
                     right[name] += bool(plates) and plates[0].text == plate.rendered
-        rows.append((country, frames, right, {n: statistics.median(v) for n, v in ms.items()}))
+        rows.append((country, frames, right, ms))
+    switch = f" --switch {args.switch}" if args.switch != "cells" else ""
     lines = [
-        "# Region-cell pass on simulated lane frames",
+        f"# {title} on simulated lane frames",
         "",
-        f"Command: `.venv/bin/python bench/recognition/sim_frames.py --plates {args.plates}`  ",
+        "Command: `.venv/bin/python bench/recognition/sim_frames.py "
+        f"--plates {args.plates}{switch}`  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         "onnxruntime CPU provider. Frames: `simulators.render.render_scene` 960x540, seed "
         f"{SEED}, {len(POSITIONS)} distances per plate; both configurations in one process, "
         "taking turns frame by frame.",
         "",
-        "| country | frames | exact, cells on | exact, cells off | median ms, cells on "
-        "| median ms, cells off | on / off |",
-        "|---|---|---|---|---|---|---|",
+        f"| country | frames | exact, {args.switch} on | exact, off | median ms, on "
+        "| median ms, off | on / off | mean ms, on | mean ms, off |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for country, frames, right, median in rows:
-        on, off = median["cells on"], median["cells off"]
+    for country, frames, right, ms in rows:
+        on, off = statistics.median(ms["on"]), statistics.median(ms["off"])
         lines.append(
-            f"| {country} | {frames} | {right['cells on']} | {right['cells off']} "
-            f"| {on:.1f} | {off:.1f} | {on / off:.2f} |"
+            f"| {country} | {frames} | {right['on']} | {right['off']} "
+            f"| {on:.1f} | {off:.1f} | {on / off:.2f} "
+            f"| {statistics.fmean(ms['on']):.1f} | {statistics.fmean(ms['off']):.1f} |"
         )
     text = "\n".join(lines) + "\n"
-    args.out.write_text(text, encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     print(text)
     return 0
 
