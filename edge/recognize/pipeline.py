@@ -644,7 +644,9 @@ REREAD_STRETCHES = (0.9, 1.1)  # reader widths of an unsure frame's re-reads (1.
 @dataclass(slots=True)
 class _View:
     """One read of a frame: the reader's width ``stretch``, and the detector's boxes per
-    (side, whole crop), found by the first read and kept for the re-reads."""
+    (side, whole crop). The re-reads share the first read's dict: a side it detected at is
+    not detected again; one it did not (the 960 px search, where a re-read finds no plate
+    at 512) is detected once and kept for the other re-read."""
 
     stretch: float
     boxes: dict[tuple[int, bool], list[TextBox]] = field(default_factory=dict)
