@@ -146,6 +146,21 @@ class MqttConfig(StrictModel):
     ack_timeout_s: float = Field(
         30.0, gt=0, description="A publish not acknowledged this long is sent again."
     )
+    reply_topics: list[str] = Field(
+        default_factory=list,
+        description="Topic filters a command's MQTT 5 response topic must match (e.g. "
+        "`ops/replies/#`). The lane's own `<prefix>/<checkpoint>/<lane>/cmd/+/reply` is "
+        "always allowed; wildcards and `$` topics never are.",
+    )
+    max_command_bytes: int = Field(
+        64 * 1024, ge=256, description="A larger command is refused unread."
+    )
+    max_neighbour_bytes: int = Field(
+        256 * 1024, ge=1024, description="A larger neighbour crossing event is ignored unread."
+    )
+    max_json_depth: int = Field(
+        32, ge=4, le=200, description="Nesting limit of a command's or neighbour event's JSON."
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -158,6 +173,20 @@ class MqttConfig(StrictModel):
             or "+" in value
         ):
             raise ValueError("a topic prefix has no leading/trailing slash and no wildcards")
+        return value
+
+    @field_validator("reply_topics")
+    @classmethod
+    def _reply_filters(cls, value: list[str]) -> list[str]:
+        for topic_filter in value:
+            levels = topic_filter.split("/")
+            if (
+                not topic_filter
+                or topic_filter.startswith("$")
+                or any(("+" in level or "#" in level) and len(level) > 1 for level in levels)
+                or "#" in levels[:-1]
+            ):
+                raise ValueError(f"{topic_filter!r} is not a valid MQTT topic filter")
         return value
 
     @model_validator(mode="after")

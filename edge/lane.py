@@ -40,7 +40,8 @@ from edge.events import (
     utc_now,
 )
 from edge.evidence import EvidenceFile
-from edge.logs import set_lane_context
+from edge.inbound import InboundError, check_reply_topic, parse_json
+from edge.logs import set_lane_context, worth_logging
 from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
@@ -128,6 +129,7 @@ class LaneAgent:
         self._snapshot: LaneSnapshot | None = None
         self._reload_requested = asyncio.Event()
         self._writes: dict[object, float] = {}  # crossing writes in progress -> start time
+        self.commands_refused = 0
         self._commands: dict[str, Callable[[Command], dict[str, object]]] = {
             "ping": lambda _cmd: {"pong": True, "boot_seq": self.boot_seq},
             "status": self._command_status,
@@ -602,7 +604,9 @@ class LaneAgent:
     def _command_replay(self, command: Command) -> dict[str, object]:
         """``{"from_seq": N, "to_seq": M}``: send those crossing events again (a lane_seq gap)."""
         try:
-            body = json.loads(command.payload)
+            body = self._command_body(command)
+            if not isinstance(body, dict):
+                raise TypeError("the body is a JSON object")
             first, last = body["from_seq"], body["to_seq"]
             if not (isinstance(first, int) and isinstance(last, int)):
                 raise TypeError("lane_seq values are integers")
@@ -622,37 +626,52 @@ class LaneAgent:
         )
         return replay.as_dict()
 
+    def _command_body(self, command: Command) -> object:
+        mqtt = self.config.mqtt
+        return parse_json(
+            command.payload, max_bytes=mqtt.max_command_bytes, max_depth=mqtt.max_json_depth
+        )
+
     def _handle_command(self, command: Command) -> None:
-        """Runs on the publisher thread: do little, queue the reply."""
+        """Runs on the publisher thread: do little, queue the reply.
+
+        A command whose response topic the lane may not publish to is not executed; its
+        refusal goes to the lane's own reply topic (with the correlation data), so neither a
+        wildcard nor another lane's topic ever reaches the outbox.
+        """
+        reply_topic = self.topics.reply(command.name)
         handler = self._commands.get(command.name)
-        if handler is None:
+        try:
+            if len(command.payload) > self.config.mqtt.max_command_bytes:
+                raise InboundError(
+                    f"command of {len(command.payload):,} bytes is over the limit of "
+                    f"{self.config.mqtt.max_command_bytes:,}"
+                )
+            if command.response_topic is not None:
+                reply_topic = check_reply_topic(
+                    command.response_topic, [reply_topic, *self.config.mqtt.reply_topics]
+                )
+            if handler is None:
+                raise BadCommand(f"unknown command; known: {', '.join(sorted(self._commands))}")
             reply = CommandReply(
-                command=command.name,
-                ok=False,
-                produced=utc_now(),
-                error=f"unknown command; known: {', '.join(sorted(self._commands))}",
+                command=command.name, ok=True, result=handler(command), produced=utc_now()
             )
-        else:
-            try:
-                reply = CommandReply(
-                    command=command.name, ok=True, result=handler(command), produced=utc_now()
+        except (BadCommand, InboundError) as exc:
+            self.commands_refused += 1
+            if worth_logging(self.commands_refused):
+                log.warning(
+                    "command %s refused (%d so far): %s", command.name, self.commands_refused, exc
                 )
-            except BadCommand as exc:
-                log.warning("command %s refused: %s", command.name, exc)
-                reply = CommandReply(
-                    command=command.name, ok=False, error=str(exc), produced=utc_now()
-                )
-            except Exception as exc:
-                log.exception("command %s failed", command.name)
-                reply = CommandReply(
-                    command=command.name, ok=False, error=str(exc), produced=utc_now()
-                )
+            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
+        except Exception as exc:
+            log.exception("command %s failed", command.name)
+            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
         properties: dict[str, object] = {"expiry_s": COMMAND_REPLY_EXPIRY_S}
         if command.correlation_data is not None:
             properties["correlation_data"] = command.correlation_data.hex()
         self.outbox.add_message(
             kind="reply",
-            topic=command.response_topic or self.topics.reply(command.name),
+            topic=reply_topic,
             payload=reply.to_json(),
             priority=PRIORITY_CONTROL,
             properties=properties,

@@ -44,6 +44,12 @@ def set_lane_context(checkpoint: str, lane: str) -> None:
     _context.update(CHECKPOINT=checkpoint, LANE=lane)
 
 
+def worth_logging(count: int) -> bool:
+    """Whether the ``count``-th of a repeated fault is logged: the 1st, 10th, 100th and every
+    1000th, so a flood from outside cannot flood the journal (the count itself is exported)."""
+    return count in (1, 10, 100) or count % 1000 == 0
+
+
 def syslog_priority(levelno: int) -> int:
     for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
         if levelno >= level:

@@ -417,8 +417,9 @@ class Outbox:
         finally:
             self._lock.release()
 
-    def reject(self, row_id: int, reason_code: int, reason: str) -> None:
-        """Keep a row the broker refused, marked rejected, for a technician to look at."""
+    def reject(self, row_id: int, reason_code: int | None, reason: str) -> None:
+        """Keep a row the broker refused (its reason code) or that can never be sent (None),
+        marked rejected, for a technician to look at."""
         with self._lock, self._tx():
             self._db.execute(
                 "UPDATE outbox SET state = 'rejected', reason_code = ?, last_error = ?,"

@@ -30,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config import LaneConfig, MqttConfig
+from edge.logs import worth_logging
 from edge.outbox import Outbox, OutboxRow
 from edge.topics import Topics
 
@@ -60,6 +61,7 @@ class PublisherStats:
     rejected: int = 0
     resent_after_timeout: int = 0
     commands_ignored: int = 0
+    messages_failed: int = 0  # received messages whose handler raised (counted, not fatal)
     last_error: str | None = None
     publish_latency_s: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=1000)
@@ -307,7 +309,7 @@ class Publisher:
                 mid, rc = value  # type: ignore[misc]
                 self._puback(mid, rc)
             elif kind == "message":
-                self._message(value)  # type: ignore[arg-type]
+                self._receive(value)  # type: ignore[arg-type]
 
     def _connack(self, rc: ReasonCode, session_present: bool) -> None:
         self._connecting_since = None
@@ -365,6 +367,20 @@ class Publisher:
             self._acked_since = time.monotonic()
         self._acked.append(row_id)
 
+    def _receive(self, msg: mqtt.MQTTMessage) -> None:
+        """A message from the network never ends this thread: a handler that raises on it
+        is a bug to log and count, and publishing goes on."""
+        try:
+            self._message(msg)
+        except Exception:
+            self.stats.messages_failed += 1
+            if worth_logging(self.stats.messages_failed):
+                log.exception(
+                    "handling a message on %r failed (%d so far); the message is dropped",
+                    msg.topic,
+                    self.stats.messages_failed,
+                )
+
     def _message(self, msg: mqtt.MQTTMessage) -> None:
         neighbour = self._neighbours.get(msg.topic)
         if neighbour is not None:
@@ -402,13 +418,19 @@ class Publisher:
         for row in rows:
             if row.historical:
                 self._tokens -= 1
-            info = self.client.publish(
-                row.topic,
-                row.wire_payload(),
-                qos=1,
-                retain=row.retain,
-                properties=self._properties(row),
-            )
+            try:
+                info = self.client.publish(
+                    row.topic,
+                    row.wire_payload(),
+                    qos=1,
+                    retain=row.retain,
+                    properties=self._properties(row),
+                )
+            except (ValueError, TypeError, UnicodeError) as exc:
+                # paho refuses the row itself (a wildcard topic, a bad property): it can
+                # never be sent, so it is kept as rejected, not retried into a crash loop.
+                self._refuse_row(row, f"cannot be published: {exc}")
+                continue
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 log.error(
                     "publish of row %d failed locally: %s", row.id, mqtt.error_string(info.rc)
@@ -418,6 +440,13 @@ class Publisher:
             self._inflight_rows.add(row.id)
         if rows:
             self._wake.set()
+
+    def _refuse_row(self, row: OutboxRow, reason: str) -> None:
+        self.stats.rejected += 1
+        log.error(
+            "outbox row %d (%s on %r) %s; kept as rejected", row.id, row.kind, row.topic, reason
+        )
+        self.outbox.reject(row.id, None, reason)
 
     def _properties(self, row: OutboxRow) -> Properties | None:
         """MQTT 5 properties a row needs: correlation data and expiry (replies, telemetry).

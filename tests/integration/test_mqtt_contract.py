@@ -61,6 +61,8 @@ def test_commands_reply_with_correlation_retained_and_expired_ignored(
     consumer = Consumer(port, topic="#")
     consumer.wait_subscribed()
     config = write_config(tmp_path, port, vehicles=0)
+    # The integrator's own reply prefix is allowed by configuration.
+    config.write_text(config.read_text().replace("mqtt:\n", "mqtt:\n  reply_topics: [replies/#]\n"))
     try:
         # A first run creates the lane's persistent session, then the lane is away.
         with Agent(config) as agent:
