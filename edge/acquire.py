@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,8 @@ from edge.correlate import (
 from edge.crossing import CrossingRecord
 from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode
+from edge.inbound import InboundError, parse_json
+from edge.logs import worth_logging
 from edge.recognize.pipeline import MotionGate
 
 log = logging.getLogger(__name__)
@@ -228,8 +229,13 @@ class Acquisition:
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:
         """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
+        mqtt = self.config.mqtt
         try:
-            event = json.loads(payload)
+            event = parse_json(
+                payload, max_bytes=mqtt.max_neighbour_bytes, max_depth=mqtt.max_json_depth
+            )
+            if not isinstance(event, dict):
+                raise InboundError("a crossing event is a JSON object")
             sighting = NeighbourSighting(
                 lane=lane,
                 crossing_id=str(event["crossing_id"]),
@@ -239,9 +245,9 @@ class Acquisition:
             )
             if any(t is not None and t.tzinfo is None for t in (sighting.start, sighting.end)):
                 raise ValueError("start/end without a UTC offset")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self.neighbour_errors += 1
-            if self.neighbour_errors in (1, 10, 100) or self.neighbour_errors % 1000 == 0:
+            if worth_logging(self.neighbour_errors):
                 log.warning(
                     "unreadable crossing event from lane %s (%d so far): %s",
                     lane,

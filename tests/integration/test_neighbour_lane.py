@@ -62,6 +62,10 @@ def test_plate_read_in_the_neighbouring_lane_at_the_same_time(tmp_path: Path) ->
         neighbour.loop_start()
         topic = "border/KZ-SIM/SIM2/crossing"
         neighbour.publish(topic, b"{not json", qos=1).wait_for_publish(5)  # survives garbage
+        # ... and what once killed the publisher thread: RecursionError, then oversized.
+        neighbour.publish(topic, b"[" * 100_000, qos=1).wait_for_publish(5)
+        neighbour.publish(topic, b'{"a": "' + b"x" * 300_000 + b'"}', qos=1).wait_for_publish(5)
+        neighbour.publish(topic, b'{"crossing_id": [], "plates": 5}', qos=1).wait_for_publish(5)
         neighbour.publish(topic, sighting(first, "sim2-a", 0.5), qos=1).wait_for_publish(5)
         neighbour.publish(topic, sighting(third, "sim2-b", -120), qos=1).wait_for_publish(5)
         neighbour.loop_stop()
@@ -89,3 +93,4 @@ def test_plate_read_in_the_neighbouring_lane_at_the_same_time(tmp_path: Path) ->
     assert not flagged[2]  # seen there, but two minutes apart: another time, no alarm
     log = harness.agent_log.read_text()
     assert "unreadable crossing event from lane SIM2" in log
+    assert "Traceback" not in log
