@@ -161,6 +161,19 @@ class MqttConfig(StrictModel):
     max_json_depth: int = Field(
         32, ge=4, le=200, description="Nesting limit of a command's or neighbour event's JSON."
     )
+    command_rate_per_s: float = Field(
+        5.0, gt=0, description="Commands accepted per second on average; more are dropped."
+    )
+    command_burst: int = Field(50, ge=1, description="Commands accepted at once after a pause.")
+    replay_max_events: int = Field(
+        10_000, ge=1, le=10_000, description="Most crossing events one `cmd/replay` may ask for."
+    )
+    replay_events_per_minute: int = Field(
+        30_000,
+        ge=1,
+        description="Most events all replays together re-send per minute; beyond it a reply "
+        "names the range it refused and when to ask again.",
+    )
 
     @field_validator("topic_prefix")
     @classmethod

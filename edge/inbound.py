@@ -8,6 +8,7 @@ to is refused with that error's message, and the stage that received it carries 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 
 MAX_TOPIC_BYTES = 65_535  # MQTT 5 section 1.5.4: a UTF-8 string is at most 65,535 bytes
@@ -83,3 +84,46 @@ def check_reply_topic(topic: str, allowed: Sequence[str]) -> str:
     if not any(topic_matches(f, topic) for f in allowed):
         raise InboundError(f"response topic {topic!r} is outside {', '.join(allowed)}")
     return topic
+
+
+class TokenBucket:
+    """Admission at ``rate_per_s`` with bursts of ``burst``: a flood is cut, a person is not."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    def take(self, count: float = 1.0, *, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate_per_s)
+        self._at = now
+        if self._tokens < count:
+            return False
+        self._tokens -= count
+        return True
+
+
+class WindowBudget:
+    """At most ``limit`` units in any ``window_s``: what a replay may cost per minute."""
+
+    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._spent: list[tuple[float, int]] = []
+
+    def available(self, *, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        self._spent = [(at, n) for at, n in self._spent if now - at < self.window_s]
+        return max(0, self.limit - sum(n for _at, n in self._spent))
+
+    def spend(self, count: int, *, now: float | None = None) -> None:
+        if count > 0:
+            self._spent.append((time.monotonic() if now is None else now, count))
+
+    def retry_after_s(self, *, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        if not self._spent:
+            return 0.0
+        return max(0.0, self._spent[0][0] + self.window_s - now)

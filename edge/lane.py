@@ -40,7 +40,13 @@ from edge.events import (
     utc_now,
 )
 from edge.evidence import EvidenceFile
-from edge.inbound import InboundError, check_reply_topic, parse_json
+from edge.inbound import (
+    InboundError,
+    TokenBucket,
+    WindowBudget,
+    check_reply_topic,
+    parse_json,
+)
 from edge.logs import set_lane_context, worth_logging
 from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
@@ -52,6 +58,7 @@ from edge.topics import PRIORITY_CONTROL, PRIORITY_EVIDENCE, PRIORITY_TELEMETRY,
 log = logging.getLogger(__name__)
 
 COMMAND_REPLY_EXPIRY_S = 60
+COMMAND_QUEUE = 64  # admitted commands waiting for the worker; more are dropped
 # Without a systemd watchdog a stage is still reported stalled (STATUS, metrics) after this.
 DEFAULT_STALL_S = 30.0
 # Config sections a SIGHUP applies; any other change is reported and waits for a restart.
@@ -130,6 +137,13 @@ class LaneAgent:
         self._reload_requested = asyncio.Event()
         self._writes: dict[object, float] = {}  # crossing writes in progress -> start time
         self.commands_refused = 0
+        self.commands_dropped = 0
+        self._command_bucket = TokenBucket(
+            config.mqtt.command_rate_per_s, config.mqtt.command_burst
+        )
+        self._replay_budget = WindowBudget(config.mqtt.replay_events_per_minute)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._command_queue: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE)
         self._commands: dict[str, Callable[[Command], dict[str, object]]] = {
             "ping": lambda _cmd: {"pong": True, "boot_seq": self.boot_seq},
             "status": self._command_status,
@@ -151,6 +165,7 @@ class LaneAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         set_lane_context(self.config.checkpoint, self.config.lane)
+        self._loop = asyncio.get_running_loop()
         self.lock.acquire()
         try:
             self._outbox = open_outbox(self.config)
@@ -168,8 +183,8 @@ class LaneAgent:
                 self.config,
                 self.outbox,
                 will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
-                on_connected=self._queue_online,
-                on_command=self._handle_command,
+                on_connected=self._connected,
+                on_command=self._admit_command,
                 on_neighbour=self._neighbour_crossing,
             )
             self._publisher.on_latency = self.metrics.observe_publish
@@ -183,6 +198,7 @@ class LaneAgent:
             self._serve_metrics()
             control = await start_control(self)
             tasks = [
+                asyncio.create_task(self._serve_commands(), name="commands"),
                 asyncio.create_task(self._watch_alarms(), name="alarms"),
                 asyncio.create_task(self._telemetry(), name="telemetry"),
                 asyncio.create_task(self._refresh(), name="refresh"),
@@ -553,6 +569,11 @@ class LaneAgent:
         """Called on every (re)connect: the broker may have lost the retained state."""
         self._queue_status(LaneState.ONLINE)
 
+    def _connected(self) -> None:
+        """Publisher thread, on every connect: the store write runs off that thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(asyncio.to_thread(self._queue_online), self._loop)
+
     async def _watch_alarms(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -612,19 +633,35 @@ class LaneAgent:
                 raise TypeError("lane_seq values are integers")
         except (ValueError, TypeError, KeyError) as exc:
             raise BadCommand(f'replay takes {{"from_seq": N, "to_seq": M}}: {exc}') from exc
-        try:
-            replay = self.outbox.replay(first, last, self.topics.crossing)
-        except ValueError as exc:
-            raise BadCommand(str(exc)) from exc
+        mqtt = self.config.mqtt
+        if not 1 <= first <= last:
+            raise BadCommand(f"a lane_seq range runs from 1 up: got {first}..{last}")
+        if last - first >= mqtt.replay_max_events:
+            raise BadCommand(
+                f"at most {mqtt.replay_max_events} events per replay: ask for smaller ranges"
+            )
+        # A 32-byte request must not make the lane re-send megabytes without end: the events
+        # of all replays in a minute are bounded, and the reply names what it refused.
+        allowed = min(last - first + 1, self._replay_budget.available())
+        result: dict[str, object] = {"queued": 0, "pending": 0, "not_kept": []}
+        if allowed:
+            replay = self.outbox.replay(first, first + allowed - 1, self.topics.crossing)
+            self._replay_budget.spend(replay.queued)
+            result = replay.as_dict()
+        if first + allowed <= last:
+            result["refused"] = [[first + allowed, last]]
+            result["retry_after_s"] = round(self._replay_budget.retry_after_s(), 1)
         log.info(
-            "replay of lane_seq %d..%d requested: %d queued again, %d still pending, not kept %s",
+            "replay of lane_seq %d..%d requested: %s queued again, %s still pending, not kept %s,"
+            " refused %s",
             first,
             last,
-            replay.queued,
-            replay.pending,
-            replay.not_kept or "none",
+            result["queued"],
+            result["pending"],
+            result["not_kept"] or "none",
+            result.get("refused") or "none",
         )
-        return replay.as_dict()
+        return result
 
     def _command_body(self, command: Command) -> object:
         mqtt = self.config.mqtt
@@ -632,8 +669,42 @@ class LaneAgent:
             command.payload, max_bytes=mqtt.max_command_bytes, max_depth=mqtt.max_json_depth
         )
 
+    def _admit_command(self, command: Command) -> None:
+        """Publisher thread: admit the command (rate limit) and hand it to the loop.
+
+        Command work (a replay writes thousands of rows) never runs on the publishing path;
+        a flood beyond ``mqtt.command_rate_per_s`` / ``command_burst`` or a full queue is
+        dropped unanswered (an answer would amplify it) and counted.
+        """
+        loop = self._loop
+        if not self._command_bucket.take() or loop is None or loop.is_closed():
+            self._drop_command(command, "over the command rate limit")
+            return
+        loop.call_soon_threadsafe(self._queue_command, command)
+
+    def _queue_command(self, command: Command) -> None:
+        try:
+            self._command_queue.put_nowait(command)
+        except asyncio.QueueFull:
+            self._drop_command(command, f"{COMMAND_QUEUE} commands already waiting")
+
+    def _drop_command(self, command: Command, why: str) -> None:
+        self.commands_dropped += 1
+        if worth_logging(self.commands_dropped):
+            log.warning(
+                "command %s dropped unanswered (%d so far): %s",
+                command.name,
+                self.commands_dropped,
+                why,
+            )
+
+    async def _serve_commands(self) -> None:
+        while True:
+            command = await self._command_queue.get()
+            await asyncio.to_thread(self._handle_command, command)
+
     def _handle_command(self, command: Command) -> None:
-        """Runs on the publisher thread: do little, queue the reply.
+        """Run one command and queue its reply (a worker thread, never the loop).
 
         A command whose response topic the lane may not publish to is not executed; its
         refusal goes to the lane's own reply topic (with the correlation data), so neither a
