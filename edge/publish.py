@@ -7,8 +7,9 @@ codes into ``ack`` (success) or ``reject`` (>= 0x80) on the outbox; hand receive
 the agent. paho callbacks only append to a deque that this same thread drains after
 ``loop()`` returns: no database access and no application lock inside a callback.
 
-A message not acknowledged within ``mqtt.ack_timeout_s`` while connected is sent again (the
-outbox still holds it): delivery is at least once, consumers dedupe on ``event_id``.
+A message not acknowledged within ``mqtt.ack_timeout_s`` while connected ends the connection:
+on the next one paho sends it again with DUP and its packet id; the outbox still holds it until
+a PUBACK. Delivery is at least once, consumers dedupe on ``event_id``.
 """
 
 from __future__ import annotations
@@ -293,8 +294,8 @@ class Publisher:
             self._next_attempt = time.monotonic() + self._backoff.next_delay()
         else:
             self._refused(reason)
-        # paho re-sends its unacknowledged messages after reconnect; the outbox still holds
-        # them too, so the ack timeout covers a broker that forgot them.
+        # paho re-sends its unacknowledged messages (DUP, same packet id) after reconnect;
+        # they stay in _inflight, excluded from the next batches, until their PUBACK.
 
     def _handle_callbacks(self) -> None:
         while self._callbacks:
@@ -322,6 +323,9 @@ class Publisher:
         self._connected = True
         self.stats.connected = True
         self.stats.connects += 1
+        # paho re-sends what it holds now: their ack clocks start again.
+        now = time.monotonic()
+        self._inflight = {mid: (row_id, now) for mid, (row_id, _sent) in self._inflight.items()}
         self.stats.last_error = None
         self._backoff.reset()
         self._last_refusal = None
@@ -464,12 +468,21 @@ class Publisher:
         return props
 
     def _expire_inflight(self) -> None:
+        """A publish unacknowledged past ``mqtt.ack_timeout_s``: reconnect.
+
+        paho still holds the message in its own window; publishing the row again would send
+        it twice under two packet ids. A new connection makes paho send every unacknowledged
+        message again itself, with DUP set and the same packet id (MQTT 5, 4.4).
+        """
         deadline = time.monotonic() - self.mqtt.ack_timeout_s
-        for mid, (row_id, sent_at) in list(self._inflight.items()):
-            if sent_at < deadline:
-                del self._inflight[mid]
-                self._inflight_rows.discard(row_id)
-                self.stats.resent_after_timeout += 1
+        late = sum(1 for _row, sent_at in self._inflight.values() if sent_at < deadline)
+        if not late:
+            return
+        self.stats.resent_after_timeout += late
+        self._connection_lost(
+            f"{late} publishes not acknowledged within {self.mqtt.ack_timeout_s:g} s;"
+            " reconnecting so that they are sent again with the same packet id"
+        )
 
     def _flush_acks(self, *, force: bool = False) -> None:
         """Delete acknowledged rows, a batch at a time; until then they stay excluded."""
