@@ -7,6 +7,7 @@ the manifest's sha256 is refused: a truncated copy or a swapped file must not re
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import LaneError
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+
+def _shipped_models() -> Path:
+    """``models/`` of the source tree, installed as the package ``lane_agent_models`` (setup.py):
+    the checkout's own folder in an editable install, site-packages' copy from a wheel."""
+    spec = importlib.util.find_spec("lane_agent_models")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(__file__).resolve().parents[2] / "models"  # named by the error that follows
+
+
+DEFAULT_MODEL_DIR = _shipped_models()
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
