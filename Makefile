@@ -11,7 +11,7 @@ $(BIN)/python:
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv)
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
