@@ -3,9 +3,11 @@
 The PKI, ACL and mosquitto.conf are made by `lane broker certs` logic (edge/broker.py) in a
 temp dir; the broker runs that config on a free port. Denials are shown two ways: the broker's
 MQTT 5 PUBACK says 0x87 (not authorised), and a subscriber to everything never sees the
-message. "Never" is proved without waiting a fixed time: after the denied publishes the same
-client publishes an allowed marker, and Mosquitto delivers one publisher's messages in order,
-so once the marker is seen anything before it would have been seen too.
+message. "Never" is proved without waiting a fixed time: Mosquitto routes a QoS 1 message to
+its subscribers before it sends the PUBACK, and delivers to one subscriber in order, so once
+an allowed marker published after the PUBACKs is seen, anything before it would have been.
+Mosquitto 2.0 grants every SUBSCRIBE and applies the read rules to each message delivered,
+so reading is shown by what arrives, not by SUBACK codes.
 """
 
 from __future__ import annotations
@@ -337,10 +339,20 @@ def test_no_client_but_the_operator_sends_commands_or_crossings(
 ) -> None:
     # Without a certificate, or with one of another CA under the lane's very name: no TLS.
     assert tls_refused(broker, None)
+    wait_until(
+        lambda: "peer did not return a certificate" in broker.log.read_text(errors="replace"),
+        30,
+        "the broker's reason for refusing a client without a certificate",
+    )
     rogue = tmp_path / "rogue"
     issue_site(parse_site(SITE), rogue)  # a second CA, the same names
     forged = (rogue / "clients/lane-KZ-TEST-T1.pem", rogue / "clients/lane-KZ-TEST-T1.key")
     assert tls_refused(broker, forged)
+    wait_until(
+        lambda: "certificate verify failed" in broker.log.read_text(errors="replace"),
+        30,
+        "the broker's reason for refusing another CA's certificate",
+    )
     assert tls_refused(broker, broker.cert("lane-KZ-TEST-T1")) == ""  # the real one gets in
     # Plain MQTT on the TLS port: no CONNACK.
     with socket.create_connection(("127.0.0.1", broker.port), timeout=30) as plain:
@@ -523,3 +535,18 @@ def test_rotation_keeps_what_fits_and_revokes_what_it_replaced(tmp_path: Path) -
     assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
     assert crl.get_revoked_certificate_by_serial_number(old.serial_number) is not None
     assert "certificate verify failed" in broker.log.read_text(errors="replace")
+
+
+def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+    assert main(["broker", "certs", "--site", str(site), "--out", str(tmp_path / "pki")]) == 0
+    out = capsys.readouterr().out
+    assert "CA            created" in out and "lane-KZ-TEST-T3" in out
+    assert (tmp_path / "pki/ca.key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "pki/mosquitto.conf").read_text() == render_mosquitto_conf(tmp_path / "pki")
+    site.write_text("checkpoint: X\nlanes: []\n")
+    assert main(["broker", "certs", "--site", str(site), "--out", str(tmp_path / "pki")]) == 2
+    assert "site.yaml:2:1: lanes:" in capsys.readouterr().err
