@@ -69,6 +69,17 @@ class SecretRef(StrictModel):
             return f"file {self.file}"
         return f"credential {self.credential}"
 
+    def path(self) -> Path:
+        """The file holding the secret, for a library that reads it by name (a TLS key).
+
+        Only ``file`` and ``credential`` have one; ``read()`` has already checked it."""
+        if self.file is not None:
+            return self.file
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if self.credential is None or not directory:
+            raise SecretError(f"{self.describe()} is not a file")
+        return Path(directory) / self.credential
+
     def read(self) -> str:
         """Return the secret's value, or raise SecretError saying what is missing."""
         if self.env is not None:
@@ -115,6 +126,11 @@ class TlsConfig(StrictModel):
     ca_file: Path | None = Field(None, description="CA bundle that signed the broker's cert.")
     cert_file: Path | None = Field(None, description="Client certificate (mutual TLS).")
     key_file: Path | None = Field(None, description="Client private key (mutual TLS).")
+    key: SecretRef | None = Field(
+        None,
+        description="Client private key as a secret, instead of key_file: {file: PATH} or "
+        "{credential: mqtt-client.key} (the unit's LoadCredential=).",
+    )
     key_password: SecretRef | None = None
     insecure_skip_verify: bool = Field(
         False, description="Skip the broker hostname check. Never in production."
@@ -122,8 +138,18 @@ class TlsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
+        if self.key_file is not None and self.key is not None:
+            raise ValueError("give key_file or key, not both")
+        if (self.cert_file is None) != (self.key_file is None and self.key is None):
+            raise ValueError("cert_file and key_file (or key) go together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError(
+                "a client certificate goes with ca_file: mutual TLS trusts only the site CA"
+            )
+        if self.key is not None and self.key.env is not None:
+            raise ValueError(
+                "a private key is read from a file: use {file: PATH} or {credential: NAME}"
+            )
         return self
 
 
@@ -440,6 +466,8 @@ class LaneConfig(StrictModel):
         found: list[tuple[str, SecretRef]] = []
         if self.mqtt.password is not None:
             found.append(("mqtt.password", self.mqtt.password))
+        if self.mqtt.tls is not None and self.mqtt.tls.key is not None:
+            found.append(("mqtt.tls.key", self.mqtt.tls.key))
         if self.mqtt.tls is not None and self.mqtt.tls.key_password is not None:
             found.append(("mqtt.tls.key_password", self.mqtt.tls.key_password))
         for index, device in enumerate(self.devices):

@@ -92,10 +92,12 @@ def authenticate(client: mqtt.Client, m: MqttConfig) -> None:
     if m.username is not None:
         client.username_pw_set(m.username, m.password.read() if m.password is not None else None)
     if m.tls is not None:
+        # The key is handed to OpenSSL by name: a {credential:} is a file of systemd's.
+        key = m.tls.key.path() if m.tls.key is not None else m.tls.key_file
         client.tls_set(
             ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
             certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-            keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+            keyfile=str(key) if key is not None else None,
             keyfile_password=m.tls.key_password.read() if m.tls.key_password else None,
             cert_reqs=ssl.CERT_REQUIRED,
         )

@@ -18,7 +18,9 @@ import yaml
 from edge.config import LaneConfig, load_config
 from edge.errors import ConfigError
 
-SECRET_PATH = re.compile(r"^(mqtt\.password|mqtt\.tls\.key_password|devices\.\d+\.password)$")
+SECRET_PATH = re.compile(
+    r"^(mqtt\.password|mqtt\.tls\.key|mqtt\.tls\.key_password|devices\.\d+\.password)$"
+)
 
 
 def load_lane_config(path: Path) -> tuple[LaneConfig, list[str]]:
