@@ -12,8 +12,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml setup.py
+	@echo "==> installing the agent and its dependencies into $(VENV) (first run: a minute or two)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev]' 2>&1 | tee $(VENV)/install.log \
+	  | grep --line-buffered -E '^(Collecting|Successfully|ERROR)' || true
+	@# The pipe hides pip's exit code: the install is proven by importing it from elsewhere.
+	@cd / && $(abspath $(BIN))/python -c 'import edge, onnxruntime, paho.mqtt, pytest' \
+	  || (tail -30 $(abspath $(VENV))/install.log; exit 1)
 	touch $@
 
 venv: $(VENV)/.installed

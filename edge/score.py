@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,23 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
-    """Compare ``end`` events (with their arrival time) with the scenario's ground truth."""
+@dataclass
+class Matching:
+    """Which crossings belong to which scenario vehicle (by time in the lane)."""
+
+    matches: dict[int, list[int]]  # truth index -> crossing indexes
+    merged: int  # crossings that overlap more than one vehicle
+    phantoms: list[int]  # crossings that overlap no vehicle
+
+
+def match_crossings(
+    truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]]
+) -> Matching:
+    """Each ``end`` event goes to the vehicle whose time in the lane it overlaps most."""
     vehicles = [(_t(v["start"]), _t(v["end"])) for v in truth]
-    matches: dict[int, list[int]] = defaultdict(list)  # truth index -> crossing indexes
+    matches: dict[int, list[int]] = defaultdict(list)
     merged = 0
-    phantoms: list[int] = []  # crossings that overlap no vehicle
+    phantoms: list[int] = []
     for ci, (event, _arrived) in enumerate(ends):
         span = (_t(event["start"]), _t(event.get("end") or event["start"]))
         overlaps = [(_overlap(span, v), ti) for ti, v in enumerate(vehicles)]
@@ -52,6 +64,26 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         if len(hits) > 1:
             merged += 1
         matches[max(hits)[1]].append(ci)
+    return Matching(dict(matches), merged, phantoms)
+
+
+def expected_plate(vehicle: dict[str, Any], position: str) -> dict[str, Any] | None:
+    """The plate a camera at ``position`` should read (the rear camera sees a trailer's)."""
+    plates = vehicle["plates"]
+    if position == "rear" and "trailer" in plates:
+        return plates["trailer"]  # type: ignore[no-any-return]
+    return plates.get(position)  # type: ignore[no-any-return]
+
+
+def plate_right(read: str | None, expected: dict[str, Any]) -> bool:
+    return score_key(read or "") == score_key(expected["text"])
+
+
+def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+    """Compare ``end`` events (with their arrival time) with the scenario's ground truth."""
+    vehicles = [(_t(v["start"]), _t(v["end"])) for v in truth]
+    matching = match_crossings(truth, ends)
+    matches, merged, phantoms = matching.matches, matching.merged, matching.phantoms
     missed = sum(1 for ti in range(len(truth)) if not matches.get(ti))
     split = sum(1 for cis in matches.values() if len(cis) > 1)
 
@@ -94,17 +126,14 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         vehicle = truth[ti]
         event, arrived = ends[cis[0]]
         latencies.append((arrived - vehicles[ti][1]) * 1000)
-        plates = vehicle["plates"]
         read = {p["position"]: p["text"] for p in event.get("plates", [])}
-        for position, seen_by in (("front", "front"), ("rear", "rear")):
-            expected = plates.get(
-                "trailer" if seen_by == "rear" and "trailer" in plates else position
-            )
+        for position in ("front", "rear"):
+            expected = expected_plate(vehicle, position)
             if expected is None or not expected.get("rendered", True):
                 continue
             key = f"{position}/{expected['country']}"
             plate_total[key] += 1
-            if score_key(read.get(position, "")) == score_key(expected["text"]):
+            if plate_right(read.get(position), expected):
                 plate_exact[key] += 1
             else:
                 got = read.get(position) or "(none)"

@@ -67,4 +67,4 @@ def test_a_wheel_installed_offline_reads_plates_and_runs_the_demo(tmp_path: Path
 
     demo = run([lane, "demo", "--vehicles", "2", "--speedup", "4"], elsewhere, 600)
     assert demo.returncode == 0, (demo.stdout + demo.stderr)[-4000:]
-    assert "2 vehicles passed" in demo.stdout, demo.stdout[-2000:]
+    assert "ground truth (2 vehicles)" in demo.stdout, demo.stdout[-2000:]
