@@ -120,7 +120,6 @@ class Acquisition:
         self.neighbour_errors = 0
         self._frames: dict[str, Frame] = {}
         self._gates: dict[str, MotionGate] = {}
-        self._reading: dict[str, float] = {}  # camera -> capture time of the frame in OCR
         self._frame_ready: dict[str, asyncio.Event] = {}
         self._states: dict[str, SensorState] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,47 +184,56 @@ class Acquisition:
             frame = self._frames.pop(camera, None)
             if frame is None:
                 continue
-            start = time.perf_counter()
-            self._reading[camera] = frame.monotonic
-            try:
-                results = await asyncio.to_thread(self.recognizer.read, frame.image)  # type: ignore[attr-defined]
-            except Exception as exc:  # one bad frame must not stop the camera
-                log.warning("plate recognition failed on %s: %s", camera, exc)
+            # The correlator holds the end of a vehicle this frame may show until its read is
+            # over: plates first, then done (a done first could end the vehicle without them).
+            await self._handle(
+                self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
+            )
+            await self._read(camera, frame, position)
+            await self._handle(
+                self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
+            )
+
+    async def _read(self, camera: str, frame: Frame, position: PlatePosition) -> None:
+        """One frame through the recogniser; its plates to the correlator."""
+        start = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(self.recognizer.read, frame.image)  # type: ignore[attr-defined]
+        except Exception as exc:  # one bad frame must not stop the camera
+            log.warning("plate recognition failed on %s: %s", camera, exc)
+            return
+        self.recognition_ms.append((time.perf_counter() - start) * 1000)
+        del self.recognition_ms[:-1000]
+        now = time.monotonic()
+        height, width = frame.image.shape[:2]
+        area = self.plate_areas.get(camera)
+        for result in results:
+            if result.confidence < self.config.recognition.min_confidence:
                 continue
-            finally:
-                self._reading.pop(camera, None)
-            self.recognition_ms.append((time.perf_counter() - start) * 1000)
-            del self.recognition_ms[:-1000]
-            now = time.monotonic()
-            height, width = frame.image.shape[:2]
-            area = self.plate_areas.get(camera)
-            for result in results:
-                if result.confidence < self.config.recognition.min_confidence:
-                    continue
-                if area is not None and not _inside(result.box, area, width, height):
-                    continue  # the camera's overlay text, a sign, a parked car's plate
-                await self._handle(
-                    self.correlator.on_plate(
-                        PlateObservation(
-                            camera=camera,
-                            position=position,
-                            text=result.text,
-                            confidence=min(1.0, max(0.0, result.confidence)),
-                            raw=result.raw,
-                            country=result.country,
-                            type=result.type,
-                            rows=result.rows,
-                            candidates=tuple(
-                                Candidate(text=c.text, confidence=min(1.0, c.confidence))
-                                for c in result.candidates
-                            ),
-                            captured_at=frame.captured_at,
-                            frame_key=self.frames.put(frame.image, result.box),
+            if area is not None and not _inside(result.box, area, width, height):
+                continue  # the camera's overlay text, a sign, a parked car's plate
+            await self._handle(
+                self.correlator.on_plate(
+                    PlateObservation(
+                        camera=camera,
+                        position=position,
+                        text=result.text,
+                        confidence=min(1.0, max(0.0, result.confidence)),
+                        raw=result.raw,
+                        country=result.country,
+                        type=result.type,
+                        rows=result.rows,
+                        candidates=tuple(
+                            Candidate(text=c.text, confidence=min(1.0, c.confidence))
+                            for c in result.candidates
                         ),
-                        now,
-                        seen=frame.monotonic,
-                    )
+                        captured_at=frame.captured_at,
+                        frame_key=self.frames.put(frame.image, result.box),
+                    ),
+                    now,
+                    seen=frame.monotonic,
                 )
+            )
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:
         """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
@@ -268,8 +276,7 @@ class Acquisition:
                 async with asyncio.timeout(TICK_S):
                     reading = await self.queue.get()
             except TimeoutError:
-                reading = min(self._reading.values(), default=None)
-                emissions = self.correlator.tick(time.monotonic(), reading_since=reading)
+                emissions = self.correlator.tick(time.monotonic())
             else:
                 if isinstance(reading, NeighbourSighting):
                     emissions = self.correlator.on_neighbour(reading, time.monotonic())
