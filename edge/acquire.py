@@ -164,6 +164,8 @@ class Acquisition:
         if self.recognizer is None:
             return
         camera = frame.device_id
+        if self.roles.get(camera) == "overview":
+            return  # a scene camera: its frames are never read for plates (docs/fusion.md)
         gate = self._gates.setdefault(camera, MotionGate())
         if not gate.changed(frame.image) and self.correlator.current is None:
             return  # an empty, still lane: no OCR
