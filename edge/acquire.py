@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -30,7 +31,7 @@ from edge.correlate import (
 )
 from edge.crossing import CrossingRecord
 from edge.events import Candidate, EventType, PlatePosition, SensorState
-from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode
+from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
 from edge.recognize.pipeline import MotionGate
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1
 HEALTH_POLL_S = 1.0
 STARTUP_GRACE_S = 3.0
+OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows another moment
+OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
+OVERVIEW = "overview"  # the overview pictures' key among the evidence files by position
 
 _STATE = {
     HealthState.UP: SensorState.UP,
@@ -119,6 +123,9 @@ class Acquisition:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.neighbour_errors = 0
         self._frames: dict[str, Frame] = {}
+        self._scene: dict[str, Frame] = {}  # overview camera -> its newest frame
+        # crossing id -> the scene frames taken when it was announced (``new``), until its end.
+        self._overview: OrderedDict[str, dict[str, Frame]] = OrderedDict()
         self._gates: dict[str, MotionGate] = {}
         self._frame_ready: dict[str, asyncio.Event] = {}
         self._states: dict[str, SensorState] = {}
@@ -156,7 +163,10 @@ class Acquisition:
     async def _pump(self, driver: Driver) -> None:
         async for reading in driver.readings():
             if isinstance(reading, Frame):
-                self._offer_frame(reading)
+                if self.roles.get(reading.device_id) == "overview":
+                    self._scene[reading.device_id] = reading  # newest wins
+                else:
+                    self._offer_frame(reading)
             else:
                 await self.queue.put(reading)
 
@@ -164,8 +174,6 @@ class Acquisition:
         if self.recognizer is None:
             return
         camera = frame.device_id
-        if self.roles.get(camera) == "overview":
-            return  # a scene camera: its frames are never read for plates (docs/fusion.md)
         gate = self._gates.setdefault(camera, MotionGate())
         if not gate.changed(frame.image) and self.correlator.current is None:
             return  # an empty, still lane: no OCR
@@ -294,12 +302,17 @@ class Acquisition:
     async def _deliver(self, emission: Emission) -> None:
         """An ``end`` takes its evidence along: files first, then the event naming them."""
         record = emission.record
-        if emission.type == EventType.END and record.evidence_keys and self.evidence:
+        if emission.type == EventType.NEW:
+            self._take_overview(record.crossing_id)
+        scene = self._overview.pop(record.crossing_id, {}) if emission.type == EventType.END else {}
+        if emission.type == EventType.END and (record.evidence_keys or scene) and self.evidence:
             try:
-                files = await asyncio.to_thread(self._save_evidence, record)
+                files = await asyncio.to_thread(self._save_evidence, record, scene)
             except OSError as exc:  # a full disk must not cost the crossing
                 log.error("evidence of crossing %s not saved: %s", record.crossing_id, exc)
                 files = {}
+            overview = files.pop(OVERVIEW, [])
+            record.overview = [f.reference() for f in overview]
             record.plates = [
                 p.model_copy(update={"evidence": [f.reference() for f in files[p.position]]})
                 if p.position in files
@@ -307,18 +320,38 @@ class Acquisition:
                 for p in record.plates
             ]
             await self._emit(emission)
-            for position_files in files.values():
-                self._on_evidence(record.crossing_id, position_files)
+            for position_files in [*files.values(), overview]:
+                if position_files:
+                    self._on_evidence(record.crossing_id, position_files)
             return
         await self._emit(emission)
 
-    def _save_evidence(self, record: CrossingRecord) -> dict[str, list[EvidenceFile]]:
+    def _take_overview(self, crossing_id: str) -> None:
+        """Each overview camera's newest frame, as the crossing is announced (still fresh)."""
+        now = time.monotonic()
+        shots = {
+            camera: frame
+            for camera, frame in self._scene.items()
+            if now - frame.monotonic <= OVERVIEW_MAX_AGE_S
+        }
+        if shots:
+            self._overview[crossing_id] = shots
+            while len(self._overview) > OVERVIEW_CROSSINGS:
+                self._overview.popitem(last=False)
+
+    def _save_evidence(
+        self, record: CrossingRecord, scene: dict[str, Frame]
+    ) -> dict[str, list[EvidenceFile]]:
         assert self.evidence is not None
         files: dict[str, list[EvidenceFile]] = {}
         for position, key in record.evidence_keys.items():
             cached = self.frames.get(key)
             if cached is not None:
                 files[position] = encode(*cached, position)
+        for camera, frame in sorted(scene.items()):
+            picture = encode_overview(frame.image, camera)
+            if picture is not None:
+                files.setdefault(OVERVIEW, []).append(picture)
         self.evidence.write(record.crossing_id, [f for fs in files.values() for f in fs])
         return files
 
