@@ -195,9 +195,13 @@ def test_device_password_is_a_reference_never_inline() -> None:
 
 
 def test_camera_role_is_one_of_the_positions_or_overview() -> None:
-    cameras = VALID + "devices:\n" + "".join(
-        f"  - {{id: cam-{role}, kind: anpr.http, url: 'http://c/{role}', role: {role}}}\n"
-        for role in ("front", "rear", "trailer", "overview")
+    cameras = (
+        VALID
+        + "devices:\n"
+        + "".join(
+            f"  - {{id: cam-{role}, kind: anpr.http, url: 'http://c/{role}', role: {role}}}\n"
+            for role in ("front", "rear", "trailer", "overview")
+        )
     )
     config = parse_config(cameras)
     assert [d.role for d in config.devices] == ["front", "rear", "trailer", "overview"]
