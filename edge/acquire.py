@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -30,7 +31,7 @@ from edge.correlate import (
 )
 from edge.crossing import CrossingRecord
 from edge.events import Candidate, EventType, PlatePosition, SensorState
-from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode
+from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
 from edge.recognize.pipeline import MotionGate
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1
 HEALTH_POLL_S = 1.0
 STARTUP_GRACE_S = 3.0
+OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows another moment
+OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
+OVERVIEW = "overview"  # the overview pictures' key among the evidence files by position
 
 _STATE = {
     HealthState.UP: SensorState.UP,
@@ -119,8 +123,10 @@ class Acquisition:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.neighbour_errors = 0
         self._frames: dict[str, Frame] = {}
+        self._scene: dict[str, Frame] = {}  # overview camera -> its newest frame
+        # crossing id -> the scene frames taken when it was announced (``new``), until its end.
+        self._overview: OrderedDict[str, dict[str, Frame]] = OrderedDict()
         self._gates: dict[str, MotionGate] = {}
-        self._reading: dict[str, float] = {}  # camera -> capture time of the frame in OCR
         self._frame_ready: dict[str, asyncio.Event] = {}
         self._states: dict[str, SensorState] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -157,7 +163,10 @@ class Acquisition:
     async def _pump(self, driver: Driver) -> None:
         async for reading in driver.readings():
             if isinstance(reading, Frame):
-                self._offer_frame(reading)
+                if self.roles.get(reading.device_id) == "overview":
+                    self._scene[reading.device_id] = reading  # newest wins
+                else:
+                    self._offer_frame(reading)
             else:
                 await self.queue.put(reading)
 
@@ -185,47 +194,56 @@ class Acquisition:
             frame = self._frames.pop(camera, None)
             if frame is None:
                 continue
-            start = time.perf_counter()
-            self._reading[camera] = frame.monotonic
-            try:
-                results = await asyncio.to_thread(self.recognizer.read, frame.image)  # type: ignore[attr-defined]
-            except Exception as exc:  # one bad frame must not stop the camera
-                log.warning("plate recognition failed on %s: %s", camera, exc)
+            # The correlator holds the end of a vehicle this frame may show until its read is
+            # over: plates first, then done (a done first could end the vehicle without them).
+            await self._handle(
+                self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
+            )
+            await self._read(camera, frame, position)
+            await self._handle(
+                self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
+            )
+
+    async def _read(self, camera: str, frame: Frame, position: PlatePosition) -> None:
+        """One frame through the recogniser; its plates to the correlator."""
+        start = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(self.recognizer.read, frame.image)  # type: ignore[attr-defined]
+        except Exception as exc:  # one bad frame must not stop the camera
+            log.warning("plate recognition failed on %s: %s", camera, exc)
+            return
+        self.recognition_ms.append((time.perf_counter() - start) * 1000)
+        del self.recognition_ms[:-1000]
+        now = time.monotonic()
+        height, width = frame.image.shape[:2]
+        area = self.plate_areas.get(camera)
+        for result in results:
+            if result.confidence < self.config.recognition.min_confidence:
                 continue
-            finally:
-                self._reading.pop(camera, None)
-            self.recognition_ms.append((time.perf_counter() - start) * 1000)
-            del self.recognition_ms[:-1000]
-            now = time.monotonic()
-            height, width = frame.image.shape[:2]
-            area = self.plate_areas.get(camera)
-            for result in results:
-                if result.confidence < self.config.recognition.min_confidence:
-                    continue
-                if area is not None and not _inside(result.box, area, width, height):
-                    continue  # the camera's overlay text, a sign, a parked car's plate
-                await self._handle(
-                    self.correlator.on_plate(
-                        PlateObservation(
-                            camera=camera,
-                            position=position,
-                            text=result.text,
-                            confidence=min(1.0, max(0.0, result.confidence)),
-                            raw=result.raw,
-                            country=result.country,
-                            type=result.type,
-                            rows=result.rows,
-                            candidates=tuple(
-                                Candidate(text=c.text, confidence=min(1.0, c.confidence))
-                                for c in result.candidates
-                            ),
-                            captured_at=frame.captured_at,
-                            frame_key=self.frames.put(frame.image, result.box),
+            if area is not None and not _inside(result.box, area, width, height):
+                continue  # the camera's overlay text, a sign, a parked car's plate
+            await self._handle(
+                self.correlator.on_plate(
+                    PlateObservation(
+                        camera=camera,
+                        position=position,
+                        text=result.text,
+                        confidence=min(1.0, max(0.0, result.confidence)),
+                        raw=result.raw,
+                        country=result.country,
+                        type=result.type,
+                        rows=result.rows,
+                        candidates=tuple(
+                            Candidate(text=c.text, confidence=min(1.0, c.confidence))
+                            for c in result.candidates
                         ),
-                        now,
-                        seen=frame.monotonic,
-                    )
+                        captured_at=frame.captured_at,
+                        frame_key=self.frames.put(frame.image, result.box),
+                    ),
+                    now,
+                    seen=frame.monotonic,
                 )
+            )
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:
         """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
@@ -268,8 +286,7 @@ class Acquisition:
                 async with asyncio.timeout(TICK_S):
                     reading = await self.queue.get()
             except TimeoutError:
-                reading = min(self._reading.values(), default=None)
-                emissions = self.correlator.tick(time.monotonic(), reading_since=reading)
+                emissions = self.correlator.tick(time.monotonic())
             else:
                 if isinstance(reading, NeighbourSighting):
                     emissions = self.correlator.on_neighbour(reading, time.monotonic())
@@ -285,12 +302,17 @@ class Acquisition:
     async def _deliver(self, emission: Emission) -> None:
         """An ``end`` takes its evidence along: files first, then the event naming them."""
         record = emission.record
-        if emission.type == EventType.END and record.evidence_keys and self.evidence:
+        if emission.type == EventType.NEW:
+            self._take_overview(record.crossing_id)
+        scene = self._overview.pop(record.crossing_id, {}) if emission.type == EventType.END else {}
+        if emission.type == EventType.END and (record.evidence_keys or scene) and self.evidence:
             try:
-                files = await asyncio.to_thread(self._save_evidence, record)
+                files = await asyncio.to_thread(self._save_evidence, record, scene)
             except OSError as exc:  # a full disk must not cost the crossing
                 log.error("evidence of crossing %s not saved: %s", record.crossing_id, exc)
                 files = {}
+            overview = files.pop(OVERVIEW, [])
+            record.overview = [f.reference() for f in overview]
             record.plates = [
                 p.model_copy(update={"evidence": [f.reference() for f in files[p.position]]})
                 if p.position in files
@@ -298,18 +320,38 @@ class Acquisition:
                 for p in record.plates
             ]
             await self._emit(emission)
-            for position_files in files.values():
-                self._on_evidence(record.crossing_id, position_files)
+            for position_files in [*files.values(), overview]:
+                if position_files:
+                    self._on_evidence(record.crossing_id, position_files)
             return
         await self._emit(emission)
 
-    def _save_evidence(self, record: CrossingRecord) -> dict[str, list[EvidenceFile]]:
+    def _take_overview(self, crossing_id: str) -> None:
+        """Each overview camera's newest frame, as the crossing is announced (still fresh)."""
+        now = time.monotonic()
+        shots = {
+            camera: frame
+            for camera, frame in self._scene.items()
+            if now - frame.monotonic <= OVERVIEW_MAX_AGE_S
+        }
+        if shots:
+            self._overview[crossing_id] = shots
+            while len(self._overview) > OVERVIEW_CROSSINGS:
+                self._overview.popitem(last=False)
+
+    def _save_evidence(
+        self, record: CrossingRecord, scene: dict[str, Frame]
+    ) -> dict[str, list[EvidenceFile]]:
         assert self.evidence is not None
         files: dict[str, list[EvidenceFile]] = {}
         for position, key in record.evidence_keys.items():
             cached = self.frames.get(key)
             if cached is not None:
                 files[position] = encode(*cached, position)
+        for camera, frame in sorted(scene.items()):
+            picture = encode_overview(frame.image, camera)
+            if picture is not None:
+                files.setdefault(OVERVIEW, []).append(picture)
         self.evidence.write(record.crossing_id, [f for fs in files.values() for f in fs])
         return files
 

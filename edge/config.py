@@ -312,7 +312,12 @@ class DeviceConfig(StrictModel):
 
     id: Annotated[str, Field(pattern=IDENTIFIER)]
     kind: str = Field(description="Driver, e.g. weighbridge.toledo, rpm.rapiscan, anpr.stream.")
-    role: str | None = Field(None, description="front, rear, trailer, entry_loop, ...")
+    role: Literal["front", "rear", "trailer", "overview"] | None = Field(
+        None,
+        description="Cameras: front, rear or trailer, the plate position its reads fill "
+        "(default front); overview, a scene camera whose frames are not read for plates "
+        "(supervised and listed in coverage like any device).",
+    )
     timeout_ms: int = Field(1000, ge=10, le=120_000)
     enabled: bool = True
     password: SecretRef | None = Field(

@@ -8,7 +8,10 @@ Life cycle of one vehicle: ``new`` when presence starts, ``update`` when a first
 weight, an occupancy result, a plate or a thermal alarm arrives, ``end`` once the lane has
 been clear for ``settle_s`` (late RPM occupancies and plate reads still attach), or after
 ``max_crossing_s`` (a vehicle parked on the weighbridge), or at shutdown. Every ``new`` gets
-an ``end`` with an ``end_reason``.
+an ``end`` with an ``end_reason``. While a frame captured before the lane went clear is still
+in plate recognition (``on_recognition_started`` .. ``on_recognition_done``), that ``end``
+waits up to ``recognition_wait_s`` more, on every input and tick alike, so the frame's plate
+joins its own vehicle instead of being dropped or given to the next one.
 
 Presence comes from the first *available* source in ``presence_order`` (lane I/O loops and
 light curtain, then weight, then RPM occupancy, then plate reads), so a dead loop degrades to
@@ -49,6 +52,7 @@ from edge.events import (
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 TRACE_LIMIT = 500
 NEIGHBOUR_LIMIT = 200
+RECOGNITION_LIMIT = 32  # frames in recognition at once (the agent reads one per camera)
 # How fast a thermal region's empty-lane floor may rise: 1 C a minute.
 THERMAL_FLOOR_RISE_C_PER_S = 1 / 60
 LIGHT_VEHICLE_KG = 3500.0  # at most: a car or small van (category M1/N1)
@@ -229,6 +233,8 @@ class Correlator:
         self._axle_mark: int | None = None
         # Plates the neighbouring lanes reported: crossing id -> sighting (bounded).
         self._neighbours: dict[str, NeighbourSighting] = {}
+        # Frames in plate recognition: (camera, capture time) -> when their read began.
+        self._in_recognition: dict[tuple[str, float], float] = {}
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -396,6 +402,34 @@ class Correlator:
         _add_plate(opened, plate, now, late=True)
         return self.tick(now)
 
+    def on_recognition_started(self, camera: str, captured: float, now: float) -> list[Emission]:
+        """A frame ``camera`` captured at ``captured`` (monotonic) went into plate recognition.
+
+        Until ``on_recognition_done``, a vehicle whose lane went clear after ``captured`` does
+        not end (up to ``recognition_wait_s`` past its settle time): the frame may hold its plate.
+        """
+        self._in_recognition[(camera, captured)] = now
+        while len(self._in_recognition) > RECOGNITION_LIMIT:
+            del self._in_recognition[next(iter(self._in_recognition))]
+        return self.tick(now)
+
+    def on_recognition_done(self, camera: str, captured: float, now: float) -> list[Emission]:
+        """That frame's read is over; its plates, if any, were handed in before this."""
+        self._in_recognition.pop((camera, captured), None)
+        return self.tick(now)
+
+    def _reading_since(self, now: float) -> float | None:
+        """Capture time of the oldest frame still in recognition, if any.
+
+        A read in flight longer than an ``end`` can wait (``settle_s + recognition_wait_s``) is
+        given up: its recogniser is stuck or its done was lost, and it holds nothing more.
+        """
+        give_up = self.settings.settle_s + self.settings.recognition_wait_s
+        for key, began in list(self._in_recognition.items()):
+            if now - began > give_up:
+                del self._in_recognition[key]
+        return min((captured for _camera, captured in self._in_recognition), default=None)
+
     def on_neighbour(self, sighting: NeighbourSighting, now: float) -> list[Emission]:
         """A crossing event of a neighbouring lane (its plates and times), for cross-checks."""
         if sighting.plates:
@@ -405,14 +439,16 @@ class Correlator:
                 del self._neighbours[next(iter(self._neighbours))]
         return self.tick(now)
 
-    def tick(self, now: float, *, reading_since: float | None = None) -> list[Emission]:
+    def tick(self, now: float) -> list[Emission]:
         """Time passes: close crossings whose lane has been clear long enough.
 
-        ``reading_since``: capture time of the oldest frame still in plate recognition. A
-        frame taken while the vehicle was in the lane holds its end (up to
-        ``recognition_wait_s`` more), so its plate is not lost or given to the next vehicle.
+        A frame still in recognition that was captured before a vehicle's lane went clear
+        holds that vehicle's end (up to ``recognition_wait_s`` more), so its plate is not lost
+        or given to the next vehicle. Every input ends in this tick, so the hold applies
+        whatever the input rate (a 10 Hz weighbridge never lets the agent's queue idle).
         """
         out: list[Emission] = []
+        reading_since = self._reading_since(now)
         for opened in list(self.closing):
             held = reading_since is not None and reading_since <= (opened.clear_since or now)
             waited = now - (opened.clear_since or now)

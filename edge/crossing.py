@@ -10,6 +10,7 @@ from edge.events import (
     Coverage,
     CrossingEvent,
     EventType,
+    Evidence,
     PlateRead,
     Radiation,
     Thermal,
@@ -29,6 +30,7 @@ class CrossingRecord:
     end: datetime | None = None
     end_reason: str | None = None
     plates: list[PlateRead] = field(default_factory=list)
+    overview: list[Evidence] = field(default_factory=list)  # scene pictures, set at end
     weight: Weight | None = None
     radiation: Radiation | None = None
     thermal: Thermal | None = None
@@ -75,6 +77,7 @@ def make_event(
         identified=bool(record.plates),
         coverage=record.coverage,
         plates=list(record.plates),
+        overview=list(record.overview),
         weight=record.weight,
         radiation=record.radiation,
         thermal=record.thermal,

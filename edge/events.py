@@ -113,7 +113,7 @@ class PlateRead(WireModel):
 
 
 class Evidence(WireModel):
-    kind: Literal["frame", "plate_crop"]
+    kind: Literal["frame", "plate_crop", "overview"]
     file: str
     sha256: str
 
@@ -199,6 +199,11 @@ class CrossingEvent(WireModel):
     identified: bool = Field(description="False when no plate was read (unidentified crossing).")
     coverage: Coverage = Field(default_factory=Coverage)
     plates: list[PlateRead] = Field(default_factory=list)
+    overview: list[Evidence] = Field(
+        default_factory=list,
+        description="At end: one picture per overview (scene) camera of the vehicle as its "
+        "crossing was announced; the bytes go out on the evidence topic.",
+    )
     weight: Weight | None = None
     radiation: Radiation | None = None
     thermal: Thermal | None = None

@@ -4,7 +4,8 @@ Recognised frames wait in a small in-memory cache under a key that travels with 
 read through the (pure) correlator. When a crossing ends, the winning read's frame and crop
 are written as JPEG under ``<evidence_dir>/<crossing_id>/`` and referenced in the ``end``
 event by file name and sha256; the bytes themselves go out on the evidence topic through the
-outbox, so the event stays small. The directory is bounded by size and age.
+outbox, so the event stays small. An overview (scene) camera's frame taken as the crossing
+was announced goes the same way, whole and unmarked. The directory is bounded by size and age.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ JPEG_QUALITY = 85
 
 @dataclass(frozen=True, slots=True)
 class EvidenceFile:
-    name: str  # "<position>-frame.jpg" or "<position>-plate.jpg"
+    name: str  # "<position>-frame.jpg", "<position>-plate.jpg" or "overview-<camera>.jpg"
     data: bytes
     sha256: str
-    kind: str  # "frame" | "plate_crop"
+    kind: str  # "frame" | "plate_crop" | "overview"
 
     def reference(self) -> Evidence:
         return Evidence(kind=self.kind, file=self.name, sha256=self.sha256)  # type: ignore[arg-type]
@@ -81,6 +82,16 @@ def encode(image: np.ndarray, box: tuple[int, int, int, int], position: str) -> 
             EvidenceFile(f"{position}-{suffix}.jpg", data, hashlib.sha256(data).hexdigest(), kind)
         )
     return files
+
+
+def encode_overview(image: np.ndarray, camera: str) -> EvidenceFile | None:
+    """JPEG of an overview (scene) camera's frame, as it is: no plate to box."""
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        return None
+    data = jpeg.tobytes()
+    digest = hashlib.sha256(data).hexdigest()
+    return EvidenceFile(f"overview-{camera}.jpg", data, digest, "overview")
 
 
 class EvidenceStore:

@@ -13,7 +13,12 @@ input at ``t`` seconds (the agent's monotonic receive time)::
     {"t": 4.0, "health": {"device": "rpm", "state": "DOWN", "reason": "silent for 10 s"}}
     {"t": 4.2, "neighbour": {"lane": "T4", "crossing_id": "c-17", "plates": ["123ABC02"],
                              "start": 2.0, "end": 6.0}}
+    {"t": 4.3, "recognition_started": {"camera": "cam-rear", "captured": 4.3}}
+    {"t": 6.3, "recognition_done": {"camera": "cam-rear", "captured": 4.3}}
     {"t": 9.0, "tick": true}
+
+``recognition_started`` / ``recognition_done`` bracket a frame's plate recognition (``captured``
+is its capture time); a plate it yielded comes between them, with ``"seen"`` = ``captured``.
 """
 
 from __future__ import annotations
@@ -153,6 +158,12 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
     if "health" in step:
         h = step["health"]
         return correlator.on_health(h["device"], SensorState(h["state"]), h.get("reason"), t)
+    if "recognition_started" in step:
+        r = step["recognition_started"]
+        return correlator.on_recognition_started(r["camera"], float(r["captured"]), t)
+    if "recognition_done" in step:
+        r = step["recognition_done"]
+        return correlator.on_recognition_done(r["camera"], float(r["captured"]), t)
     if step.get("tick"):
         return []
     if step.get("shutdown"):

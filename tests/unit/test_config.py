@@ -192,3 +192,19 @@ def test_device_password_is_a_reference_never_inline() -> None:
     assert problem.startswith("lane.yaml:11:5: devices.0.password:") and "never inline" in problem
     (problem,) = problems_of(text + "    password: {env: NO_SUCH_VAR_XYZ}\n")
     assert "environment variable NO_SUCH_VAR_XYZ is not set" in problem
+
+
+def test_camera_role_is_one_of_the_positions_or_overview() -> None:
+    cameras = (
+        VALID
+        + "devices:\n"
+        + "".join(
+            f"  - {{id: cam-{role}, kind: anpr.http, url: 'http://c/{role}', role: {role}}}\n"
+            for role in ("front", "rear", "trailer", "overview")
+        )
+    )
+    config = parse_config(cameras)
+    assert [d.role for d in config.devices] == ["front", "rear", "trailer", "overview"]
+    text = VALID + "devices:\n  - id: cam\n    kind: anpr.http\n    url: http://c/p\n"
+    (problem,) = problems_of(text + "    role: Front\n")
+    assert problem.startswith("lane.yaml:11:5: devices.0.role:") and "'overview'" in problem
