@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from edge.cli.help import document
 from edge.config import config_json_schema, load_config
 from edge.errors import ConfigError, LaneError
 
@@ -30,7 +31,16 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lane", description="Border checkpoint lane agent.")
+    from edge.events import agent_version
+
+    parser = argparse.ArgumentParser(
+        prog="lane",
+        description="Border checkpoint lane agent: devices -> crossing events -> MQTT.",
+        epilog="examples:\n  lane run --config /etc/lane-agent/lane-T1.yaml\n  lane demo\n"
+        "  lane COMMAND --help   # each command's own options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lane {agent_version()}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -41,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="check a lane config, print its schema")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate config files (exit 2 when invalid)")
-    check.add_argument("files", nargs="+", type=Path)
+    check.add_argument("files", nargs="+", type=Path, help="lane config files (YAML)")
     check.set_defaults(func=cmd_config_check)
     schema = config_sub.add_parser("schema", help="print the lane config JSON Schema")
     schema.set_defaults(func=cmd_config_schema)
@@ -50,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     stats = outbox_sub.add_parser("stats", help="pending, rejected, oldest age, alarms")
     _add_config(stats)
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="one JSON object")
     stats.set_defaults(func=cmd_outbox_stats)
 
     events = sub.add_parser("events", help="crossings in the local store")
@@ -65,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     contract_sub = contract.add_subparsers(dest="contract_command", required=True)
     export = contract_sub.add_parser("export", help="write config/schemas and docs/asyncapi.yaml")
     export.add_argument("--check", action="store_true", help="only report drift (exit 1)")
-    export.add_argument("--root", type=Path, default=Path("."))
+    export.add_argument(
+        "--root", type=Path, default=Path("."), help="repository root (default: here)"
+    )
     export.set_defaults(func=cmd_contract_export)
 
     from edge import install
@@ -97,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     recognize.add_parser(sub)
     sim.add_parser(sub)
     diag.add_parser(sub)
+    document(parser)
     return parser
 
 

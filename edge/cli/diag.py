@@ -38,11 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     status.add_argument("--seconds", type=float, help="agent stopped: time per device probe")
 
     probe = command("probe", "open a device: identity, values, latency, raw frames", cmd_probe)
-    probe.add_argument("device")
+    probe.add_argument("device", help="device id from the lane config")
     probe.add_argument("--seconds", type=float, help="how long to read (default by timeout)")
 
     watch = command("watch", "live readings of a device, refreshed in place", cmd_watch)
-    watch.add_argument("device")
+    watch.add_argument("device", help="device id from the lane config")
     watch.add_argument("--count", type=int, help="stop after N samples (default: Ctrl-C)")
     watch.add_argument("--interval", type=float, default=0.5, help="seconds per sample")
 
@@ -51,13 +51,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     _common(osub.add_parser("stats", help="pending, rejected, oldest age, alarms"), cmd_ob_stats)
     listing = osub.add_parser("list", help="pending (default) or rejected rows")
     _common(listing, cmd_ob_list)
-    listing.add_argument("--rejected", action="store_true")
+    listing.add_argument(
+        "--rejected", action="store_true", help="rows the broker refused, with the reason"
+    )
     listing.add_argument("-n", type=int, default=50, help="how many (default 50)")
     _common(osub.add_parser("requeue", help="send rejected rows again"), cmd_ob_requeue)
     export = osub.add_parser("export", help="rows with payloads as JSON lines")
     _common(export, cmd_ob_export)
     export.add_argument("--out", type=Path, required=True, help="file ('-': stdout)")
-    export.add_argument("--state", choices=["pending", "rejected", "all"], default="all")
+    export.add_argument(
+        "--state",
+        choices=["pending", "rejected", "all"],
+        default="all",
+        help="which rows (default all)",
+    )
 
     mqtt = dsub.add_parser("mqtt", help="the broker as the lane sees it")
     msub = mqtt.add_subparsers(dest="mqtt_command", required=True)
@@ -66,12 +73,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     check.add_argument("--timeout", type=float, default=5.0, help="seconds per step")
 
     scale = command("scale", "zero or tare the weighbridge (asks first)", cmd_scale)
-    scale.add_argument("action", choices=["zero", "tare"])
+    scale.add_argument(
+        "action", choices=["zero", "tare"], help="zero the empty scale, or tare a load"
+    )
     scale.add_argument("--device", help="which scale (default: the only one)")
     scale.add_argument("--yes", action="store_true", help="do not ask")
 
     barrier = command("barrier", "open or close the barrier (asks first)", cmd_barrier)
-    barrier.add_argument("action", choices=["open", "close"])
+    barrier.add_argument("action", choices=["open", "close"], help="what the barrier does")
     barrier.add_argument("--device", help="which lane I/O module (default: the only one)")
     barrier.add_argument("--yes", action="store_true", help="do not ask")
 
@@ -79,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     csub = camera.add_subparsers(dest="camera_command", required=True)
     snap = csub.add_parser("snapshot", help="grab a frame, read plates, save it annotated")
     _common(snap, cmd_snapshot)
-    snap.add_argument("camera")
+    snap.add_argument("camera", help="camera device id from the lane config")
     snap.add_argument("--out", type=Path, required=True, help="image file (.jpg, .png)")
 
     bundle = command("bundle", "one archive for support (no secrets)", cmd_bundle)
@@ -87,7 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bundle.add_argument("--crossings", type=int, default=200, help="last N crossing events")
 
     explain = command("explain", "every reading, vote and decision behind a crossing", cmd_explain)
-    explain.add_argument("crossing_id")
+    explain.add_argument("crossing_id", help="from `lane events tail` or the event itself")
 
 
 def _common(parser: argparse.ArgumentParser, handler: Handler) -> None:

@@ -24,7 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "  lane recognize frames/ --json --countries KZ,RU",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="IMAGE_OR_DIR")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="IMAGE_OR_DIR",
+        help="image files, or directories searched for them",
+    )
     parser.add_argument(
         "--samples",
         action="store_true",
