@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint venv system-deps bench clean install uninstall wheelhouse bundle
+.PHONY: demo test test-fast lint venv system-deps bench clean install uninstall wheelhouse bundle
 
 $(BIN)/python:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
@@ -42,6 +42,12 @@ lint: venv
 
 test: venv system-deps lint
 	$(BIN)/python -m pytest
+
+# The quick tier (under a minute): pure tests, no broker, no device, no agent process.
+FAST_TESTS := tests/unit tests/fusion tests/drivers/test_codecs.py tests/recognition/test_grammar.py \
+  tests/recognition/test_region.py
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow" $(FAST_TESTS)
 
 bench: venv system-deps
 	$(BIN)/python -m bench.publish
