@@ -17,12 +17,15 @@ from ``set_lane_context(checkpoint, lane)``, called once by the agent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 import os
 import socket
 import struct
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -151,7 +154,27 @@ def stream_is_journal(stream: TextIO, environ: dict[str, str] | None = None) -> 
     return (stat.st_dev, stat.st_ino) == (device, inode)
 
 
-def setup_logging(level: str = "INFO", *, journal_socket: str | None = None) -> None:
+LOG_FILE_NOTE = "log-file"  # <state_dir>/log-file: where `lane run --log-file` writes
+
+
+def note_log_file(state_dir: Path, log_file: Path | None) -> None:
+    """Tell `lane diag bundle` where this agent logs (nothing noted: the journal)."""
+    note = state_dir / LOG_FILE_NOTE
+    with contextlib.suppress(OSError):
+        if log_file is None:
+            note.unlink(missing_ok=True)
+        else:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            note.write_text(f"{log_file.resolve()}\n")
+
+
+LOG_FILE_BYTES = 10 << 20  # a --log-file rotates at 10 MiB, keeping 5 old files
+LOG_FILE_BACKUPS = 5
+
+
+def setup_logging(
+    level: str = "INFO", *, journal_socket: str | None = None, log_file: Path | None = None
+) -> None:
     stream = sys.stderr
     text = logging.StreamHandler(stream)
     handler: logging.Handler = text
@@ -165,6 +188,17 @@ def setup_logging(level: str = "INFO", *, journal_socket: str | None = None) -> 
         text.setFormatter(
             TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
+    handlers = [handler]
+    if log_file is not None:
+        # A shell-run agent has no journal: its own rotated file (`lane run --log-file`).
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        rotating = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+        rotating.setFormatter(
+            TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+        handlers.append(rotating)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)

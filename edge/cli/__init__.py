@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the lane agent")
     _add_config(run)
+    run.add_argument(
+        "--log-file",
+        type=Path,
+        help="also log to this file, rotated at 10 MiB (5 kept): for an agent run from a "
+        "shell, which has no journal; `lane diag bundle` takes it along",
+    )
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="check a lane config, print its schema")
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge.logs import setup_logging
 
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level.upper())
+    setup_logging(args.log_level.upper(), log_file=getattr(args, "log_file", None))
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
@@ -165,6 +171,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     agent = LaneAgent(config)
+    from edge.logs import note_log_file
+
+    note_log_file(config.storage.resolved_state_dir(), args.log_file)
 
     async def _main() -> None:
         stop = asyncio.Event()

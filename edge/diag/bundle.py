@@ -30,6 +30,7 @@ from edge.diag import control
 from edge.diag.devices import look
 from edge.diag.models import BundleOutput
 from edge.errors import LaneError
+from edge.logs import LOG_FILE_NOTE
 
 SECRET_KEYS = re.compile(
     r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|credential", re.I
@@ -112,11 +113,26 @@ def _logs(config: LaneConfig) -> dict[str, bytes]:
             ):
                 out["logs/journal.txt"] = result.stdout
     state_dir = config.storage.resolved_state_dir()
-    if state_dir.is_dir():
-        for path in sorted(state_dir.glob("*.log")):
-            with contextlib.suppress(OSError), path.open("rb") as handle:
-                handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
-                out[f"logs/{path.name}"] = handle.read()
+    files = sorted(state_dir.glob("*.log")) if state_dir.is_dir() else []
+    noted: Path | None = None
+    with contextlib.suppress(OSError, ValueError):
+        noted = Path((state_dir / LOG_FILE_NOTE).read_text().strip())
+        files += [noted, noted.with_name(noted.name + ".1")]
+    for path in files:
+        with contextlib.suppress(OSError), path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+            out[f"logs/{path.name}"] = handle.read()
+    if "logs/journal.txt" not in out:
+        out["logs/README.txt"] = (
+            f"No journal entries for lane@{config.lane} in the last 24 h"
+            f"{'' if journalctl else ' (journalctl is not installed)'}: the agent was not run "
+            "by systemd on this machine. "
+            + (
+                f"It logs to {noted} (`lane run --log-file`); that file is included.\n"
+                if noted is not None
+                else "Run it with `lane run --log-file PATH` to keep its log for a bundle.\n"
+            )
+        ).encode()
     return out
 
 

@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -142,3 +143,53 @@ def test_text_lines_show_structured_fields() -> None:
     record.device = "cam-front"
     record.crossing_id = "c-9"
     assert formatter.format(record) == "INFO read  device=cam-front crossing_id=c-9"
+
+
+def test_a_shell_run_agent_logs_to_its_file_and_the_bundle_takes_it(
+    broker_for_logs: int, tmp_path: Path
+) -> None:
+    """`lane run --log-file` writes a rotated file; the support bundle says there is no journal
+    and carries that file (issue 24, item 6)."""
+    config = tmp_path / "lane.yaml"
+    config.write_text(lane_yaml(tmp_path / "state", broker_for_logs))
+    log_file = tmp_path / "logs" / "lane.log"
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config), "--log-file", str(log_file)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "MQTT connected" not in (log_file.read_text() if log_file.exists() else ""):
+            assert agent.poll() is None and time.monotonic() < deadline, "agent did not connect"
+            time.sleep(0.1)
+    finally:
+        agent.terminate()
+        assert agent.wait(30) == 0
+    text = log_file.read_text()
+    assert "lane KZ-TEST/T1 starting" in text and "lane agent stopped" in text
+    assert text.splitlines()[0][:4].isdigit()  # full dates in a file that outlives a day
+    bundle = tmp_path / "support.tar.gz"
+    made = subprocess.run(
+        [sys.executable, "-m", "edge", "diag", "bundle", "-c", str(config), "--out", str(bundle)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with tarfile.open(bundle) as tar:
+        members = {
+            m.name.split("/", 1)[1]: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+    assert b"lane agent stopped" in members["logs/lane.log"]
+    readme = members["logs/README.txt"].decode()
+    assert "not run by systemd" in readme and str(log_file) in readme
+
+
+@pytest.fixture
+def broker_for_logs(tmp_path: Path) -> Iterator[int]:
+    from edge.localbroker import LocalBroker
+
+    broker = LocalBroker(workdir=tmp_path / "broker").start()
+    yield broker.port
+    broker.stop()
