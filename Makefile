@@ -61,13 +61,17 @@ uninstall:
 	$(SUDO) $(PYTHON) -m edge.install uninstall
 
 # Wheels of the agent and every dependency, for a controller with the same OS, CPU, Python.
+BUILD ?= build
 wheelhouse: venv
-	$(BIN)/python -m pip wheel --quiet --wheel-dir build/wheelhouse .
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(BUILD)/wheelhouse .
 
-# One tarball to carry to a controller without internet: the source tree and the wheels.
+# One tarball to carry to a controller without internet: the source tree and the wheels
+# (inside it always under build/wheelhouse, whatever BUILD is here).
 bundle: wheelhouse
-	tar czf build/lane-agent-bundle.tar.gz --transform 's,^,lane-agent/,' \
-	  $$(git ls-files) build/wheelhouse
+	tar czf $(abspath $(BUILD))/lane-agent-bundle.tar.gz \
+	  --transform 's,^wheelhouse,build/wheelhouse,;s,^,lane-agent/,' \
+	  $$(git ls-files) -C $(BUILD) wheelhouse
+	@echo "bundle: $(BUILD)/lane-agent-bundle.tar.gz"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
