@@ -19,7 +19,7 @@ from edge.cargo.iso6346 import (
 )
 
 # Published examples: CSQU 305438 3 (the worked example of the ISO 6346 article on
-# Wikipedia) and BICU 123456 5 (the Bureau International des Containers' own example).
+# Wikipedia) and BICU 123456 5 (both summed by hand below and in docs/cargo.md).
 PUBLISHED = ["CSQU3054383", "BICU1234565"]
 
 
@@ -43,6 +43,10 @@ def test_worked_sum_of_the_csqu_example() -> None:
     values = [13, 30, 28, 32, 3, 0, 5, 4, 3, 8]
     total = sum(v * 2**i for i, v in enumerate(values))
     assert total == 6185 and total % 11 == 3 == compute_check_digit("CSQU305438")
+    # B=12 I=19 C=13 U=32 1 2 3 4 5 6: 5494 = 499 * 11 + 5
+    values = [12, 19, 13, 32, 1, 2, 3, 4, 5, 6]
+    total = sum(v * 2**i for i, v in enumerate(values))
+    assert total == 5494 and total % 11 == 5 == compute_check_digit("BICU123456")
 
 
 def test_remainder_ten_is_written_zero() -> None:

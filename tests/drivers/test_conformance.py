@@ -30,6 +30,7 @@ from simulators.modbus import (
 )
 from simulators.rpm import RapiscanSimulator
 from simulators.weighbridge import WeighbridgeSimulator
+from simulators.xray import ScanDrop, write_scan
 from tests.drivers.conftest import run, until
 
 
@@ -103,6 +104,21 @@ async def _file(tmp: Any) -> Rig:
     return Rig({"path": str(tmp), "fps": 20, "loop": True}, no_stall, stop)
 
 
+async def _xray(tmp: Any) -> Rig:
+    drop = tmp / "drop"
+    write_scan(ScanDrop("S1", files={"scan.img": 50_000}), drop)
+
+    async def stall(seconds: float) -> None:  # the share goes away, and comes back
+        away = tmp / "away"
+        drop.rename(away)
+        asyncio.get_running_loop().call_later(seconds, away.rename, drop)
+
+    async def stop() -> None:
+        return None
+
+    return Rig({"path": str(drop), "poll_ms": 50, "settle_ms": 0}, stall, stop)
+
+
 RIGS: dict[str, Callable[[Any], Awaitable[Rig]]] = {
     "weighbridge.toledo": lambda _t: _serial("toledo"),
     "weighbridge.xk3190": lambda _t: _serial("xk3190"),
@@ -120,6 +136,7 @@ RIGS: dict[str, Callable[[Any], Awaitable[Rig]]] = {
     "anpr.http": lambda _t: _camera("anpr.http"),
     "anpr.stream": lambda _t: _camera("anpr.stream"),
     "anpr.file": _file,
+    "xray.uff_dir": _xray,
 }
 
 
