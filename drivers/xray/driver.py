@@ -241,11 +241,13 @@ class UffDirDriver(Driver):
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             raise DriverConnectionError(f"drop directory {self.root}: {exc.strerror}") from exc
         found: list[_Found] = []
-        for entry in sorted(entries, key=lambda e: e.name):
+        entries.sort(key=lambda e: e.name)
+        plain = [e.name for e in entries if not self._ignored(e.name)]
+        for entry in entries:
             if self._ignored(entry.name):
                 continue
             try:
-                item = self._candidate(entry)
+                item = self._candidate(entry, plain)
             except FileNotFoundError:
                 continue  # removed while we looked (the scanner's retention)
             except OSError as exc:  # vanished or unreadable between listing and look
@@ -255,7 +257,7 @@ class UffDirDriver(Driver):
                 found.append(item)
         return found, problems
 
-    def _candidate(self, entry: os.DirEntry[str]) -> _Found | None:
+    def _candidate(self, entry: os.DirEntry[str], names_in_root: list[str]) -> _Found | None:
         options = self.options
         if options.layout != "files" and entry.is_dir(follow_symlinks=False):
             base = Path(entry.path)
@@ -282,15 +284,11 @@ class UffDirDriver(Driver):
             return _Found(key, base, sidecar, parsed, files, len(files))
         if stem is None:
             names = self._walk(base, skip=options.sidecar_name)
-        else:
-            names = sorted(
-                e.name
-                for e in os.scandir(base)
-                if e.name.startswith(stem + ".")
-                and e.name != sidecar_path.name
-                and not self._ignored(e.name)
-                and e.is_file(follow_symlinks=False)
-            )
+        else:  # files of the same stem, from the listing already made (regular files only)
+            suffix = options.sidecar_suffix
+            names = [
+                n for n in names_in_root if n.startswith(stem + ".") and not n.endswith(suffix)
+            ]
         states = [_state(base / name, name) for name in names[: options.max_files]]
         files = tuple(s for s in states if s is not None)
         return _Found(key, base, sidecar, parsed, files, len(names))
