@@ -138,10 +138,11 @@ class Frame(Reading):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScanFile:
-    """One file of an X-ray scan. ``sha256`` is None when it was over the size limit."""
+    """One file of an X-ray scan. ``sha256`` is None when it was over the size limit (or the
+    scanner's notification did not give it); ``size`` is None when the scanner did not say."""
 
     name: str  # relative to the scan's folder (or the drop directory)
-    size: int
+    size: int | None
     sha256: str | None
 
 

@@ -14,6 +14,7 @@ test can look at the half-written directory between steps::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -120,6 +121,49 @@ def write_scan(drop: ScanDrop, root: Path) -> dict[str, str]:
     for _ in write_steps(drop, root):
         pass
     return drop.truth()
+
+
+async def notify(
+    host: str,
+    port: int,
+    drop: ScanDrop | None,
+    *,
+    path: str = "/scan",
+    token: str | None = None,
+    body: bytes | None = None,
+    timeout_s: float = 10.0,
+) -> tuple[int, bytes]:
+    """POST a scan's notification as a scanner would (``xray.http``); None: a heartbeat.
+
+    The document is the sidecar with every file listed by name, size and SHA-256. ``body``
+    replaces it (for malformed requests). Returns the status and the answer's body.
+    """
+    if body is None:
+        if drop is None:
+            body = b""
+        else:
+            document = drop.sidecar_document()
+            truth = drop.truth()
+            document["files"] = [
+                {"name": drop.stored_name(n), "size": size, "sha256": truth[n]}
+                for n, size in drop.files.items()
+            ]
+            body = json.dumps(document).encode()
+    target = path if drop is not None or body else path.rstrip("/") + "/heartbeat"
+    head = f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+    head += "Content-Type: application/json\r\n"
+    if token is not None:
+        head += f"Authorization: Bearer {token}\r\n"
+    async with asyncio.timeout(timeout_s):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(head.encode() + b"\r\n" + body)
+            await writer.drain()
+            answer = await reader.read()
+        finally:
+            writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ Sans-I/O: :func:`parse_sidecar` takes the bytes and returns a :class:`Sidecar` o
       "scanner": "Gate 2 portal",                 optional, the scanner's name or model
       "files": [{"name": "scan.img", "size": 52428800}, "thumb.jpg"]
                                                   optional; names relative to the scan,
-                                                  "size" in bytes where known
+                                                  "size" in bytes where known, "sha256"
+                                                  (hex) where the scanner hashes (xray.http)
     }
 
 Unknown keys are ignored (vendors add their own). A scanner that writes the sidecar
@@ -50,6 +51,9 @@ class ListedFile(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
     size: int | None = Field(None, ge=0)
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
+        None, description="The scanner's own hash (xray.http); xray.uff_dir computes its own."
+    )
 
 
 class Sidecar(BaseModel):

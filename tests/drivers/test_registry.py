@@ -15,6 +15,7 @@ EXPECTED = {
     "weighbridge.toledo", "weighbridge.xk3190", "weighbridge.sics", "weighbridge.modbus",
     "rpm.rapiscan", "rpm.aspect", "thermal.modbus", "thermal.isapi", "laneio.modbus",
     "anpr.http", "anpr.stream", "anpr.file", "xray.uff_dir",
+    "xray.http",
 }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from drivers.readings import XrayScan
 from drivers.registry import create_driver
 from drivers.xray.sidecar import Sidecar, SidecarFault, parse_sidecar, safe_relative
 from drivers.xray.watch import FileState, Settle, incomplete, wrong
-from simulators.xray import ScanDrop, write_scan
+from simulators.xray import ScanDrop, notify, write_scan
 from tests.drivers.conftest import run, until
 
 FAST = {"poll_ms": 20, "stable_polls": 2, "settle_ms": 0}
@@ -385,3 +385,131 @@ def test_the_documented_lane_config_validates(
     device = next(d for d in config.devices if d.kind == "xray.uff_dir")
     options = create_driver(device.id, device.kind, device.driver_options()).options
     assert options.path == "/mnt/scanner/export" and options.settle_ms == 2000  # type: ignore[attr-defined]
+
+
+# -- xray.http ----------------------------------------------------------------------------
+
+
+def _http_driver(**options: Any) -> Driver:
+    return create_driver(
+        "xray2", "xray.http", {"port": 0, **options}, 1000, backoff_min_s=0.05, backoff_max_s=0.2
+    )
+
+
+async def _port(driver: Driver) -> int:
+    async def listening() -> bool:
+        return (await driver.probe()).identity["port"] is not None
+
+    await until(listening, 20)
+    return int((await driver.probe()).identity["port"])
+
+
+async def _raw(port: int, data: bytes, *, half_close: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        if half_close:
+            writer.write_eof()
+        async with asyncio.timeout(20):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+def test_http_notification_is_emitted_once(tmp_path: Path) -> None:
+    drop = ScanDrop("H-1", files={"scan.img": 1234, "thumb.jpg": 99}, plate="01A123BC")
+
+    async def main() -> None:
+        driver = _http_driver(password="s3cret-token")
+        await driver.open()
+        try:
+            port = await _port(driver)
+            assert driver.health().state is HealthState.UP  # no heartbeat_s: UP once listening
+            assert (await notify("127.0.0.1", port, drop))[0] == 401
+            assert (await notify("127.0.0.1", port, drop, token="wrong"))[0] == 401
+            status, body = await notify("127.0.0.1", port, drop, token="s3cret-token")
+            assert status == 202 and json.loads(body) == {"scan_id": "H-1"}
+            reading = await driver.next_reading(20)
+            assert isinstance(reading, XrayScan) and reading.scan_id == "H-1"
+            truth = drop.truth()
+            assert [(f.name, f.size, f.sha256) for f in reading.files] == [
+                ("scan.img", 1234, truth["scan.img"]), ("thumb.jpg", 99, truth["thumb.jpg"]),
+            ]  # fmt: skip
+            assert reading.scanner_plate == "01A123BC" and reading.source == "http"
+            # A retry after a lost answer: acknowledged, not emitted again.
+            status, body = await notify("127.0.0.1", port, drop, token="s3cret-token")
+            assert status == 200 and json.loads(body)["repeat"] is True
+            assert driver.health().readings == 1
+            assert driver.health().faults == {"bad_request": 2}
+        finally:
+            await driver.close()
+
+    run(main(), 30)
+
+
+def test_http_bad_requests_are_answered_and_the_receiver_survives() -> None:
+    async def main() -> None:
+        driver = _http_driver(max_body_kb=1)
+        await driver.open()
+        try:
+            port = await _port(driver)
+
+            def head(method: str, path: str, extra: str = "") -> bytes:
+                return f"{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
+
+            cases = [
+                (head("GET", "/scan"), 405),
+                (head("POST", "/other", "Content-Length: 0\r\n"), 404),
+                (head("POST", "/scan"), 411),
+                (head("POST", "/scan", "Transfer-Encoding: chunked\r\n"), 411),
+                (head("POST", "/scan", "Content-Length: x\r\n"), 400),
+                (head("POST", "/scan", "Content-Length: 5000\r\n"), 413),
+                (head("POST", "/scan", "Content-Length: 5\r\n") + b"nope!", 400),
+                (b"GARBAGE\r\n\r\n", 400),
+                (b"POST /scan HTTP/1.1\r\n" + b"X-Long: " + b"a" * 20_000 + b"\r\n\r\n", 400),
+            ]
+            for data, expected in cases:
+                answer = await _raw(port, data)
+                assert answer.startswith(f"HTTP/1.1 {expected} ".encode()), (data[:40], answer)
+            # Half a head, then silence: answered 408 after the device timeout, not held.
+            answer = await _raw(port, b"POST /scan HTTP/1.1\r\nHost:", half_close=False)
+            assert answer.startswith(b"HTTP/1.1 408 ")
+            status, _ = await notify("127.0.0.1", port, None)
+            assert status == 204  # heartbeat
+            status, _ = await notify("127.0.0.1", port, ScanDrop("OK-1"))
+            assert status == 202
+            reading = await driver.next_reading(20)
+            assert isinstance(reading, XrayScan) and reading.scan_id == "OK-1"
+            faults = driver.health().faults
+            assert faults.get("bad_request", 0) >= 9 and faults.get("bad_sidecar") == 1
+        finally:
+            await driver.close()
+
+    run(main(), 60)
+
+
+def test_http_heartbeats_decide_health() -> None:
+    async def main() -> None:
+        driver = _http_driver(heartbeat_s=2.0)
+        await driver.open()
+        try:
+            port = await _port(driver)
+            assert driver.health().state is HealthState.DOWN  # nothing heard yet
+            assert (await notify("127.0.0.1", port, None))[0] == 204
+            assert driver.health().connected
+            await until(lambda: driver.health().state is HealthState.DOWN, 20)
+            assert "no request from the scanner" in (driver.health().last_error or "")
+            assert (await notify("127.0.0.1", port, None))[0] == 204  # the port stayed open
+            assert driver.health().connected
+        finally:
+            await driver.close()
+
+    run(main(), 30)
+
+
+@given(st.binary(max_size=500))
+def test_parse_head_never_raises(data: bytes) -> None:
+    from drivers.xray.http import Request, parse_head
+
+    assert isinstance(parse_head(data), Request | str)
