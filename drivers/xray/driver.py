@@ -169,6 +169,11 @@ class UffDirDriver(Driver):
         if isinstance(parsed, SidecarFault):
             self._reject(item, "bad_sidecar", f"{item.key}: {parsed.message}")
             return
+        limit = self.options.ignore_older_s
+        if limit is not None and parsed.finished < datetime.now(UTC) - timedelta(seconds=limit):
+            self.skipped_old += 1
+            self._handled(item)
+            return
         problem = wrong(parsed, item.files)
         if problem is not None:
             self._reject(item, "scan_mismatch", f"{item.key}: {problem}")
@@ -179,11 +184,6 @@ class UffDirDriver(Driver):
             if quiet >= self.options.stalled_s and self._reported.get(item.key) != item.signature:
                 self._reported[item.key] = item.signature
                 self._problem("scan_stalled", f"{item.key}: {problem} for {quiet:.0f} s")
-            return
-        limit = self.options.ignore_older_s
-        if limit is not None and parsed.finished < datetime.now(UTC) - timedelta(seconds=limit):
-            self.skipped_old += 1
-            self._handled(item)
             return
         files = await asyncio.to_thread(self._hash, item)
         if files is None:  # changed while being hashed: look again

@@ -513,3 +513,28 @@ def test_parse_head_never_raises(data: bytes) -> None:
     from drivers.xray.http import Request, parse_head
 
     assert isinstance(parse_head(data), Request | str)
+
+
+def test_a_stalled_write_is_reported_once_and_still_attached_when_it_completes(
+    tmp_path: Path,
+) -> None:
+    scan = tmp_path / "S1"
+    _sidecar(scan, _document("S1", files=[{"name": "scan.img", "size": 100}]))
+    (scan / "scan.img").write_bytes(b"x" * 50)
+
+    async def main() -> None:
+        driver = _driver(tmp_path, stalled_s=0.01)
+        await driver.open()
+        try:
+            await until(lambda: driver.health().faults.get("scan_stalled") == 1, 20)
+            await _let_it_look(driver)
+            assert driver.health().faults.get("scan_stalled") == 1 and driver.health().readings == 0
+            with open(scan / "scan.img", "ab") as stream:
+                stream.write(b"y" * 50)
+            reading = await driver.next_reading(20)
+            assert isinstance(reading, XrayScan)
+            assert reading.files[0].sha256 == hashlib.sha256(b"x" * 50 + b"y" * 50).hexdigest()
+        finally:
+            await driver.close()
+
+    run(main(), 30)
