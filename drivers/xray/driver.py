@@ -189,6 +189,11 @@ class UffDirDriver(Driver):
         if files is None:  # changed while being hashed: look again
             self.settle.forget(item.key)
             return
+        listed = {f.name: f.sha256.lower() for f in parsed.files or [] if f.sha256}
+        differ = [f.name for f in files if f.sha256 and listed.get(f.name, f.sha256) != f.sha256]
+        if differ:  # not what the scanner says it wrote: corrupt, or being overwritten
+            self._reject(item, "hash_mismatch", f"{item.key}: {', '.join(differ)}")
+            return
         for entry in files:
             if entry.sha256 is None:
                 self._fault("file_too_large", f"{item.key}: {entry.name} not hashed")

@@ -13,7 +13,7 @@ Sans-I/O: :func:`parse_sidecar` takes the bytes and returns a :class:`Sidecar` o
       "files": [{"name": "scan.img", "size": 52428800}, "thumb.jpg"]
                                                   optional; names relative to the scan,
                                                   "size" in bytes where known, "sha256"
-                                                  (hex) where the scanner hashes (xray.http)
+                                                  (hex) where the scanner hashes
     }
 
 Unknown keys are ignored (vendors add their own). A scanner that writes the sidecar
@@ -52,7 +52,9 @@ class ListedFile(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
     size: int | None = Field(None, ge=0)
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
-        None, description="The scanner's own hash (xray.http); xray.uff_dir computes its own."
+        None,
+        description="The scanner's own hash: carried by xray.http; xray.uff_dir refuses a "
+        "scan whose file hashes to something else.",
     )
 
 

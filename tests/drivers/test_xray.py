@@ -538,3 +538,25 @@ def test_a_stalled_write_is_reported_once_and_still_attached_when_it_completes(
             await driver.close()
 
     run(main(), 30)
+
+
+def test_a_file_that_hashes_otherwise_than_listed_is_refused(tmp_path: Path) -> None:
+    good, bad = tmp_path / "GOOD", tmp_path / "BAD"
+    data = b"scan data"
+    for folder, digest in ((good, hashlib.sha256(data).hexdigest()), (bad, "0" * 64)):
+        _sidecar(folder, _document(folder.name, files=[{"name": "scan.img", "sha256": digest}]))
+        (folder / "scan.img").write_bytes(data)
+
+    async def main() -> None:
+        driver = _driver(tmp_path)
+        await driver.open()
+        try:
+            reading = await driver.next_reading(20)
+            assert isinstance(reading, XrayScan) and reading.scan_id == "GOOD"
+            await until(lambda: driver.health().faults.get("hash_mismatch") == 1, 20)
+            await _let_it_look(driver)
+            assert driver.health().readings == 1
+        finally:
+            await driver.close()
+
+    run(main(), 30)
