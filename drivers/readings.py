@@ -134,3 +134,33 @@ class Frame(Reading):
     sequence: int
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanFile:
+    """One file of an X-ray scan. ``sha256`` is None when it was over the size limit (or the
+    scanner's notification did not give it); ``size`` is None when the scanner did not say."""
+
+    name: str  # relative to the scan's folder (or the drop directory)
+    size: int | None
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XrayScan(Reading):
+    """A finished, completely written X-ray / NII scan and what its sidecar says.
+
+    ``scanner_plate`` and ``scanner_container`` are the scanner's own fields, as it sent
+    them (its operator's entry or its own reader); ``files_omitted`` counts the files over
+    the per-scan limit that are not listed.
+    """
+
+    scan_id: str
+    started: datetime
+    finished: datetime
+    files: tuple[ScanFile, ...]
+    scanner_plate: str | None = None
+    scanner_container: str | None = None
+    scanner: str | None = None
+    source: str = ""  # the sidecar's path relative to the drop directory
+    files_omitted: int = 0

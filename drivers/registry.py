@@ -84,6 +84,10 @@ REGISTRY: dict[str, DriverSpec] = {
               "Video file or image folder, for replaying recorded footage"),
         _spec("laneio.modbus", "drivers.laneio.driver", "LaneIoOptions", "LaneIoDriver",
               "modbus", "Loops, light curtain, barrier, lights on a Moxa/ADAM DI/DO module"),
+        _spec("xray.uff_dir", "drivers.xray.driver", "UffDirOptions", "UffDirDriver", "xray",
+              "X-ray/NII scans dropped in a folder with a JSON sidecar; hashed, not parsed"),
+        _spec("xray.http", "drivers.xray.http", "XrayHttpOptions", "XrayHttpDriver", "xray",
+              "X-ray/NII scanner announcing each scan by HTTP POST (the sidecar as JSON)"),
     ]
 }  # fmt: skip
 

@@ -9,6 +9,8 @@ own; and end its readings() stream on close() without leaking threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,7 @@ from simulators.modbus import (
 )
 from simulators.rpm import RapiscanSimulator
 from simulators.weighbridge import WeighbridgeSimulator
+from simulators.xray import ScanDrop, notify, write_scan
 from tests.drivers.conftest import run, until
 
 
@@ -103,6 +106,52 @@ async def _file(tmp: Any) -> Rig:
     return Rig({"path": str(tmp), "fps": 20, "loop": True}, no_stall, stop)
 
 
+async def _xray(tmp: Any) -> Rig:
+    drop = tmp / "drop"
+    write_scan(ScanDrop("S1", files={"scan.img": 50_000}), drop)
+
+    async def stall(seconds: float) -> None:  # the share goes away, and comes back
+        away = tmp / "away"
+        drop.rename(away)
+        asyncio.get_running_loop().call_later(seconds, away.rename, drop)
+
+    async def stop() -> None:
+        return None
+
+    return Rig({"path": str(drop), "poll_ms": 50, "settle_ms": 0}, stall, stop)
+
+
+async def _xray_http() -> Rig:
+    """A scanner that announces one scan, then sends heartbeats every 50 ms."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    quiet_until = 0.0
+
+    async def scanner() -> None:
+        drop: ScanDrop | None = ScanDrop("S1")
+        while True:
+            if time.monotonic() >= quiet_until:
+                with contextlib.suppress(OSError, TimeoutError):
+                    status, _ = await notify("127.0.0.1", port, drop, timeout_s=2)
+                    if status == 202:
+                        drop = None
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(scanner())
+
+    async def stall(seconds: float) -> None:
+        nonlocal quiet_until
+        quiet_until = time.monotonic() + seconds
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return Rig({"port": port, "heartbeat_s": 1.0}, stall, stop)
+
+
 RIGS: dict[str, Callable[[Any], Awaitable[Rig]]] = {
     "weighbridge.toledo": lambda _t: _serial("toledo"),
     "weighbridge.xk3190": lambda _t: _serial("xk3190"),
@@ -120,6 +169,8 @@ RIGS: dict[str, Callable[[Any], Awaitable[Rig]]] = {
     "anpr.http": lambda _t: _camera("anpr.http"),
     "anpr.stream": lambda _t: _camera("anpr.stream"),
     "anpr.file": _file,
+    "xray.uff_dir": _xray,
+    "xray.http": lambda _t: _xray_http(),
 }
 
 

@@ -14,7 +14,8 @@ from drivers.registry import REGISTRY, DriverSpec, create_driver, get_spec, vali
 EXPECTED = {
     "weighbridge.toledo", "weighbridge.xk3190", "weighbridge.sics", "weighbridge.modbus",
     "rpm.rapiscan", "rpm.aspect", "thermal.modbus", "thermal.isapi", "laneio.modbus",
-    "anpr.http", "anpr.stream", "anpr.file",
+    "anpr.http", "anpr.stream", "anpr.file", "xray.uff_dir",
+    "xray.http",
 }  # fmt: skip
 
 

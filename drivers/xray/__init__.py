@@ -1,0 +1,1 @@
+"""X-ray / non-intrusive inspection (NII) scanner links: scans dropped in a folder."""

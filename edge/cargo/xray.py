@@ -1,0 +1,143 @@
+"""X-ray scans on crossings: which crossing a scan belongs to, and the alarm rules. Pure.
+
+Building blocks for the fusion (not yet wired into :mod:`edge.correlate`, see docs/cargo.md):
+a scan carries the scanner's own start and finish times, so it is matched to the crossing
+whose time in the lane overlaps it most, the scan's window widened by a clock tolerance
+(both clocks NTP-synchronised). The alarm rule compares the scanner's own plate and
+container fields with what the lane read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from drivers.readings import XrayScan
+from edge.cargo.iso6346 import normalise as normalise_container
+from edge.events import Alarm
+from edge.recognize.grammar import fold
+
+_CODE_SEPARATORS = re.compile(r"[,;/|]+|\s{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class CrossingWindow:
+    """A crossing's time in the lane (``end`` None: still there) and its plate texts."""
+
+    crossing_id: str
+    start: datetime
+    end: datetime | None
+    plates: tuple[str, ...] = ()
+
+
+def overlap_s(
+    scan: XrayScan, window: CrossingWindow, *, now: datetime, clock_tolerance_s: float
+) -> float:
+    """Seconds the scan's widened window shares with the crossing's (0: none)."""
+    tolerance = timedelta(seconds=clock_tolerance_s)
+    first = max(scan.started - tolerance, window.start)
+    last = min(scan.finished + tolerance, window.end or now)
+    return max(0.0, (last - first).total_seconds())
+
+
+def match_scan(
+    scan: XrayScan,
+    windows: Sequence[CrossingWindow],
+    *,
+    now: datetime,
+    clock_tolerance_s: float = 5.0,
+) -> str | None:
+    """The id of the crossing the scan belongs to, or None when none or several fit.
+
+    The largest overlap wins; an equal overlap is settled by the scanner's plate matching
+    one crossing's plates; anything still tied is not guessed.
+    """
+    scored = [
+        (overlap_s(scan, w, now=now, clock_tolerance_s=clock_tolerance_s), w) for w in windows
+    ]
+    scored = [(s, w) for s, w in scored if s > 0]
+    if not scored:
+        return None
+    best = max(s for s, _ in scored)
+    tied = [w for s, w in scored if s == best]
+    if len(tied) > 1 and scan.scanner_plate:
+        plate = fold(scan.scanner_plate)
+        tied = [w for w in tied if plate in {fold(p) for p in w.plates}]
+    return tied[0].crossing_id if len(tied) == 1 else None
+
+
+def container_codes(text: str | None) -> list[str]:
+    """The container codes in a scanner's field (one, or several separated by , ; / |)."""
+    if not text:
+        return []
+    parts = _CODE_SEPARATORS.split(text.strip())
+    codes = [normalise_container(p) for p in parts if p.strip()]
+    if len(codes) == 1 and len(codes[0]) == 22:  # two codes run together
+        codes = [codes[0][:11], codes[0][11:]]
+    return [c for c in codes if c]
+
+
+def xray_mismatch_alarm(
+    scan: XrayScan, *, plates: Sequence[str], containers: Sequence[str]
+) -> Alarm | None:
+    """``cargo.xray_mismatch`` (warning) when the scanner's plate or containers disagree.
+
+    The plate disagrees when the lane read plates and none equals the scanner's (both
+    folded: upper case, Cyrillic look-alikes as Latin, separators dropped). The containers
+    disagree when both sides have codes and they share none: reading one of two boxes is
+    no mismatch. A field the scanner left empty is no evidence.
+    """
+    problems = []
+    if scan.scanner_plate and plates:
+        theirs = fold(scan.scanner_plate)
+        if theirs and theirs not in {fold(p) for p in plates}:
+            problems.append(f"plate {theirs} (lane read {', '.join(plates)})")
+    theirs_codes = container_codes(scan.scanner_container)
+    ours_codes = {normalise_container(c) for c in containers}
+    if theirs_codes and ours_codes and not ours_codes.intersection(theirs_codes):
+        problems.append(
+            f"container {', '.join(theirs_codes)} (lane read {', '.join(sorted(ours_codes))})"
+        )
+    if not problems:
+        return None
+    return Alarm(
+        code="cargo.xray_mismatch",
+        severity="warning",
+        message=f"X-ray scan {scan.scan_id} has " + "; ".join(problems),
+        device=scan.device_id,
+    )
+
+
+def unscanned_note(
+    *, lane_type: str, xray_devices: Sequence[str], scanned: bool, vehicle_class: str | None
+) -> str | None:
+    """The coverage note of a truck that left a lane with an X-ray scanner without a scan."""
+    if scanned or not xray_devices or lane_type != "truck" or vehicle_class == "light_vehicle":
+        return None
+    return f"unscanned: no X-ray scan from {', '.join(xray_devices)}"
+
+
+def xray_field(scan: XrayScan) -> dict[str, Any]:
+    """The crossing's ``xray`` object: ``{scan_id, started, finished, files, scanner_*}``."""
+    out: dict[str, Any] = {
+        "device": scan.device_id,
+        "scan_id": scan.scan_id,
+        "started": scan.started,
+        "finished": scan.finished,
+        "files": [
+            {
+                k: v
+                for k, v in (("name", f.name), ("size", f.size), ("sha256", f.sha256))
+                if v is not None
+            }
+            for f in scan.files
+        ],
+    }
+    if scan.scanner_plate:
+        out["scanner_plate"] = scan.scanner_plate
+    if scan.scanner_container:
+        out["scanner_container"] = scan.scanner_container
+    return out

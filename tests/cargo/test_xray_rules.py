@@ -1,0 +1,123 @@
+"""X-ray scans on crossings: matching by time, the mismatch alarm, the unscanned note."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from drivers.readings import ScanFile, XrayScan
+from edge.cargo.xray import (
+    CrossingWindow,
+    container_codes,
+    match_scan,
+    overlap_s,
+    unscanned_note,
+    xray_field,
+    xray_mismatch_alarm,
+)
+
+T0 = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def _scan(
+    start: float,
+    end: float,
+    *,
+    scanner_plate: str | None = None,
+    scanner_container: str | None = None,
+) -> XrayScan:
+    return XrayScan(
+        device_id="xray1",
+        scan_id="S1",
+        started=_at(start),
+        finished=_at(end),
+        files=(ScanFile(name="scan.img", size=10, sha256="ab" * 32),),
+        scanner_plate=scanner_plate,
+        scanner_container=scanner_container,
+    )
+
+
+def test_overlap_widens_the_scan_by_the_clock_tolerance() -> None:
+    window = CrossingWindow("c1", _at(0), _at(60))
+    assert overlap_s(_scan(10, 40), window, now=_at(100), clock_tolerance_s=0) == 30
+    assert overlap_s(_scan(58, 90), window, now=_at(100), clock_tolerance_s=5) == 7
+    assert overlap_s(_scan(70, 90), window, now=_at(100), clock_tolerance_s=5) == 0
+    open_window = CrossingWindow("c2", _at(80), None)  # still in the lane: up to now
+    assert overlap_s(_scan(85, 120), open_window, now=_at(100), clock_tolerance_s=0) == 15
+
+
+def test_match_picks_the_crossing_the_scan_overlaps_most() -> None:
+    windows = [
+        CrossingWindow("first", _at(0), _at(50), ("01A123BC",)),
+        CrossingWindow("second", _at(45), _at(110), ("777XYZ02",)),
+    ]
+    now = _at(200)
+    assert match_scan(_scan(10, 44), windows, now=now) == "first"
+    assert match_scan(_scan(60, 100), windows, now=now) == "second"
+    assert match_scan(_scan(300, 340), windows, now=now) is None  # no crossing then
+    assert match_scan(_scan(10, 44), [], now=now) is None
+
+
+def test_a_tie_is_settled_by_the_scanners_plate_or_left_alone() -> None:
+    windows = [
+        CrossingWindow("a", _at(0), _at(100), ("01A123BC",)),
+        CrossingWindow("b", _at(0), _at(100), ("777XYZ02",)),
+    ]
+    now = _at(200)
+    assert match_scan(_scan(10, 40, scanner_plate="777 xyz 02"), windows, now=now) == "b"
+    assert match_scan(_scan(10, 40), windows, now=now) is None
+    assert match_scan(_scan(10, 40, scanner_plate="999ZZZ99"), windows, now=now) is None
+
+
+def test_container_codes_from_a_scanner_field() -> None:
+    assert container_codes("CSQU 305438 3") == ["CSQU3054383"]
+    assert container_codes("CSQU3054383, BICU1234565") == ["CSQU3054383", "BICU1234565"]
+    assert container_codes("CSQU3054383BICU1234565") == ["CSQU3054383", "BICU1234565"]
+    assert container_codes(None) == [] and container_codes("  ") == []
+
+
+def test_mismatch_alarm() -> None:
+    scan = _scan(0, 30, scanner_plate="01 A 123 BC", scanner_container="CSQU3054383")
+    assert xray_mismatch_alarm(scan, plates=["01A123BC"], containers=["CSQU3054383"]) is None
+    # Cyrillic look-alikes on our side fold to the same Latin text.
+    assert xray_mismatch_alarm(scan, plates=["01А123ВС"], containers=[]) is None
+    alarm = xray_mismatch_alarm(scan, plates=["01A124BC"], containers=["BICU1234565"])
+    assert alarm is not None and alarm.code == "cargo.xray_mismatch"
+    assert alarm.severity == "warning" and alarm.device == "xray1"
+    assert alarm.message == (
+        "X-ray scan S1 has plate 01A123BC (lane read 01A124BC); "
+        "container CSQU3054383 (lane read BICU1234565)"
+    )
+    # No evidence either way: nothing read by us, or nothing sent by the scanner.
+    assert xray_mismatch_alarm(scan, plates=[], containers=[]) is None
+    assert xray_mismatch_alarm(_scan(0, 30), plates=["X"], containers=["BICU1234565"]) is None
+    # One of two boxes read is no mismatch.
+    two = _scan(0, 30, scanner_container="CSQU3054383,BICU1234565")
+    assert xray_mismatch_alarm(two, plates=[], containers=["BICU1234565"]) is None
+
+
+def test_unscanned_note() -> None:
+    def note(lane: str, devices: list[str], scanned: bool, vehicle: str | None) -> str | None:
+        return unscanned_note(
+            lane_type=lane, xray_devices=devices, scanned=scanned, vehicle_class=vehicle
+        )
+
+    assert note("truck", ["xray1"], False, "heavy_vehicle") == "unscanned: no X-ray scan from xray1"
+    assert note("truck", ["xray1"], False, None) is not None  # class unknown: still a truck lane
+    assert note("truck", ["xray1"], True, "heavy_vehicle") is None
+    assert note("truck", ["xray1"], False, "light_vehicle") is None
+    assert note("car", ["xray1"], False, None) is None
+    assert note("truck", [], False, None) is None
+
+
+def test_xray_field_is_the_crossing_object() -> None:
+    scan = _scan(0, 30, scanner_plate="01A123BC")
+    field = xray_field(scan)
+    assert field == {
+        "device": "xray1", "scan_id": "S1", "started": _at(0), "finished": _at(30),
+        "files": [{"name": "scan.img", "size": 10, "sha256": "ab" * 32}],
+        "scanner_plate": "01A123BC",
+    }  # fmt: skip
