@@ -45,7 +45,7 @@ SECRET_KEY = re.compile(_SECRET_WORD, re.I)
 # scheme://userinfo@ : greedy up to the netloc's last '@' (the netloc ends at / ? # or space).
 URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]{0,31}://)[^/?#\s]{1,512}@", re.I)
 # name=value where the name says secret; bounded quantifiers keep it linear on long lines.
-_VALUE = r"[^&#\s'\"<>]+"
+_VALUE = r"[^&#;\s'\"<>]+"
 SECRET_PARAMETER = re.compile(
     rf"(?P<name>\b[\w.-]{{0,32}}(?:{_SECRET_WORD})[\w.-]{{0,32}}=){_VALUE}", re.I
 )
