@@ -14,8 +14,9 @@ A secret can reach an output by three ways, and each is closed here:
 
 Boundaries that apply it: every log record (``install_log_redaction``, from `lane run`: a
 record factory, so every handler, also one added later, gets redacted text), the agent's
-device status and metrics reason (``edge.lane``), the control socket replies that `lane diag`
-reads, and every file of `lane diag bundle` (``edge.diag.bundle``).
+device status and metrics reason (``edge.acquire``, ``edge.lane``), the control socket replies
+that `lane diag` reads, what `lane diag` prints, and every file of `lane diag bundle`
+(``edge.diag.bundle``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ _SECRET_WORD = r"pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|private_?key|
 _QUERY_WORD = rf"{_SECRET_WORD}|auth|key|sig|signature"
 # Keys of structured data whose value is a secret (the config, driver options).
 SECRET_KEY = re.compile(_SECRET_WORD, re.I)
-# scheme://userinfo@ : greedy up to the netloc's last '@' (the netloc ends at / ? # or space).
-URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]{0,31}://)[^/?#\s]{1,512}@", re.I)
+# scheme://userinfo@ : greedy up to the netloc's last '@' (the netloc ends at / ? # or space;
+# quotes and backslashes end it too, so a match never spans JSON or repr quoting).
+URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]{0,31}://)[^/?#\s\"'\\]{1,512}@", re.I)
 # name=value where the name says secret; bounded quantifiers keep it linear on long lines.
 _VALUE = r"[^&#;\s'\"<>]+"
 SECRET_PARAMETER = re.compile(

@@ -9,7 +9,8 @@ Every output channel is then searched for every secret, also percent-encoded:
 
 * the agent's log (stdout and stderr of `lane run`);
 * every MQTT message the lane published, live and retained (read again after it stopped);
-* `lane diag status --json`, answered by the running agent over its control socket;
+* `lane diag status --json`, answered by the running agent over its control socket, and
+  again after it stopped (diag then opens the devices itself);
 * every file of `lane diag bundle` (status.json, config.redacted.yaml, device probes, logs),
   including a log line written in the clear by an older agent that the bundle picks up.
 """
@@ -158,6 +159,9 @@ def test_no_configured_secret_reaches_any_output(
         assert bundle.returncode == 0, bundle.stderr
         assert agent.stop() == 0, agent.output()[-4000:]
         log = agent.output()
+    direct = lane_command("diag", "status", "-c", config, "--json")
+    assert '"source":"direct probe"' in direct.stdout and "cam-userinfo" in direct.stdout
+    assert "<redacted>" in direct.stdout, direct.stdout  # its own drivers' errors name URLs
     live.close()
     drain(live, published)
     retained_subscriber = Subscriber("127.0.0.1", broker.port, ["border/#"])
@@ -201,6 +205,7 @@ def test_no_configured_secret_reaches_any_output(
     for message in [*published, *retained]:
         found += leaks(f"MQTT {message.topic}", message.payload.decode("utf-8", "replace"))
     found += leaks("lane diag status", status.stdout + status.stderr)
+    found += leaks("lane diag status, agent stopped", direct.stdout + direct.stderr)
     found += leaks("lane diag bundle output", bundle.stdout + bundle.stderr)
     for name, data in files.items():
         found += leaks(f"bundle {name}", data.decode("utf-8", "replace"))

@@ -24,6 +24,8 @@ def test_url_userinfo_is_removed_up_to_the_netlocs_last_at() -> None:
     assert r.text("rtsp://cam:554/live, mail ops@example.org") == (
         "rtsp://cam:554/live, mail ops@example.org"
     )
+    # never across JSON quoting: a URL without userinfo next to an address stays whole
+    assert r.text('{"a":"http://host","e":"me@x"}') == '{"a":"http://host","e":"me@x"}'
 
 
 def test_secret_query_parameters_lose_their_values() -> None:
