@@ -35,6 +35,7 @@ from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encod
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
 from edge.recognize.pipeline import MotionGate
+from edge.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +367,8 @@ class Acquisition:
                 if self._states.get(device_id) != state:
                     self._states[device_id] = state
                     reason = health.last_error if state != SensorState.UP else None
+                    if reason is not None:  # it goes into status, crossings, log: no secret
+                        reason = redact_text(reason)
                     await self._handle(
                         self.correlator.on_health(device_id, state, reason, time.monotonic())
                     )

@@ -8,12 +8,13 @@ credential (a file in ``$CREDENTIALS_DIRECTORY``, loaded with ``LoadCredential=`
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -25,12 +26,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from edge.errors import ConfigError, ConfigProblem, SecretError
+from edge.yamlload import MAX_BYTES, decode, load_yaml
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # systemd/lane@.service's SetCredential= placeholder when a LoadCredential= file is missing.
 MISSING_CREDENTIAL = "lane-agent.missing-credential"
+DUPLICATE_DEVICE = "duplicate_device_id"
 
 
 class StrictModel(BaseModel):
@@ -452,7 +456,9 @@ class LaneConfig(StrictModel):
         seen: set[str] = set()
         for device in self.devices:
             if device.id in seen:
-                raise ValueError(f"device id {device.id!r} is used twice")
+                raise PydanticCustomError(
+                    DUPLICATE_DEVICE, "device id {id!r} is used twice", {"id": device.id}
+                )
             seen.add(device.id)
         if self.lane in self.fusion.neighbour_lanes:
             raise ValueError(f"fusion.neighbour_lanes names this lane itself ({self.lane!r})")
@@ -495,17 +501,16 @@ class _Locator:
         mark = node.start_mark if node is not None else None
         for part in loc:
             if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if key.value == str(part):
-                        mark = key.start_mark
-                        node = value
-                        break
-                else:
+                # The last occurrence: the one the data holds (a duplicate is reported too).
+                match = [(k, v) for k, v in node.value if k.value == str(part)]
+                if not match:
                     break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if part >= len(node.value):
+                key, node = match[-1]
+                mark = key.start_mark
+            elif isinstance(node, yaml.SequenceNode) and str(part).isdigit():
+                if int(part) >= len(node.value):
                     break
-                node = node.value[part]
+                node = node.value[int(part)]
                 mark = node.start_mark
             else:
                 break
@@ -515,6 +520,13 @@ class _Locator:
 
 
 _TAG = re.compile(r"^(function-after|function-before|function-wrap)\[.*\]$")
+SecretsMode = Literal["check", "skip"]
+# Where secret references may stand (LaneConfig.secrets() lists the same for a valid config).
+_SECRET_PLACES: tuple[tuple[str, ...], ...] = (
+    ("mqtt", "password"),
+    ("mqtt", "tls", "key"),
+    ("mqtt", "tls", "key_password"),
+)
 
 
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
@@ -522,11 +534,43 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and _TAG.match(p)))
 
 
-def _message(error: Any) -> str:
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``X``, ``X | None``, ``list[X]``, ``Annotated[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue  # a list index: the list's item model was taken with the field
+        info = model.model_fields.get(part)
+        model = _inner_model(info.annotation) if info is not None else None
+    return model
+
+
+def _unknown_key(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f"unknown key; did you mean `{close[0]}`?" if close else "unknown key"
+
+
+def _message(
+    error: Any, model: type[BaseModel] | None = None, *, extra: frozenset[str] = frozenset()
+) -> str:
     """One pydantic error in the words a technician reads (no pydantic jargon)."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        loc = _clean_loc(tuple(error["loc"]))
+        parent = _model_at(model, loc[:-1])
+        known = set(parent.model_fields) if parent is not None else set()
+        return _unknown_key(str(loc[-1]), known | extra) if loc else "unknown key"
     if kind == "missing":
         return "required key is missing"
     message = str(error["msg"])
@@ -548,90 +592,146 @@ def with_overrides(model: M, overrides: dict[str, Any], *, section: str) -> M:
                 None,
                 None,
                 ".".join([section, *(str(p) for p in _clean_loc(tuple(error["loc"])))]),
-                _message(error),
+                _message(error, type(model)),
             )
             for error in exc.errors()
         ]
         raise ConfigError(problems) from None
 
 
-def parse_config(text: str, *, source: str = "<string>") -> LaneConfig:
-    """Validate a lane config given as YAML text. Raises ConfigError listing every problem."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    source,
-                    mark.line + 1 if mark else None,
-                    mark.column + 1 if mark else None,
-                    "",
-                    f"not valid YAML: {exc.problem}",
-                )
-            ]
-        ) from None
+def parse_config(
+    text: str, *, source: str = "<string>", secrets: SecretsMode = "check"
+) -> LaneConfig:
+    """Validate a lane config given as YAML text. Raises ConfigError listing every problem of
+    the file in one round: YAML duplicates, structure, each device's own keys and, unless
+    ``secrets="skip"``, every secret that does not resolve (``ConfigProblem.secret``)."""
+    document = load_yaml(text, source=source)
+    data = document.data
     if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(source, 1, 1, "", "a lane config is a YAML mapping")])
-    locator = _Locator(root)
+        raise ConfigError(
+            [*document.problems, ConfigProblem(source, 1, 1, "", "a lane config is a YAML mapping")]
+        )
+    locator = _Locator(document.root)
+
+    def problem(loc: tuple[int | str, ...], message: str, *, secret: bool = False) -> ConfigProblem:
+        line, column = locator.find(loc)
+        return ConfigProblem(source, line, column, ".".join(map(str, loc)), message, secret)
+
+    problems = [*document.problems, *_duplicate_device_ids(data, problem)]
+    config: LaneConfig | None = None
     try:
         config = LaneConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
+            if error["type"] == DUPLICATE_DEVICE:
+                continue  # located at the duplicate by _duplicate_device_ids
             loc = _clean_loc(tuple(error["loc"]))
-            line, column = locator.find(loc)
-            path = ".".join(str(p) for p in loc)
-            problems.append(ConfigProblem(source, line, column, path, _message(error)))
-        raise ConfigError(problems) from None
-    problems = _device_problems(config, locator, source)
-    for path, ref in config.secrets():
-        try:
-            ref.read()
-        except SecretError as exc:
-            line, column = locator.find(tuple(path.split(".")))
-            problems.append(ConfigProblem(source, line, column, path, str(exc)))
-    if problems:
+            problems.append(problem(loc, _message(error, LaneConfig)))
+    problems += _device_problems(data, problem)
+    if secrets == "check":
+        problems += _secret_problems(data, problem)
+    if problems or config is None:
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))  # in the file's order
         raise ConfigError(problems)
     config._source = source
     return config
 
 
-def _device_problems(config: LaneConfig, locator: _Locator, source: str) -> list[ConfigProblem]:
-    """Each device's own keys, checked against its driver's options model."""
+_Problem = Any  # the ``problem(loc, message, *, secret)`` closure of parse_config
+
+
+def _raw_devices(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    devices = data.get("devices")
+    if not isinstance(devices, list):
+        return []
+    return [(i, d) for i, d in enumerate(devices) if isinstance(d, dict)]
+
+
+def _duplicate_device_ids(data: dict[str, Any], problem: _Problem) -> list[ConfigProblem]:
+    """A device id used before, at the duplicate's own ``id`` line."""
+    first: dict[str, int] = {}
+    found = []
+    for index, device in _raw_devices(data):
+        device_id = device.get("id")
+        if not isinstance(device_id, str):
+            continue
+        if device_id in first:
+            found.append(
+                problem(
+                    ("devices", index, "id"),
+                    f"device id {device_id!r} is used twice (first by devices.{first[device_id]})",
+                )
+            )
+        else:
+            first[device_id] = index
+    return found
+
+
+def _device_problems(data: dict[str, Any], problem: _Problem) -> list[ConfigProblem]:
+    """Each device's own keys, checked against its driver's options model (also when other
+    parts of the file are wrong)."""
     from drivers.errors import DriverConfigError, MissingExtraError
-    from drivers.registry import validate_options
+    from drivers.registry import get_spec, validate_options
 
     problems = []
-    for index, device in enumerate(config.devices):
+    for index, raw in _raw_devices(data):
+        try:
+            device = DeviceConfig.model_validate(raw)
+        except ValidationError:
+            continue  # its own problems are in LaneConfig's
         try:
             options = dict(device.model_extra or {})
             if device.password is not None:
                 options["password"] = "(secret)"  # resolved and checked with the secrets
             validate_options(device.kind, options)
         except (DriverConfigError, MissingExtraError) as exc:
-            line, column = locator.find(("devices", index, "kind"))
-            problems.append(ConfigProblem(source, line, column, f"devices.{index}.kind", str(exc)))
+            problems.append(problem(("devices", index, "kind"), str(exc)))
         except ValidationError as exc:
+            model = get_spec(device.kind).options_model()
             for error in exc.errors():
                 loc = ("devices", index, *_clean_loc(tuple(error["loc"])))
-                line, column = locator.find(loc)
-                path = ".".join(str(p) for p in loc)
-                problems.append(ConfigProblem(source, line, column, path, _message(error)))
+                problems.append(
+                    problem(loc, _message(error, model, extra=frozenset(DeviceConfig.model_fields)))
+                )
     return problems
 
 
-def load_config(path: str | Path) -> LaneConfig:
+def _secret_problems(data: dict[str, Any], problem: _Problem) -> list[ConfigProblem]:
+    """Every well-formed secret reference that cannot be read here, at its own line."""
+    places: list[tuple[tuple[int | str, ...], Any]] = []
+    for place in _SECRET_PLACES:
+        value: Any = data
+        for part in place:
+            value = value.get(part) if isinstance(value, dict) else None
+        places.append((place, value))
+    for index, device in _raw_devices(data):
+        places.append((("devices", index, "password"), device.get("password")))
+    problems = []
+    for loc, value in places:
+        if value is None:
+            continue
+        try:
+            ref = SecretRef.model_validate(value)
+        except ValidationError:
+            continue  # an inline or malformed reference is a structural problem, reported
+        try:
+            ref.read()
+        except SecretError as exc:
+            problems.append(problem(loc, str(exc), secret=True))
+    return problems
+
+
+def load_config(path: str | Path, *, secrets: SecretsMode = "check") -> LaneConfig:
+    """Read and validate a lane config file (see parse_config)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(
             [ConfigProblem(str(path), None, None, "", f"cannot read: {exc.strerror}")]
         ) from None
-    return parse_config(text, source=str(path))
+    return parse_config(decode(data, source=str(path)), source=str(path), secrets=secrets)
 
 
 def config_json_schema() -> dict[str, Any]:

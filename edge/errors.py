@@ -30,6 +30,7 @@ class ConfigProblem:
     column: int | None
     path: str
     message: str
+    secret: bool = False  # a secret that does not resolve here; the structure is fine
 
     def __str__(self) -> str:
         where = self.file

@@ -52,6 +52,7 @@ from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
 from edge.publish import Command, Publisher
+from edge.redact import redact_text
 from edge.scripted import scripted_crossings
 from edge.topics import PRIORITY_CONTROL, PRIORITY_EVIDENCE, PRIORITY_TELEMETRY, Topics
 
@@ -281,6 +282,7 @@ class LaneAgent:
         self, device: str, kind: str, state: SensorState, reason: str | None
     ) -> None:
         """One log line per change, a retained device status, and the lane status."""
+        reason = redact_text(reason) if reason is not None else None  # retained: no secret
         if state == SensorState.UP:
             log.info("device %s (%s) is UP", device, kind)
         else:

@@ -56,8 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="check a lane config, print its schema")
     config_sub = config.add_subparsers(dest="config_command", required=True)
-    check = config_sub.add_parser("check", help="validate config files (exit 2 when invalid)")
+    check = config_sub.add_parser(
+        "check",
+        help="validate config files (exit 2 when invalid)",
+        description="Check each file's structure (every problem in one round, each as "
+        "file:line:column: key.path: message) and, unless --secrets skip, that every secret "
+        "it references resolves here.",
+    )
     check.add_argument("files", nargs="+", type=Path, help="lane config files (YAML)")
+    check.add_argument(
+        "--secrets",
+        choices=("check", "skip"),
+        default="check",
+        help="check: every secret must resolve (env, file, credential) - the default; "
+        "skip: check the structure only (a workstation or a fresh clone)",
+    )
     check.set_defaults(func=cmd_config_check)
     schema = config_sub.add_parser("schema", help="print the lane config JSON Schema")
     schema.set_defaults(func=cmd_config_schema)
@@ -168,8 +181,11 @@ def arm_stop_deadline(deadline_s: float = STOP_DEADLINE_S) -> threading.Timer:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.lane import LaneAgent
+    from edge.redact import install_log_redaction, remember
 
     config = load_config(args.config)
+    remember(config)  # every log line, device status and diag reply is redacted from here on
+    install_log_redaction()
     agent = LaneAgent(config)
     from edge.logs import note_log_file
 
@@ -197,15 +213,34 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
         try:
-            config = load_config(path)
+            config = load_config(path, secrets=args.secrets)
         except ConfigError as exc:
             bad += 1
             for problem in exc.problems:
                 print(f"error: {problem}")
+            unresolved = sum(p.secret for p in exc.problems)
+            if unresolved:
+                structure = (
+                    "structure OK"
+                    if unresolved == len(exc.problems)
+                    else f"{len(exc.problems) - unresolved} structure problem(s)"
+                )
+                print(
+                    f"note: {path}: {structure}; {unresolved} secret(s) do not resolve here "
+                    "(on the controller they come from the unit's LoadCredential= or its "
+                    "environment). To check the structure only: "
+                    f"lane config check --secrets skip {path}"
+                )
             continue
+        refs = len(config.secrets())
+        secrets = (
+            f"secrets not checked ({refs} referenced)"
+            if args.secrets == "skip"
+            else f"{refs} secret(s) resolve"
+        )
         print(
             f"{path}: OK (checkpoint {config.checkpoint}, lane {config.lane}, "
-            f"{len(config.devices)} devices)"
+            f"{len(config.devices)} devices; {secrets})"
         )
     return 2 if bad else 0
 

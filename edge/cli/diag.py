@@ -21,6 +21,7 @@ from edge.diag.load import load_lane_config
 from edge.diag.models import ErrorOutput, Report
 from edge.diag.output import Printer, Progress, age, size
 from edge.errors import ConfigError, LaneError
+from edge.redact import install_log_redaction, redact_text, remember
 
 Handler = Callable[[argparse.Namespace, LaneConfig, Printer], int]
 
@@ -112,6 +113,8 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
     logging.getLogger("drivers").setLevel(max(logging.ERROR, logging.getLogger().level))
     try:
         config, unreadable = load_lane_config(args.config)
+        remember(config)  # what diag prints holds none of the secrets it could read
+        install_log_redaction()
         for problem in unreadable:
             print(f"warning: {problem} (commands that need it will fail)", file=sys.stderr)
         return handler(args, config, printer)
@@ -127,9 +130,10 @@ def _run(args: argparse.Namespace, handler: Handler) -> int:
 def _fail(
     args: argparse.Namespace, printer: Printer, message: str, code: int, report: object
 ) -> int:
+    message = redact_text(message)
     if args.json:
         if isinstance(report, Report):
-            print(report.to_json())
+            print(redact_text(report.to_json()))
         print(ErrorOutput(error=message, exit_code=code).to_json(), file=sys.stderr)
     else:
         if isinstance(report, Report):
@@ -147,7 +151,7 @@ def _print_report(report: Report, printer: Printer) -> None:
 
 def _emit(args: argparse.Namespace, report: Report) -> None:
     if args.json:
-        print(report.to_json(), flush=True)
+        print(redact_text(report.to_json()), flush=True)
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ CONFIG = "/etc/lane-agent/lane-T1.yaml"
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "run": (f"lane run --config {CONFIG}", "systemctl start lane@T1   # the same, under systemd"),
-    "config": ("lane config check config/truck-lane.yaml",),
+    "config": ("lane config check --secrets skip config/truck-lane.yaml",),
     "config check": (
-        "lane config check config/truck-lane.yaml config/car-lane.yaml",
-        f"lane config check {CONFIG}",
+        "lane config check --secrets skip config/truck-lane.yaml config/car-lane.yaml",
+        f"lane config check {CONFIG}   # on the controller, secrets in place",
     ),
     "config schema": ("lane config schema   # JSON Schema on stdout, for editors",),
     "outbox": (f"lane outbox stats --config {CONFIG}",),

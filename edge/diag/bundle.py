@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -29,13 +28,11 @@ from edge.config import LaneConfig
 from edge.diag import control
 from edge.diag.devices import look
 from edge.diag.models import BundleOutput
-from edge.errors import LaneError
+from edge.errors import ConfigError, LaneError
 from edge.logs import LOG_FILE_NOTE
+from edge.redact import REDACTOR, remember
+from edge.yamlload import decode, load_yaml
 
-SECRET_KEYS = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|credential", re.I
-)
-URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.I)
 PACKAGES = (
     "lane-agent",
     "paho-mqtt",
@@ -53,23 +50,7 @@ LOG_TAIL_BYTES = 1 << 20
 
 def redact(value: Any, path: str = "", found: list[str] | None = None) -> Any:
     """A copy with secret values and URL credentials replaced; ``found`` gets their paths."""
-    found = found if found is not None else []
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if SECRET_KEYS.search(str(key)):
-                out[key] = "<redacted>"
-                found.append(where)
-            else:
-                out[key] = redact(item, where, found)
-        return out
-    if isinstance(value, list):
-        return [redact(item, f"{path}.{i}", found) for i, item in enumerate(value)]
-    if isinstance(value, str) and URL_USERINFO.search(value):
-        found.append(path)
-        return URL_USERINFO.sub(r"\g<scheme><redacted>@", value)
-    return value
+    return REDACTOR.value(value, path, found)
 
 
 def versions() -> dict[str, Any]:
@@ -176,13 +157,13 @@ def build(config: LaneConfig, out: Path, *, crossings: int = 200) -> BundleOutpu
     from edge.diag.status import collect
     from edge.events import agent_version
 
+    remember(config)  # the secrets this shell can resolve, and those in the config's URLs
     files: dict[str, bytes] = {}
     redacted: list[str] = []
-    raw = (
-        yaml.safe_load(Path(config.source).read_text(encoding="utf-8"))
-        if Path(config.source).exists()
-        else {}
-    )
+    raw: Any = {}
+    with contextlib.suppress(OSError, ConfigError):
+        source = Path(config.source)
+        raw = load_yaml(decode(source.read_bytes(), source=str(source)), source=str(source)).data
     files["config.redacted.yaml"] = yaml.safe_dump(
         redact(raw, found=redacted), sort_keys=False, allow_unicode=True
     ).encode()
@@ -209,6 +190,9 @@ def build(config: LaneConfig, out: Path, *, crossings: int = 200) -> BundleOutpu
     if metrics is not None:
         files["metrics.txt"] = metrics
     files.update(_logs(config))
+    # Every file, whatever its source (agent status, device probes, the agent's own log):
+    # no secret value, URL userinfo or secret query parameter leaves in the bundle.
+    files = {name: REDACTOR.data(data) for name, data in files.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     root = f"lane-{config.checkpoint}-{config.lane}-{time.strftime('%Y%m%dT%H%M%S')}"
     with tarfile.open(out, "w:gz") as tar:

@@ -30,6 +30,7 @@ from drivers.errors import DriverConfigError, DriverError, UnsupportedCommandErr
 from edge.diag.devices import device_report, run_action
 from edge.diag.errors import DiagError, NotFoundError, UnsupportedError
 from edge.errors import DeviceError
+from edge.redact import redact_value
 
 if TYPE_CHECKING:
     from edge.lane import LaneAgent
@@ -87,7 +88,8 @@ class ControlServer:
                 reply: dict[str, Any] = {"ok": False, "error": str(exc), "kind": "bad_request"}
             else:
                 reply = await self._handle(request)
-            writer.write(json.dumps(reply, default=str).encode() + b"\n")
+            # diag prints it and bundles store it: the agent's secrets stay in the agent
+            writer.write(json.dumps(redact_value(reply), default=str).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, OSError):
             pass

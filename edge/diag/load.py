@@ -10,17 +10,10 @@ through the running agent, outbox and explain work without any.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-
-import yaml
 
 from edge.config import LaneConfig, load_config
 from edge.errors import ConfigError
-
-SECRET_PATH = re.compile(
-    r"^(mqtt\.password|mqtt\.tls\.key|mqtt\.tls\.key_password|devices\.\d+\.password)$"
-)
 
 
 def load_lane_config(path: Path) -> tuple[LaneConfig, list[str]]:
@@ -28,21 +21,18 @@ def load_lane_config(path: Path) -> tuple[LaneConfig, list[str]]:
     try:
         return load_config(path), []
     except ConfigError as exc:
-        if not all(SECRET_PATH.match(p.path) for p in exc.problems):
+        if not all(p.secret for p in exc.problems):
             raise
         first = exc
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    lane = str(data.get("lane", ""))
-    if "CREDENTIALS_DIRECTORY" not in os.environ and lane:
-        candidate = path.resolve().parent / "credentials" / lane
+    config = load_config(path, secrets="skip")  # valid apart from the secrets (checked above)
+    if "CREDENTIALS_DIRECTORY" not in os.environ:
+        candidate = path.resolve().parent / "credentials" / config.lane
         if candidate.is_dir() and os.access(candidate, os.R_OK | os.X_OK):
             os.environ["CREDENTIALS_DIRECTORY"] = str(candidate)
             try:
                 return load_config(path), []
             except ConfigError as exc:
-                if not all(SECRET_PATH.match(p.path) for p in exc.problems):
+                if not all(p.secret for p in exc.problems):
                     raise
                 first = exc
-    config = LaneConfig.model_validate(data)  # valid apart from the secrets (checked above)
-    config._source = str(path)
     return config, [str(p) for p in first.problems]

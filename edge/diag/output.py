@@ -9,6 +9,8 @@ import time
 from types import TracebackType
 from typing import TextIO
 
+from edge.redact import redact_text
+
 COLOURS = {"UP": "32", "DEGRADED": "33", "DOWN": "31", "ok": "32", "warn": "33", "bad": "31"}
 PROGRESS_DELAY_S = 1.0
 
@@ -29,7 +31,7 @@ class Printer:
         return f"\033[{code}m{text}\033[0m" if self.colour and code else text
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        print(redact_text(text), file=self.stream, flush=True)
 
     def field(self, name: str, value: object, tone: str | None = None) -> None:
         text = str(value)

@@ -72,6 +72,11 @@ def test_the_bundle_installs_offline_and_runs_without_the_checkout(tmp_path: Pat
     config.write_text(lane_yaml(elsewhere / "state", 1883))
     checked = run([lane, "config", "check", str(config)], elsewhere, 120)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The example the installer put under /etc, checked as its header says.
+    example = root / "etc/lane-agent/lane.example.yaml"
+    assert "lane config check --secrets skip" in example.read_text()
+    checked = run([lane, "config", "check", "--secrets", "skip", str(example)], elsewhere, 120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
     samples = run([lane, "recognize", "--samples"], elsewhere, 300)
     assert samples.returncode == 0, samples.stdout + samples.stderr
