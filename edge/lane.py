@@ -109,7 +109,8 @@ class LaneLock:
             handle.write(str(os.getpid()))
             handle.flush()
         except OSError as exc:
-            handle.close()
+            with contextlib.suppress(OSError):  # close() flushes again, and fails again
+                handle.close()
             raise _state_dir_error(self.path, exc) from None
         self._file = handle
 
@@ -136,7 +137,7 @@ def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
 
 def _state_dir_error(path: Path, exc: OSError) -> StorageError:
     full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    hint = f": free space on the disk of {path.parent}" if full else ""
+    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
     return StorageError(f"cannot write {path}: {exc.strerror or exc}{hint}", full=full)
 
 
@@ -326,6 +327,17 @@ class LaneAgent:
         self._fatal = OutboxError(message)
 
     # --- storage faults -------------------------------------------------------------------
+
+    def storage_state(self) -> dict[str, object]:
+        """The storage alarm and what is held in memory (for `lane diag`)."""
+        writer = self._writer
+        return {
+            "alarm": self._storage_alarm,
+            "error": str(writer.fault) if writer is not None and writer.fault else None,
+            "held_events": writer.held if writer is not None else 0,
+            "held_crossings": writer.held_crossings() if writer is not None else 0,
+            "held_limit": self.config.storage.held_events,
+        }
 
     def _storage_failed(self, exc: StorageError) -> None:
         """A message write failed (any thread): the writer raises the alarm and retries."""
@@ -628,6 +640,7 @@ class LaneAgent:
             outbox.alarm_fill = storage.alarm_fill
             outbox.live_window_ns = int(storage.live_window_s * 1e9)
             outbox.keep_crossings = storage.keep_crossings
+            self.writer.limit = storage.held_events
             log.info("config reloaded from %s: applied %s", path, ", ".join(applied) or "nothing")
             if needs_restart:
                 log.warning(

@@ -101,7 +101,7 @@ def storage_error(path: Path, exc: sqlite3.Error, *, doing: str = "write") -> St
     """A failed write as the lane reports it: one line, the alarm it raises."""
     code = getattr(exc, "sqlite_errorcode", None)
     full = (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or disk_full(path.parent)
-    hint = f": the disk of {path.parent} is full, free space there" if full else ""
+    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
     return StorageError(f"cannot {doing} the outbox {path}: {exc}{hint}", full=full)
 
 

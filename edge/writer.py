@@ -100,10 +100,10 @@ class CrossingWriter:
         if previous is None or previous.alarm != exc.alarm:
             # One line when the store starts failing (or fails differently), not one per try.
             log.error(
-                "%s (%s); crossings are held in memory, up to %d events, and the write is "
-                "retried: nothing is lost while the store comes back",
-                exc,
+                "%s: %s; holding crossing events in memory (at most %d, then the agent exits "
+                "4) and retrying",
                 exc.alarm,
+                exc,
                 self.limit,
             )
             self._on_fault(exc)
