@@ -78,10 +78,17 @@ class CrossingWriter:
         return len({e.crossing_id for e in self._held})
 
     async def put(self, event: CrossingEvent) -> bool:
-        """Commit one event (its ``lane_seq`` is replaced), or hold it. True if committed."""
+        """Commit one event (its ``lane_seq`` is replaced), or hold it. True if committed.
+
+        While events are held this returns at once, also while a retry waits on the store:
+        the task producing crossings never waits out a busy timeout per event.
+        """
+        if self._held:
+            self._hold(event)  # behind the held ones: order is production order
+            return False
         async with self._lock:
-            if self._held:
-                self._hold(event)  # behind the held ones: order is production order
+            if self._held:  # an event put just before this one was held meanwhile
+                self._hold(event)
                 return False
             try:
                 committed = await self._commit([event])
@@ -123,8 +130,10 @@ class CrossingWriter:
         async with self._lock:
             try:
                 if self._held:
-                    committed = await self._commit(list(self._held))
-                    self._held.clear()
+                    batch = list(self._held)
+                    committed = await self._commit(batch)
+                    for _ in batch:  # events put during the commit stay, in order
+                        self._held.popleft()
                 elif self.fault is not None:
                     await asyncio.to_thread(self.outbox.probe)
             except StorageError as exc:
@@ -136,10 +145,11 @@ class CrossingWriter:
         return True
 
     def _recovered(self, committed: list[CrossingEvent]) -> None:
+        if not self._held:
+            self._faulty.clear()  # else the retry task goes on with what was put meanwhile
         if self.fault is None:
             return
         cleared, self.fault = self.fault.alarm, None
-        self._faulty.clear()
         held = (
             f"committed {len(committed)} held crossing events in order, lane_seq "
             f"{committed[0].lane_seq}..{committed[-1].lane_seq}"
@@ -151,6 +161,7 @@ class CrossingWriter:
 
     def _hold(self, event: CrossingEvent) -> None:
         self._held.append(event)
+        self._faulty.set()
         if len(self._held) > self.limit and not self.overflowed:
             self.overflowed = True
             self._on_overflow(len(self._held))

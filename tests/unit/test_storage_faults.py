@@ -127,6 +127,56 @@ def test_held_events_are_committed_in_production_order_with_contiguous_lane_seq(
     assert [[e.lane_seq for e in batch] for batch in calls.committed] == [[1], [2, 3, 4, 5]]
 
 
+def test_an_event_put_while_a_retry_waits_on_the_store_is_held_behind_it(
+    tmp_path: Path,
+) -> None:
+    # Long enough that the retry is still waiting on the lock when the next event comes.
+    outbox = Outbox(tmp_path / "outbox.db", busy_timeout_s=2.0)
+    calls = Calls()
+    record = CrossingRecord.begin()
+    produced = [event(record, kind) for kind in (EventType.NEW, EventType.UPDATE)]
+    later = event(record, EventType.END)
+
+    async def scenario() -> CrossingWriter:
+        writer = calls.writer(outbox)
+        other = sqlite3.connect(outbox.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        for e in produced:
+            assert not await writer.put(e)  # the first waits out the timeout, then held
+        retry = asyncio.create_task(writer.flush())
+        async with asyncio.timeout(60):
+            while writer.writing_since is None:
+                await asyncio.sleep(0.01)
+        assert not await writer.put(later)  # held at once, behind the batch being committed
+        assert not retry.done()  # the put did not wait for the retry's commit
+        other.execute("ROLLBACK")
+        other.close()
+        while writer.held:  # the retry (and, had it timed out, one more) commits them
+            await retry
+            retry = asyncio.create_task(writer.flush())
+        await retry
+        return writer
+
+    try:
+        writer = asyncio.run(scenario())
+    finally:
+        outbox.close()
+    assert writer.held == 0
+    committed = [e for batch in calls.committed for e in batch]
+    assert [e.event_id for e in committed] == [e.event_id for e in [*produced, later]]
+    assert [e.lane_seq for e in committed] == [1, 2, 3]
+    stored = outbox_events(tmp_path / "outbox.db", record.crossing_id)
+    assert [(e["lane_seq"], e["type"]) for e in stored] == [(1, "new"), (2, "update"), (3, "end")]
+
+
+def outbox_events(path: Path, crossing_id: str) -> list[dict[str, object]]:
+    box = Outbox(path, read_only=True)
+    try:
+        return box.crossing_events(crossing_id)
+    finally:
+        box.close()
+
+
 def test_a_held_event_is_frozen_when_produced(outbox: Outbox) -> None:
     record = CrossingRecord.begin()
     calls = Calls()
