@@ -886,6 +886,9 @@ class LaneAgent:
             reply = CommandReply(
                 command=command.name, ok=True, result=handler(command), produced=utc_now()
             )
+        except StorageError as exc:  # e.g. a replay on a full disk: expected, no traceback
+            self._storage_failed(exc)
+            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
         except (BadCommand, InboundError) as exc:
             self.commands_refused += 1
             if worth_logging(self.commands_refused):
