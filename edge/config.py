@@ -261,6 +261,13 @@ class StorageConfig(StrictModel):
         ge=0,
         description="Crossing events kept locally for `lane events tail` and `cmd/replay`.",
     )
+    held_events: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Crossing events held in memory while the outbox cannot be written (disk "
+        "full); one more and the agent exits 4.",
+    )
     evidence_max_bytes: int = Field(
         2 << 30, ge=0, description="Evidence JPEGs on disk (<state_dir>/evidence), at most."
     )

@@ -87,3 +87,33 @@ def make_event(
         speed_kmh=record.speed_kmh,
         agent_version=agent_version(),
     )
+
+
+INTERRUPTED = "interrupted"
+INTERRUPTED_NOTE = (
+    "interrupted: the agent stopped (crash, kill, power loss) before this crossing ended; "
+    "end is the time of its last event"
+)
+
+
+def interrupted_end(last: CrossingEvent, boot_seq: int) -> CrossingEvent:
+    """The ``end`` of a crossing a crashed agent never ended, from its newest stored event.
+
+    It carries what was known (plates, weight, coverage ... of that event), ``end_reason:
+    interrupted``, a fresh event_id and the new boot's boot_seq; ``lane_seq`` is given at
+    commit. ``end`` is the ``produced`` time of that last event: the vehicle was seen until then.
+    """
+    coverage = last.coverage.model_copy(update={"notes": [*last.coverage.notes, INTERRUPTED_NOTE]})
+    return last.model_copy(
+        update={
+            "type": EventType.END,
+            "event_id": str(uuid7()),
+            "boot_seq": boot_seq,
+            "end": last.end or last.produced,
+            "produced": utc_now(),
+            "end_reason": INTERRUPTED,
+            "coverage": coverage,
+            "historical": False,
+            "agent_version": agent_version(),
+        }
+    )

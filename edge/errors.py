@@ -5,6 +5,8 @@
     ├── SecretError                a referenced secret cannot be read (exit 2)
     ├── AlreadyRunningError        another agent holds the lane lock (exit 3)
     ├── OutboxError                the durable store cannot be used (exit 4)
+    │   └── StorageError           transient: a write failed (disk full, I/O error, locked);
+    │                              crossings are held in memory and the write retried
     └── DeviceError                a device misbehaves; drivers subclass it
         ├── DeviceTimeoutError     transient: no answer in time, retried
         └── ProtocolError          transient: a malformed frame, resynchronised
@@ -60,6 +62,22 @@ class AlreadyRunningError(LaneError):
 
 class OutboxError(LaneError):
     exit_code = 4
+
+
+class StorageError(OutboxError):
+    """A write to the outbox failed; ``alarm`` is the lane alarm it raises.
+
+    ``storage.full`` for a full disk (SQLITE_FULL), ``storage.error`` for anything else the
+    store reports at run time (SQLITE_IOERR, SQLITE_BUSY past the busy timeout, ...).
+    """
+
+    def __init__(self, message: str, *, full: bool) -> None:
+        super().__init__(message)
+        self.full = full
+
+    @property
+    def alarm(self) -> str:
+        return "storage.full" if self.full else "storage.error"
 
 
 class DeviceError(LaneError):

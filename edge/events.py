@@ -195,7 +195,12 @@ class CrossingEvent(WireModel):
     start: UtcTime
     end: UtcTime | None = None
     produced: UtcTime
-    end_reason: str | None = Field(None, description="exit, timeout, shutdown, reversed, ...")
+    end_reason: str | None = Field(
+        None,
+        description="Why the crossing ended (on `end`): exit, timeout, reversed, tailgating, "
+        "shutdown (the agent stopped), interrupted (ended on the next start: the agent stopped "
+        "without ending it, e.g. killed or power lost).",
+    )
     identified: bool = Field(description="False when no plate was read (unidentified crossing).")
     coverage: Coverage = Field(default_factory=Coverage)
     plates: list[PlateRead] = Field(default_factory=list)
@@ -246,7 +251,9 @@ class LaneStatus(WireModel):
     agent_version: str
     devices: dict[str, SensorState] = Field(default_factory=dict)
     alarms: list[str] = Field(
-        default_factory=list, description="Lane-level alarms, e.g. outbox_high, outbox_rejected."
+        default_factory=list,
+        description="Lane-level alarms: outbox_high, outbox_full, outbox_rejected, storage.full "
+        "(the state dir's disk is full), storage.error (the outbox cannot be written).",
     )
     produced: UtcTime
 

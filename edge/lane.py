@@ -8,12 +8,19 @@ Under systemd (``systemd/lane@.service``) it also speaks sd_notify: ``READY=1`` 
 is valid and the outbox open, ``STATUS=`` lines, ``WATCHDOG=1`` only while every stage is
 healthy (``edge.notify.Heartbeats``), ``RELOADING=1``/``READY=1`` around a SIGHUP reload and
 ``STOPPING=1`` on shutdown. See docs/operations.md.
+
+Storage faults (docs/delivery.md): crossing events go through ``edge.writer.CrossingWriter``,
+which holds them in memory while the outbox cannot be written and raises the retained
+``storage.full`` / ``storage.error`` lane alarm; other messages are dropped meanwhile, except
+the lane status, which goes out unstored. On start, crossings a crash left without an ``end``
+are ended with ``end_reason: interrupted``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -25,11 +32,18 @@ from typing import IO
 
 from edge.acquire import Acquisition
 from edge.config import LaneConfig, load_config
-from edge.crossing import CrossingRecord, LaneIdentity, make_event
+from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
 from edge.diag.control import start_control
-from edge.errors import AlreadyRunningError, ConfigError, ConfigProblem
+from edge.errors import (
+    AlreadyRunningError,
+    ConfigError,
+    ConfigProblem,
+    OutboxError,
+    StorageError,
+)
 from edge.events import (
     CommandReply,
+    CrossingEvent,
     DeviceStatus,
     EventType,
     LaneState,
@@ -55,6 +69,7 @@ from edge.publish import Command, Publisher
 from edge.redact import redact_text
 from edge.scripted import scripted_crossings
 from edge.topics import PRIORITY_CONTROL, PRIORITY_EVIDENCE, PRIORITY_TELEMETRY, Topics
+from edge.writer import CrossingWriter
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +89,11 @@ class LaneLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.path.open("a+")
+        except OSError as exc:
+            raise _state_dir_error(self.path, exc) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -86,10 +104,15 @@ class LaneLock:
                 f"another lane agent (pid {holder}) already runs on {self.path.parent}; "
                 "stop it first (systemctl stop lane@<lane>)"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # close() flushes again, and fails again
+                handle.close()
+            raise _state_dir_error(self.path, exc) from None
         self._file = handle
 
     def release(self) -> None:
@@ -113,6 +136,12 @@ def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
     )
 
 
+def _state_dir_error(path: Path, exc: OSError) -> StorageError:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}{hint}", full=full)
+
+
 class LaneAgent:
     def __init__(self, config: LaneConfig) -> None:
         self.config = config
@@ -124,6 +153,10 @@ class LaneAgent:
         self.boot_seq = 0
         self._alarms: tuple[str, ...] = ()
         self._outbox: Outbox | None = None
+        self._writer: CrossingWriter | None = None
+        self._storage_alarm: str | None = None  # storage.full / storage.error while it lasts
+        self._fatal: OutboxError | None = None  # ends run() with exit 4 after the shutdown
+        self._stop: asyncio.Event | None = None
         self._publisher: Publisher | None = None
         self.acquisition: Acquisition | None = None  # read by the diag control socket
         self.notifier = Notifier()
@@ -136,7 +169,6 @@ class LaneAgent:
         self._problems: dict[str, str] = {}
         self._snapshot: LaneSnapshot | None = None
         self._reload_requested = asyncio.Event()
-        self._writes: dict[object, float] = {}  # crossing writes in progress -> start time
         self.commands_refused = 0
         self.commands_dropped = 0
         self._command_bucket = TokenBucket(
@@ -158,6 +190,11 @@ class LaneAgent:
         return self._outbox
 
     @property
+    def writer(self) -> CrossingWriter:
+        assert self._writer is not None, "agent not started"
+        return self._writer
+
+    @property
     def identity(self) -> LaneIdentity:
         c = self.config
         return LaneIdentity(c.checkpoint, c.lane, c.direction.value, self.boot_seq)
@@ -166,12 +203,22 @@ class LaneAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         set_lane_context(self.config.checkpoint, self.config.lane)
+        self._stop = stop
         self._loop = asyncio.get_running_loop()
         self.lock.acquire()
         try:
             self._outbox = open_outbox(self.config)
             self.boot_seq = self.outbox.start_boot()
             self._alarms = self.outbox.alarms()
+            self._writer = CrossingWriter(
+                self.outbox,
+                self.topics.crossing,
+                limit=self.config.storage.held_events,
+                on_fault=self._storage_changed,
+                on_committed=self._crossings_committed,
+                on_overflow=self._held_overflow,
+            )
+            await self._end_interrupted()
             log.info(
                 "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
                 self.config.checkpoint,
@@ -200,6 +247,7 @@ class LaneAgent:
             control = await start_control(self)
             tasks = [
                 asyncio.create_task(self._serve_commands(), name="commands"),
+                asyncio.create_task(self.writer.run(), name="storage-retry"),
                 asyncio.create_task(self._watch_alarms(), name="alarms"),
                 asyncio.create_task(self._telemetry(), name="telemetry"),
                 asyncio.create_task(self._refresh(), name="refresh"),
@@ -228,6 +276,7 @@ class LaneAgent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._last_flush()
             self._queue_status(LaneState.STOPPED)
             await asyncio.to_thread(self._publisher.stop)
         finally:
@@ -235,8 +284,111 @@ class LaneAgent:
             if self._outbox is not None:
                 self._outbox.close()
             self.lock.release()
-        log.info("lane agent stopped")
         self.notifier.close()
+        if self._fatal is not None:
+            raise self._fatal
+        log.info("lane agent stopped")
+
+    async def _end_interrupted(self) -> None:
+        """Every ``new`` has one ``end``: end what a crash (kill -9, power loss) left open."""
+        ends = []
+        for stored in await asyncio.to_thread(self.outbox.unfinished_crossings):
+            try:
+                last = CrossingEvent.model_validate_json(stored)
+            except ValueError as exc:  # an event no longer readable: say so, do not guess
+                log.error("a stored crossing event cannot be read, not ended: %s", exc)
+                continue
+            ends.append(interrupted_end(last, self.boot_seq))
+        if not ends:
+            return
+        log.warning(
+            "ending %d crossing(s) the last run left open (end_reason %s): %s",
+            len(ends),
+            INTERRUPTED,
+            ", ".join(e.crossing_id for e in ends),
+        )
+        for end in ends:
+            await self.writer.put(end)
+            self.metrics.crossings.labels(INTERRUPTED).inc()
+            self.crossings_total += 1
+
+    async def _last_flush(self) -> None:
+        """On stop, one more try for held crossing events; what is still held is lost: exit 4."""
+        writer = self.writer
+        if writer.held:
+            await writer.flush()
+        if not writer.held:
+            return
+        held, crossings = writer.held, writer.held_crossings()
+        message = (
+            f"stopping with {held} crossing events of {crossings} crossings still held in "
+            f"memory, never stored: {writer.fault or 'the outbox cannot be written'}"
+        )
+        log.critical("%s; they are lost, exiting 4", message)
+        self._fatal = OutboxError(message)
+
+    # --- storage faults -------------------------------------------------------------------
+
+    def storage_state(self) -> dict[str, object]:
+        """The storage alarm and what is held in memory (for `lane diag`)."""
+        writer = self._writer
+        return {
+            "alarm": self._storage_alarm,
+            "error": str(writer.fault) if writer is not None and writer.fault else None,
+            "held_events": writer.held if writer is not None else 0,
+            "held_crossings": writer.held_crossings() if writer is not None else 0,
+            "held_limit": self.config.storage.held_events,
+        }
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        """A message write failed (any thread): the writer raises the alarm and retries."""
+        if self._loop is not None and self._writer is not None:
+            self._loop.call_soon_threadsafe(self._writer.failed, exc)
+
+    def _storage_changed(self, fault: StorageError | None) -> None:
+        """The writer's alarm began, changed or cleared: a retained lane status says so."""
+        self._storage_alarm = fault.alarm if fault is not None else None
+        self._queue_status(LaneState.ONLINE)
+
+    def _held_overflow(self, held: int) -> None:
+        log.error(
+            "more than %d crossing events held in memory (storage.held_events) and the outbox "
+            "still cannot be written: stopping, systemd restarts the agent",
+            held - 1,
+        )
+        if self._stop is not None:
+            self._stop.set()
+
+    def _crossings_committed(self, events: list[CrossingEvent]) -> None:
+        if self._publisher is not None:
+            self._publisher.wake()
+
+    def _store_message(
+        self,
+        *,
+        kind: str,
+        topic: str,
+        payload: bytes,
+        priority: int,
+        retain: bool = False,
+        properties: dict[str, object] | None = None,
+        expires_in_s: float | None = None,
+    ) -> bool:
+        """``outbox.add_message`` that survives a storage fault: False when not stored."""
+        try:
+            self.outbox.add_message(
+                kind=kind,
+                topic=topic,
+                payload=payload,
+                priority=priority,
+                retain=retain,
+                properties=properties,
+                expires_in_s=expires_in_s,
+            )
+        except StorageError as exc:
+            self._storage_failed(exc)
+            return False
+        return True
 
     async def _start_devices(self) -> Acquisition | None:
         """Drivers, recogniser and correlator for the configured devices (none: no-op)."""
@@ -269,7 +421,7 @@ class LaneAgent:
     def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
         """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""
         for f in files:
-            self.outbox.add_message(
+            self._store_message(
                 kind="evidence",
                 topic=self.topics.evidence(crossing_id, f.name),
                 payload=f.data,
@@ -296,7 +448,7 @@ class LaneAgent:
             last_error=reason,
             produced=utc_now(),
         )
-        self.outbox.add_message(
+        self._store_message(
             kind="status",
             topic=self.topics.device_status(device),
             payload=status.to_json(),
@@ -345,10 +497,11 @@ class LaneAgent:
             alive=lambda: publisher.alive,
             read_beat=lambda: publisher.heartbeat,
         )
+        writer = self.writer
         self.heartbeats.register(
             "outbox-writer",
             max_silence_s=limit,
-            read_beat=lambda: min(self._writes.values(), default=time.monotonic()),
+            read_beat=lambda: writer.writing_since or time.monotonic(),
         )
         for task in tasks:
             task.add_done_callback(_log_failure)
@@ -489,6 +642,7 @@ class LaneAgent:
             outbox.alarm_fill = storage.alarm_fill
             outbox.live_window_ns = int(storage.live_window_s * 1e9)
             outbox.keep_crossings = storage.keep_crossings
+            self.writer.limit = storage.held_events
             log.info("config reloaded from %s: applied %s", path, ", ".join(applied) or "nothing")
             if needs_restart:
                 log.warning(
@@ -504,25 +658,24 @@ class LaneAgent:
     # --- crossings ----------------------------------------------------------------------
 
     async def emit(self, record: CrossingRecord, event_type: EventType) -> None:
-        """Commit one crossing event durably, then let the publisher send it."""
-        identity = self.identity
-        token = object()
-        self._writes[token] = time.monotonic()  # watched: a write stuck on the disk is a stall
-        try:
-            await asyncio.to_thread(
-                self.outbox.add_crossing,
-                lambda seq: make_event(record, event_type, identity, seq),
-                self.topics.crossing,
-            )
-        finally:
-            del self._writes[token]
+        """Commit one crossing event durably (or hold it while the store fails), then send.
+
+        The event is made now, so later changes to ``record`` do not reach it; the writer
+        gives it its ``lane_seq`` in the commit (1 until then). Never raises on a storage
+        fault: the task producing crossings must not end on a full disk.
+        """
+        event = make_event(record, event_type, self.identity, 1)
+        committed = await self.writer.put(event)  # watched: a write stuck on the disk stalls
         if event_type == EventType.END:
             self.crossings_total += 1
             self.metrics.crossing_finished(record)
-            if record.trace:
-                await asyncio.to_thread(self.outbox.save_trace, record.crossing_id, record.trace)
-        if self._publisher is not None:
-            self._publisher.wake()
+            if record.trace and committed:
+                try:
+                    await asyncio.to_thread(
+                        self.outbox.save_trace, record.crossing_id, record.trace
+                    )
+                except StorageError as exc:  # the story for `diag explain`, not a delivery
+                    self._storage_failed(exc)
 
     async def _run_scripted(self) -> None:
         scripted = self.config.scripted
@@ -552,20 +705,26 @@ class LaneAgent:
             boot_seq=self.boot_seq or None,
             agent_version=agent_version(),
             devices=self.metrics.device_states(),
-            alarms=list(self._alarms),
+            alarms=[*self._alarms, *([self._storage_alarm] if self._storage_alarm else [])],
             produced=utc_now(),
         )
 
     def _queue_status(self, state: LaneState) -> None:
-        self.outbox.add_message(
+        payload = self._lane_status(state).to_json()
+        publisher = self._publisher
+        if publisher is not None:
+            publisher.drop_unstored(self.topics.status)  # before the store: newest wins
+        stored = self._store_message(
             kind="status",
             topic=self.topics.status,
-            payload=self._lane_status(state).to_json(),
+            payload=payload,
             priority=PRIORITY_CONTROL,
             retain=True,
         )
-        if self._publisher is not None:
-            self._publisher.wake()
+        if publisher is not None:
+            if not stored:  # the disk is full: the retained alarm must still go out
+                publisher.send_unstored(self.topics.status, payload, retain=True)
+            publisher.wake()
 
     def _queue_online(self) -> None:
         """Called on every (re)connect: the broker may have lost the retained state."""
@@ -612,7 +771,7 @@ class LaneAgent:
                 watchdog_healthy=snapshot.watchdog_healthy,
                 devices=self.metrics.device_states(),
             )
-            self.outbox.add_message(
+            self._store_message(
                 kind="telemetry",
                 topic=self.topics.telemetry,
                 payload=telemetry.to_json(),
@@ -729,6 +888,9 @@ class LaneAgent:
             reply = CommandReply(
                 command=command.name, ok=True, result=handler(command), produced=utc_now()
             )
+        except StorageError as exc:  # e.g. a replay on a full disk: expected, no traceback
+            self._storage_failed(exc)
+            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
         except (BadCommand, InboundError) as exc:
             self.commands_refused += 1
             if worth_logging(self.commands_refused):
@@ -742,7 +904,7 @@ class LaneAgent:
         properties: dict[str, object] = {"expiry_s": COMMAND_REPLY_EXPIRY_S}
         if command.correlation_data is not None:
             properties["correlation_data"] = command.correlation_data.hex()
-        self.outbox.add_message(
+        self._store_message(
             kind="reply",
             topic=reply_topic,
             payload=reply.to_json(),

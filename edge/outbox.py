@@ -14,6 +14,10 @@ are never dropped. Past ``alarm_fill`` of the bound the lane raises ``outbox_hig
 bound with nothing left to evict it raises ``outbox_full`` and still stores every crossing.
 
 One connection, one lock: the agent's producer and the publisher thread share this object.
+
+A write that fails at run time (disk full, I/O error, locked past ``busy_timeout_s``) raises
+:class:`edge.errors.StorageError` and leaves the store and its counters as they were; the
+agent holds crossings in memory and retries (``edge.writer``, docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -29,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import OutboxError
+from edge.errors import OutboxError, StorageError
 from edge.events import CrossingEvent
 from edge.topics import (
     PRIORITY_CONTROL,
@@ -82,6 +87,24 @@ _EXPORT_KEYS = (
     "id", "kind", "topic", "event_id", "lane_seq", "created_ns", "state", "attempts",
     "reason_code", "last_error", "retain",
 )  # fmt: skip
+
+
+def disk_full(directory: Path) -> bool:
+    """No space left for us on the filesystem of ``directory`` (SQLite may only say I/O error)."""
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
+
+
+def storage_error(path: Path, exc: sqlite3.Error, *, doing: str = "write") -> StorageError:
+    """A failed write as the lane reports it: one line, the alarm it raises."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    full = (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or disk_full(path.parent)
+    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
+    return StorageError(f"cannot {doing} the outbox {path}: {exc}{hint}", full=full)
+
+
 PRUNE_EVERY = 500  # lane_seq steps between prunes of the local crossing history
 MAX_REPLAY = 10_000  # events per replay request
 
@@ -178,6 +201,7 @@ class Outbox:
         live_window_s: float = 5.0,
         keep_crossings: int = 10_000,
         read_only: bool = False,
+        busy_timeout_s: float = 5.0,
     ) -> None:
         self.path = Path(path)
         self.max_rows = max_rows
@@ -202,7 +226,8 @@ class Outbox:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(SCHEMA)
-            self._db.execute("PRAGMA busy_timeout=5000")
+            busy_ms = int(busy_timeout_s * 1000)
+            self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
             # The publisher reads through its own connection: WAL lets it read while the
             # producer's insert waits for its fsync.
             self._reader = (
@@ -210,10 +235,12 @@ class Outbox:
                 if read_only
                 else sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             )
-            self._reader.execute("PRAGMA busy_timeout=5000")
+            self._reader.execute(f"PRAGMA busy_timeout={busy_ms}")
             self._rows, self._bytes = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
             ).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise storage_error(self.path, exc, doing="open") from None
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from exc
 
@@ -221,7 +248,7 @@ class Outbox:
 
     def start_boot(self) -> int:
         """Count one more agent start and return the new boot_seq."""
-        with self._lock, self._tx():
+        with self._lock, self._writing():
             boot = self._meta("boot_seq") + 1
             self._set_meta("boot_seq", boot)
         return boot
@@ -242,7 +269,7 @@ class Outbox:
         """Give each maker the next lane_seq and commit all events durably in one transaction."""
         events: list[CrossingEvent] = []
         now = time.time_ns()
-        with self._lock, self._tx():
+        with self._lock, self._writing():
             seq = self._meta("last_lane_seq")
             for make in makers:
                 seq += 1
@@ -285,7 +312,7 @@ class Outbox:
             raise ValueError(f"at most {MAX_REPLAY} events per replay: ask for smaller ranges")
         queued = pending = 0
         backlog_ns = time.time_ns() - self.live_window_ns - 1  # sent as backlog, not live
-        with self._lock, self._tx():
+        with self._lock, self._writing():
             rows = self._db.execute(
                 "SELECT c.lane_seq, c.event_id, c.produced_ns, c.payload, o.id FROM crossings c"
                 " LEFT JOIN outbox o ON o.event_id = c.event_id"
@@ -334,7 +361,7 @@ class Outbox:
         """
         now = time.time_ns()
         expires = now + int(expires_in_s * 1e9) if expires_in_s is not None else None
-        with self._lock, self._tx():
+        with self._lock, self._writing():
             if kind in KINDS_REPLACED_BY_TOPIC:
                 self._delete_where("state = 'pending' AND kind = ? AND topic = ?", (kind, topic))
             if priority >= PRIORITY_TELEMETRY and not self._room_for(len(payload)):
@@ -409,7 +436,7 @@ class Outbox:
             # event_id), so acks skip the fsync that every insert pays.
             self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                with self._tx():
+                with self._writing():
                     self._expire(time.time_ns())
                     return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
             finally:
@@ -420,7 +447,7 @@ class Outbox:
     def reject(self, row_id: int, reason_code: int | None, reason: str) -> None:
         """Keep a row the broker refused (its reason code) or that can never be sent (None),
         marked rejected, for a technician to look at."""
-        with self._lock, self._tx():
+        with self._lock, self._writing():
             self._db.execute(
                 "UPDATE outbox SET state = 'rejected', reason_code = ?, last_error = ?,"
                 " attempts = attempts + 1 WHERE id = ?",
@@ -428,7 +455,7 @@ class Outbox:
             )
 
     def requeue_rejected(self) -> int:
-        with self._lock, self._tx():
+        with self._lock, self._writing():
             cursor = self._db.execute(
                 "UPDATE outbox SET state = 'pending', reason_code = NULL WHERE state = 'rejected'"
             )
@@ -498,6 +525,44 @@ class Outbox:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction (the caller holds the lock); a failure changes nothing.
+
+        SQLite rolls the transaction back; the row and byte counters are put back too, and
+        the error becomes a :class:`StorageError` naming its alarm.
+        """
+        if self._db.in_transaction:  # joined an outer write: it restores and classifies
+            yield
+            return
+        counters = self._rows, self._bytes, self._telemetry_evicted
+        try:
+            with self._tx():
+                yield
+        except sqlite3.OperationalError as exc:
+            self._rows, self._bytes, self._telemetry_evicted = counters
+            raise storage_error(self.path, exc) from exc
+
+    def probe(self) -> None:
+        """A small durable write: does the store take writes again?"""
+        with self._lock, self._writing():
+            self._set_meta("probed_ns", time.time_ns())
+
+    def unfinished_crossings(self) -> list[bytes]:
+        """The newest stored event of each crossing that has a ``new`` and no ``end``.
+
+        After a crash (``kill -9``, power loss) these crossings were never ended; the agent
+        ends them on start with ``end_reason: interrupted``. Oldest crossing first.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.payload FROM crossings c JOIN ("
+                " SELECT crossing_id, max(lane_seq) AS last FROM crossings GROUP BY crossing_id"
+                " HAVING sum(type = 'new') > 0 AND sum(type = 'end') = 0"
+                ") u ON c.lane_seq = u.last ORDER BY c.lane_seq"
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def _meta(self, key: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -580,7 +645,8 @@ class Outbox:
         if self._read_only or now - self._expired_at < 1_000_000_000:
             return  # a read-only handle (diagnostics) never deletes; reads skip expired rows
         self._expired_at = now
-        with self._tx():
+        # Best effort: on a full disk the delete fails, and reads skip expired rows anyway.
+        with contextlib.suppress(StorageError), self._writing():
             self._delete_where("expires_ns IS NOT NULL AND expires_ns < ?", (now,))
 
     def _room_for(self, size: int) -> bool:
@@ -668,7 +734,7 @@ class Outbox:
         with self._lock:
             self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                with self._tx():
+                with self._writing():
                     self._db.execute(
                         "INSERT OR REPLACE INTO crossing_traces (crossing_id, saved_ns, trace)"
                         " VALUES (?, ?, ?)",
@@ -752,6 +818,17 @@ class _Transaction:
         if not self._outer:
             return
         if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                # A COMMIT that fails (a full disk at the WAL append) can leave the transaction
+                # open: end it, or the next write would join it and never commit.
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+        elif self._db.in_transaction:
+            # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR);
+            # a failing ROLLBACK must not hide the error that caused it.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")

@@ -10,6 +10,10 @@ the agent. paho callbacks only append to a deque that this same thread drains af
 A message not acknowledged within ``mqtt.ack_timeout_s`` while connected ends the connection:
 on the next one paho sends it again with DUP and its packet id; the outbox still holds it until
 a PUBACK. Delivery is at least once, consumers dedupe on ``event_id``.
+
+While the outbox cannot be written (disk full) the lane's retained status still goes out:
+``send_unstored`` keeps the newest payload per topic in memory and sends it once, after the
+outbox rows of the same turn. An ack or reject the store refuses is kept and tried again.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config import LaneConfig, MqttConfig
+from edge.errors import StorageError
 from edge.logs import worth_logging
 from edge.outbox import Outbox, OutboxRow
 from edge.topics import Topics
@@ -148,6 +153,9 @@ class Publisher:
         self._tokens_at = time.monotonic()
         self._last_refusal: str | None = None
         self._wake = threading.Event()
+        # topic -> (payload, retain): status the outbox could not store, sent once.
+        self._unstored: dict[str, tuple[bytes, bool]] = {}
+        self._unstored_lock = threading.Lock()
         # Liveness for the systemd watchdog: the owner thread stamps this every turn.
         self.heartbeat = time.monotonic()
         # Called on the owner thread with each PUBACK's latency (metrics histogram).
@@ -172,6 +180,17 @@ class Publisher:
     def wake(self) -> None:
         """New rows are in the outbox."""
         self._wake.set()
+
+    def send_unstored(self, topic: str, payload: bytes, *, retain: bool) -> None:
+        """Send this without the outbox (it cannot be written); the newest per topic wins."""
+        with self._unstored_lock:
+            self._unstored[topic] = (payload, retain)
+        self._wake.set()
+
+    def drop_unstored(self, topic: str) -> None:
+        """A newer message for ``topic`` is in the outbox: the unstored one is stale."""
+        with self._unstored_lock:
+            self._unstored.pop(topic, None)
 
     def stop(self, *, drain_s: float = 5.0, timeout_s: float = 10.0) -> None:
         """Send what is pending (up to ``drain_s``), then disconnect cleanly."""
@@ -253,8 +272,10 @@ class Publisher:
         self.stats.connected = False
 
     def _nothing_to_send(self) -> bool:
-        return not self._inflight and not self.outbox.next_batch(
-            limit=1, exclude=self._inflight_rows, backlog_budget=1
+        return (
+            not self._inflight
+            and not self._unstored
+            and not self.outbox.next_batch(limit=1, exclude=self._inflight_rows, backlog_budget=1)
         )
 
     def _try_connect(self) -> None:
@@ -362,7 +383,10 @@ class Publisher:
             self.stats.rejected += 1
             reason = f"broker rejected the publish: {rc} (0x{rc.value:02x})"
             log.error("outbox row %d %s; kept as rejected", row_id, reason)
-            self.outbox.reject(row_id, rc.value, reason)
+            try:
+                self.outbox.reject(row_id, rc.value, reason)
+            except StorageError as exc:  # stays pending: sent again, refused again, kept then
+                log.error("outbox row %d not marked rejected: %s", row_id, exc)
             return
         self.stats.published += 1
         latency = time.monotonic() - sent_at
@@ -446,13 +470,26 @@ class Publisher:
             self._inflight_rows.add(row.id)
         if rows:
             self._wake.set()
+        self._send_unstored()
+
+    def _send_unstored(self) -> None:
+        with self._unstored_lock:
+            if not self._unstored:
+                return
+            unstored, self._unstored = self._unstored, {}
+        for topic, (payload, retain) in unstored.items():
+            # QoS 1 without an outbox row: paho resends it within this connection only.
+            self.client.publish(topic, payload, qos=1, retain=retain)
 
     def _refuse_row(self, row: OutboxRow, reason: str) -> None:
         self.stats.rejected += 1
         log.error(
             "outbox row %d (%s on %r) %s; kept as rejected", row.id, row.kind, row.topic, reason
         )
-        self.outbox.reject(row.id, None, reason)
+        try:
+            self.outbox.reject(row.id, None, reason)
+        except StorageError as exc:  # stays pending; tried again, refused again, kept then
+            log.error("outbox row %d not marked rejected: %s", row.id, exc)
 
     def _properties(self, row: OutboxRow) -> Properties | None:
         """MQTT 5 properties a row needs: correlation data and expiry (replies, telemetry).
@@ -498,7 +535,13 @@ class Publisher:
             # While a crossing is being committed (fsync), keep sending rather than wait for
             # the store; past a bound (the excluded ids grow) wait after all.
             wait = force or len(self._acked) >= ACK_WAIT_ROWS
-            if self.outbox.ack(self._acked, wait=wait) is None:
+            try:
+                if self.outbox.ack(self._acked, wait=wait) is None:
+                    return
+            except StorageError:
+                # The store refuses the delete (disk full): the rows stay excluded, so they
+                # are not sent again, and the delete is tried with the next flush.
+                self._acked_since = time.monotonic()
                 return
             self._inflight_rows.difference_update(self._acked)
             self._acked = []

@@ -72,8 +72,10 @@ def contract_topics() -> list[TopicSpec]:
             1,
             False,
             "publish",
-            "Crossing events: new -> update* -> end per vehicle. Dedupe on event_id; "
-            "lane_seq is contiguous per lane, boot_seq tells restarts from loss.",
+            "Crossing events: new -> update* -> end per vehicle, exactly one end for every "
+            "new (a crossing a crash left open is ended on the next start with end_reason "
+            "interrupted). Dedupe on event_id; lane_seq is contiguous per lane, boot_seq tells "
+            "restarts from loss.",
         ),
         TopicSpec(
             "status",
@@ -83,7 +85,8 @@ def contract_topics() -> list[TopicSpec]:
             True,
             "publish",
             "Lane availability: online on every connect, stopped on a clean stop, "
-            "offline from the broker (Last Will).",
+            "offline from the broker (Last Will). Lane alarms ride along: storage.full / "
+            "storage.error while the outbox cannot be written (crossings are held in memory).",
         ),
         TopicSpec(
             "device-status",

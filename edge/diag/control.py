@@ -154,6 +154,7 @@ class ControlServer:
                 "last_error": publisher.stats.last_error if publisher else None,
             },
             "outbox": {"path": str(agent.outbox.path), **stats.as_dict()},
+            "storage": agent.storage_state(),
             "devices": [
                 device_report(name, driver.kind, driver.health()).model_dump()
                 for name, driver in self._drivers().items()

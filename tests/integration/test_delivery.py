@@ -114,10 +114,16 @@ def test_agent_killed_mid_burst_restarts_without_a_gap(broker: LocalBroker, tmp_
         first.kill()
         killed_at = stats(config).last_lane_seq
         assert killed_at < 6000, "the burst ended before the kill"
+        outbox = open_outbox(load_config(config), read_only=True)
+        try:  # a crossing the kill left open is ended on restart (end_reason interrupted)
+            left_open = [json.loads(p)["crossing_id"] for p in outbox.unfinished_crossings()]
+        finally:
+            outbox.close()
+        assert len(left_open) <= 1
 
         config.write_text(config.read_text().replace("vehicles: 3000", "vehicles: 20"))
         with Agent(config) as second:
-            expected = killed_at + 40
+            expected = killed_at + len(left_open) + 40
             wait_until(lambda: stats(config).last_lane_seq == expected, 60, "restart produced")
             wait_until(lambda: stats(config).pending_crossings == 0, 60, "outbox drained")
             wait_until(
@@ -131,5 +137,8 @@ def test_agent_killed_mid_burst_restarts_without_a_gap(broker: LocalBroker, tmp_
         boots = {int(e["lane_seq"]): int(e["boot_seq"]) for e in events}
         assert boots[1] == 1
         assert boots[expected] == 2, "events made after the restart carry the new boot_seq"
+        interrupted = [e for e in events if e.get("end_reason") == "interrupted"]
+        assert [e["crossing_id"] for e in interrupted] == left_open
+        assert all(int(e["lane_seq"]) == killed_at + 1 for e in interrupted)  # type: ignore[call-overload]
     finally:
         consumer.close()
