@@ -78,6 +78,15 @@ COVERAGE_WORDS = {
     "thermal": "no thermal scan",
     "laneio": "no loop presence",
 }
+# What a device that was not UP during a crossing still delivered for it: the note then says
+# so, instead of "not weighed" beside a stable weight.
+DELIVERED_WORDS = {
+    "rpm": "radiation-screened all the same",
+    "weighbridge": "weighed all the same",
+    "anpr": "plate read all the same",
+    "thermal": "thermal scan taken all the same",
+    "laneio": "loop presence seen all the same",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,16 +795,34 @@ class Correlator:
                 )
             )
             words = COVERAGE_WORDS.get(device.device_class, "sensor unavailable")
-            if state != SensorState.UP:
+            why = f" ({reason})" if reason else ""
+            if state != SensorState.UP and self._delivered(opened, device_id, device.device_class):
                 notes.append(
-                    f"{words}: {device_id} {state.value}" + (f" ({reason})" if reason else "")
+                    f"{device_id} {state.value} during this crossing{why}; "
+                    f"{DELIVERED_WORDS.get(device.device_class, 'its reading used')}"
                 )
+            elif state != SensorState.UP:
+                notes.append(f"{words}: {device_id} {state.value}{why}")
             elif final and device.device_class in SCREENING and device_id not in opened.saw:
                 # Up, yet silent about this vehicle: say so rather than leave a gap unexplained.
                 notes.append(f"{words}: {device_id} {SCREENING[device.device_class]}")
         if final and not opened.plates:
             notes.append("unidentified: no plate read")
         return Coverage(sensors=sensors, notes=notes)
+
+    @staticmethod
+    def _delivered(opened: _Open, device_id: str, device_class: str) -> bool:
+        """The device gave this vehicle what it is there for (a weight, a screening ...)."""
+        record = opened.record
+        if device_class == "weighbridge":
+            return record.weight is not None
+        if device_class == "rpm":
+            return record.radiation is not None
+        if device_class == "thermal":
+            return record.thermal is not None
+        if device_class == "anpr":
+            return any(o.camera == device_id for obs in opened.plates.values() for o in obs)
+        return device_id in opened.saw
 
     def _alarms(self, opened: _Open, record: CrossingRecord, *, final: bool) -> list[Alarm]:
         alarms = []

@@ -129,3 +129,34 @@ def test_a_hot_truck_queueing_in_view_does_not_become_the_empty_lane(tmp_path: P
     (end,) = _crossings(tmp_path, steps)
     sensors = {s.device: s.saw_vehicle for s in end.coverage.sensors}
     assert sensors["thermal"] is True
+
+
+def test_a_scale_degraded_during_a_weighed_crossing_is_not_called_not_weighed(
+    tmp_path: Path,
+) -> None:
+    """Issue 24 item 5: the note says what happened to this vehicle."""
+    steps: list[dict[str, Any]] = [
+        {"t": 0.0, "io": {"entry_loop": True}},
+        {"t": 0.5, "weight": {"gross_kg": 18650, "stable": True}},
+        {"t": 1.0, "health": {"device": "scale", "state": "DEGRADED", "reason": "garbage"}},
+        {"t": 2.0, "io": {"entry_loop": False}},
+        {"t": 2.5, "weight": {"gross_kg": 0, "stable": True}},
+        {"t": 8.0, "tick": True},
+    ]
+    (crossing,) = _crossings(tmp_path, steps)
+    assert crossing.weight is not None and crossing.weight.gross_kg == 18650
+    notes = crossing.coverage.notes
+    assert not any(n.startswith("not weighed") for n in notes), notes
+    assert "scale DEGRADED during this crossing (garbage); weighed all the same" in notes
+
+
+def test_a_scale_degraded_and_no_weight_is_not_weighed(tmp_path: Path) -> None:
+    steps: list[dict[str, Any]] = [
+        {"t": 0.0, "health": {"device": "scale", "state": "DEGRADED", "reason": "garbage"}},
+        {"t": 0.1, "io": {"entry_loop": True}},
+        {"t": 2.0, "io": {"entry_loop": False}},
+        {"t": 8.0, "tick": True},
+    ]
+    (crossing,) = _crossings(tmp_path, steps)
+    assert crossing.weight is None
+    assert "not weighed: scale DEGRADED (garbage)" in crossing.coverage.notes
