@@ -33,6 +33,9 @@ system-deps:
 	@# openssl makes the broker certificates of the TLS diag test (tests/diag/test_tls.py).
 	@command -v openssl >/dev/null 2>&1 \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openssl)
+	@# initdb/pg_ctl start the register's private PostgreSQL (tests/site, edge/site/localdb.py).
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql)
 
 demo: venv system-deps
 	$(BIN)/lane demo
