@@ -66,6 +66,7 @@ class IngestStats:
     gaps_closed: int = 0
     replay_requests: int = 0
     database_failures: int = 0
+    evidence_failures: int = 0
     connections: int = 0
 
     def add(self, counts: StoreCounts) -> None:
@@ -97,7 +98,7 @@ class Ingest:
         self._writer: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._register: Register | None = None
-        self._db_down_since: float | None = None
+        self._held_since: float | None = None
         self.client = self._make_client()
 
     # --- MQTT (paho thread) ---------------------------------------------------------------
@@ -128,6 +129,7 @@ class Ingest:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(
@@ -148,6 +150,20 @@ class Ingest:
         # Subscribing again is harmless when the session was kept, and needed when it was not.
         client.subscribe([(topic, 1) for topic in self.intake.subscriptions()])
         self._connected.set()
+
+    def _on_subscribe(
+        self, _c: object, _u: object, _mid: int, reasons: list[Any], _p: object
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error(
+                "the site broker refused %d of %d subscriptions: %s",
+                len(refused),
+                len(reasons),
+                ", ".join(sorted({str(r) for r in refused})),
+            )
+        else:
+            log.info("subscribed to %d topics of %d lanes", len(reasons), len(self.intake.lanes))
 
     def _on_disconnect(self, _c: object, _u: object, _f: object, reason: Any, _p: object) -> None:
         with self._ack_lock:
@@ -247,11 +263,15 @@ class Ingest:
             return self._register
         return self._open_database()
 
+    def _hold(self, reason: str) -> None:
+        """One error line when storing starts failing, not one per retry."""
+        if self._held_since is None:
+            self._held_since = time.monotonic()
+            log.error("%s; holding acknowledgements, retrying", reason)
+
     def _drop_database(self, exc: Exception) -> None:
         self.stats.database_failures += 1
-        if self._db_down_since is None:
-            self._db_down_since = time.monotonic()
-            log.error("PostgreSQL unavailable, holding acknowledgements: %s", str(exc).strip())
+        self._hold(f"PostgreSQL unavailable: {str(exc).strip()}")
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -259,13 +279,13 @@ class Ingest:
                 log.debug("closing the broken connection failed", exc_info=True)
         self._conn = self._register = None
 
-    def _database_back(self) -> None:
-        if self._db_down_since is not None:
+    def _resume(self) -> None:
+        if self._held_since is not None:
             log.warning(
-                "PostgreSQL back after %.1f s; storing and acknowledging again",
-                time.monotonic() - self._db_down_since,
+                "storing again after %.1f s; acknowledging again",
+                time.monotonic() - self._held_since,
             )
-            self._db_down_since = None
+            self._held_since = None
 
     def _write_loop(self) -> None:
         next_round = time.monotonic() + REPLAY_ROUND_S
@@ -299,10 +319,13 @@ class Ingest:
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop_database(exc)
+            except OSError as exc:
+                self.stats.evidence_failures += 1
+                self._hold(f"evidence store {self.config.evidence.dir} unwritable: {exc}")
             if self._stop.wait(delay * random.uniform(0.5, 1.0)):
                 return  # stopping with the database down: unacknowledged, sent again later
             delay = min(self.config.database.reconnect_max_s, delay * 2)
-        self._database_back()
+        self._resume()
         self.stats.committed += len(batch)
         self.stats.add(counts)
         self._ack(batch)

@@ -175,7 +175,8 @@ class Register:
 
     def store(self, items: list[Item]) -> StoreCounts:
         """Store a batch in one transaction (each item in a savepoint). Raises
-        psycopg.OperationalError when the database is unreachable: nothing was committed."""
+        psycopg.OperationalError when the database is unreachable and OSError when the
+        evidence directory cannot be written: then nothing was committed."""
         counts = StoreCounts()
         seen: set[LaneAddress] = set()
         with self.conn.transaction():
@@ -185,11 +186,19 @@ class Register:
                 try:
                     with self.conn.transaction():
                         self._store_one(item, counts)
-                except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+                except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
+                    raise  # the database or the evidence disk, not the message: retried
+                except psycopg.Error as exc:
                     # The message, not the database, is at fault: keep it aside with why.
                     log.warning("message on %s refused by PostgreSQL: %s", _topic(item), exc)
                     with self.conn.transaction():
-                        self._quarantine_refused(item, exc)
+                        self._quarantine_refused(item, "unstorable", exc)
+                    counts.quarantined += 1
+                except Exception as exc:
+                    # A bug met by this message must not stop the stream behind it.
+                    log.exception("storing a message on %s failed", _topic(item))
+                    with self.conn.transaction():
+                        self._quarantine_refused(item, "internal", exc)
                     counts.quarantined += 1
             for lane in seen:
                 self.conn.execute(
@@ -230,7 +239,7 @@ class Register:
             ),
         )
 
-    def _quarantine_refused(self, item: Item, exc: Exception) -> None:
+    def _quarantine_refused(self, item: Item, code: str, exc: Exception) -> None:
         import hashlib
         import json
 
@@ -246,8 +255,9 @@ class Register:
             Rejected(
                 _topic(item),
                 lane,
-                "unstorable",
-                f"PostgreSQL refused it: {str(exc).strip()[:300]}",
+                code,
+                f"{'PostgreSQL refused it' if code == 'unstorable' else 'failed'}:"
+                f" {(str(exc).strip() or repr(exc))[:300]}",
                 payload,
                 event_id,
                 hashlib.sha256(payload).hexdigest(),

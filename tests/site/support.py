@@ -71,6 +71,13 @@ class IngestProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_subscribed(self, count: int = 1, timeout_s: float = 60) -> None:
+        """Until the ingest's ``count``-th confirmed subscription: before, a lane's events on
+        a new session would not reach it."""
+        wait_until(
+            lambda: self.output().count("subscribed to") >= count, timeout_s, "ingest subscribed"
+        )
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

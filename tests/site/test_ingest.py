@@ -55,7 +55,7 @@ def test_duplicates_are_no_ops_and_a_conflicting_event_id_is_flagged(
     config = write_config(tmp_path, broker.port, dsn)
     lane = PlayedLane(broker.port)
     with IngestProcess(config) as ingest:
-        wait_until(lambda: scalar(dsn, "SELECT count(*) FROM lanes") == 1, 60, "ingest ready")
+        ingest.wait_subscribed()
         crossing = "c-0001"
         first = crossing_event(1, crossing_id=crossing, gross_kg=18_250.0)
         end = crossing_event(
@@ -100,7 +100,7 @@ def test_malformed_and_oversized_events_are_quarantined_and_never_block(
     config = write_config(tmp_path, broker.port, dsn, "limits:\n  max_event_bytes: 4096\n")
     lane = PlayedLane(broker.port)
     with IngestProcess(config) as ingest:
-        wait_until(lambda: scalar(dsn, "SELECT count(*) FROM lanes") == 1, 60, "ingest ready")
+        ingest.wait_subscribed()
         lane.publish("crossing", b"\xff{not json")
         lane.publish("crossing", {**crossing_event(1), "padding": "x" * 5000})
         no_seq = crossing_event(1)
@@ -165,7 +165,7 @@ def test_gap_asked_for_again_with_backoff_and_not_kept_recorded_as_loss(
     )
     lane = PlayedLane(broker.port)
     with IngestProcess(config) as ingest:
-        wait_until(lambda: scalar(dsn, "SELECT count(*) FROM lanes") == 1, 60, "ingest ready")
+        ingest.wait_subscribed()
         for seq in (1, 2, 5, 6):
             lane.publish("crossing", crossing_event(seq))
         wait_until(lambda: events(dsn) == 4, 30, "4 events")
@@ -226,7 +226,7 @@ def test_evidence_is_content_addressed_and_checked_against_the_end_event(
         },
     ]
     with IngestProcess(config) as ingest:
-        wait_until(lambda: scalar(dsn, "SELECT count(*) FROM lanes") == 1, 60, "ingest ready")
+        ingest.wait_subscribed()
         lane.publish("crossing", crossing_event(1, crossing_id="c-ev", plate="01 A 123 BC"))
         lane.publish(
             "crossing",
@@ -275,5 +275,29 @@ def test_evidence_is_content_addressed_and_checked_against_the_end_event(
         assert "no crossing matches" in lane_cli(
             "ingest", "query", "--config", str(config), "--plate", "NOPE1"
         )
+        assert ingest.stop() == 0, ingest.output()[-4000:]
+    lane.close()
+
+
+def test_an_unwritable_evidence_store_holds_acknowledgements_until_it_is_back(
+    tmp_path: Path, broker: LocalBroker, dsn: str
+) -> None:
+    config = write_config(tmp_path, broker.port, dsn)
+    blocker = tmp_path / "evidence"
+    blocker.write_text("a file where the evidence directory should be")
+    lane = PlayedLane(broker.port)
+    frame = b"\xff\xd8frame\xff\xd9"
+    with IngestProcess(config) as ingest:
+        ingest.wait_subscribed()
+        lane.publish("evidence/c1/front-frame.jpg", frame)
+        lane.publish("crossing", crossing_event(1, crossing_id="c1"))
+        wait_until(lambda: "holding acknowledgements" in ingest.output(), 30, "noticed")
+        assert events(dsn) == 0  # nothing stored past it, nothing acknowledged
+        blocker.unlink()
+        wait_until(lambda: events(dsn) == 1, 30, "the event stored")
+        sha = hashlib.sha256(frame).hexdigest()
+        assert query(dsn, "SELECT received_sha256, state FROM evidence") == [(sha, "unreferenced")]
+        assert (blocker / sha[:2] / sha).read_bytes() == frame
+        assert ingest.output().count("holding acknowledgements") == 1  # one line an outage
         assert ingest.stop() == 0, ingest.output()[-4000:]
     lane.close()
