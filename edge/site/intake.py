@@ -170,6 +170,11 @@ def content_sha256(body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259 §6); Python's parser would take them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
@@ -262,7 +267,7 @@ class Intake:
                 payload,
             )
         try:
-            body = json.loads(payload)
+            body = json.loads(payload, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             return self._reject(topic, lane, "not_json", f"not JSON: {exc}"[:300], payload)
         if not isinstance(body, dict):

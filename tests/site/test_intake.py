@@ -49,6 +49,8 @@ def test_a_valid_event_is_read_and_historical_does_not_change_its_content() -> N
         ("border/KZ-TEST/T1/crossing", b"x" * 5000, "oversized"),
         ("border/KZ-TEST/T1/crossing", b"{", "not_json"),
         ("border/KZ-TEST/T1/crossing", b"[" * 4000, "not_json"),
+        ("border/KZ-TEST/T1/crossing", b'{"lane_seq": NaN}', "not_json"),
+        ("border/KZ-TEST/T1/crossing", b'{"lane_seq": -Infinity}', "not_json"),
         ("border/KZ-TEST/T1/crossing", b'"text"', "invalid"),
         ("border/KZ-TEST/T1/crossing", b'{"schema": "lane.crossing/2"}', "wrong_schema"),
         ("border/KZ-TEST/T1/status", b'{"schema": "lane.status/1"}', "invalid"),
