@@ -36,6 +36,9 @@ system-deps:
 	@# initdb/pg_ctl start the register's private PostgreSQL (tests/site, edge/site/localdb.py).
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql)
+	@# nats-server runs the JetStream cluster of the forwarding tests (tests/site/test_forward.py).
+	@command -v nats-server >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nats-server)
 
 demo: venv system-deps
 	$(BIN)/lane demo

@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     query.add_argument("--json", action="store_true", help="one JSON object a line")
     query.set_defaults(func=cmd_query)
 
+    forward = commands.add_parser("forward", help="committed events -> NATS JetStream")
+    forward.add_argument("--config", "-c", type=Path, required=True, help="ingest config (YAML)")
+    forward.set_defaults(func=cmd_forward)
+
 
 def _when(text: str) -> datetime:
     try:
@@ -72,11 +76,12 @@ def _read(args: argparse.Namespace, work: Any) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from edge.site.register import lane_report
+    from edge.site.register import forward_report, lane_report
 
     lanes = _read(args, lane_report)
+    forwards = _read(args, forward_report)
     if args.json:
-        print(json.dumps({"lanes": lanes}))
+        print(json.dumps({"lanes": lanes, "forward": forwards}))
         return 0
     print(
         f"{'lane':<20} {'last seen':<25} {'lane_seq':>9} {'boot':>5} {'open gaps':>9}"
@@ -89,6 +94,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" {lane['open_gaps']:>9} {lane['missing']:>8} {lane['gaps_repaired']:>8}"
             f" {lane['lost']:>6} {lane['quarantined']:>6} {lane['flags']:>5}"
             f"  {lane['status'] or '-'}"
+        )
+    for target in forwards:
+        print(
+            f"forward {target['target']}: {target['forwarded']} forwarded,"
+            f" {target['behind']} waiting, {target['duplicates']} already there"
         )
     return 0
 
@@ -119,4 +129,26 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     if not rows and not args.json:
         print("no crossing matches")
+    return 0
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.errors import ConfigError, ConfigProblem
+    from edge.site.forward import Forwarder
+
+    config = _config(args)
+    if config.forward is None:
+        raise ConfigError([ConfigProblem(str(args.config), None, None, "forward", "missing")])
+    forwarder = Forwarder(config)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await forwarder.run(stop)
+
+    asyncio.run(_main())
     return 0

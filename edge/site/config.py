@@ -132,6 +132,32 @@ class ReplayConfig(StrictModel):
         return self
 
 
+NatsToken = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class ForwardConfig(StrictModel):
+    """The national tier: committed crossing events republished to NATS JetStream."""
+
+    servers: list[Annotated[str, Field(pattern=r"^(nats|tls)://[^\s]+$")]] = Field(
+        min_length=1, description="Every node of the JetStream cluster, e.g. nats://10.1.0.1:4222."
+    )
+    stream: NatsToken = "CROSSINGS"
+    subject_prefix: NatsToken = Field(
+        "crossings", description="Subjects are <prefix>.<checkpoint>.<lane>."
+    )
+    replicas: int = Field(3, ge=1, le=5, description="Copies of each message in the cluster.")
+    duplicate_window_s: int = Field(
+        7200,
+        ge=60,
+        description="JetStream drops a message whose Nats-Msg-Id (the event_id) it stored this "
+        "recently: a batch sent again after a fault is stored once.",
+    )
+    batch: int = Field(256, ge=1, le=10_000, description="Events in flight at once.")
+    ack_timeout_s: float = Field(5.0, gt=0, description="A publish not acknowledged is retried.")
+    username: str | None = None
+    password: SecretRef | None = None
+
+
 class IngestConfig(StrictModel):
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     topic_prefix: str = Field("border", description="The lanes' mqtt.topic_prefix.")
@@ -140,6 +166,7 @@ class IngestConfig(StrictModel):
     evidence: EvidenceConfig
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    forward: ForwardConfig | None = Field(None, description="`lane ingest forward`; off if absent.")
 
     _source: str = PrivateAttr(default="<memory>")
 
@@ -155,6 +182,11 @@ class IngestConfig(StrictModel):
         ids = [c.id for c in self.checkpoints]
         if len(set(ids)) != len(ids):
             raise ValueError("a checkpoint is listed twice")
+        if self.forward is not None:
+            dotted = [f"{c}/{lane}" for c, lane in self.lanes() if "." in c + lane]
+            if dotted:
+                # A dot separates NATS subject tokens: the subject would name another lane.
+                raise ValueError(f"forward: ids with a dot cannot be NATS subjects: {dotted}")
         return self
 
     @property
@@ -172,6 +204,8 @@ class IngestConfig(StrictModel):
             found.append(("broker.tls.key_password", self.broker.tls.key_password))
         if self.database.password is not None:
             found.append(("database.password", self.database.password))
+        if self.forward is not None and self.forward.password is not None:
+            found.append(("forward.password", self.forward.password))
         return found
 
 

@@ -778,6 +778,26 @@ def find_crossings(
     return [{k: _plain(v) for k, v in row.items()} for row in rows]
 
 
+def forward_report(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Per forward target: where its cursor is and how many committed events wait."""
+    rows = conn.execute(
+        "SELECT f.target, f.commit_seq, f.forwarded, f.duplicates, f.updated_at,"
+        " (SELECT count(*) FROM events e WHERE e.commit_seq > f.commit_seq) FROM forward_cursor f"
+        " ORDER BY f.target"
+    ).fetchall()
+    return [
+        {
+            "target": target,
+            "commit_seq": seq,
+            "forwarded": forwarded,
+            "duplicates": duplicates,
+            "updated_at": _plain(updated),
+            "behind": behind,
+        }
+        for target, seq, forwarded, duplicates, updated, behind in rows
+    ]
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready: times as ISO 8601 UTC, decimals as numbers."""
     if isinstance(value, datetime):

@@ -108,6 +108,11 @@ def query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         return []
 
 
+def execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> None:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.encode(), params)  # type: ignore[call-overload]
+
+
 def scalar(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     rows = query(dsn, sql, params)
     return rows[0][0] if rows else None
