@@ -345,7 +345,7 @@ class Ingest:
         lane = request.lane
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.intake.reply_topic(lane)
-        props.CorrelationData = request.correlation
+        props.CorrelationData = request.correlation(self.config.broker.client_id)
         # A request not delivered before the next one is due is stale: let the broker drop it.
         props.MessageExpiryInterval = max(1, int(self.config.replay.max_interval_s))
         body = f'{{"from_seq":{request.from_seq},"to_seq":{request.to_seq}}}'

@@ -67,6 +67,7 @@ class CrossingHeader(_Lenient):
     plates: list[PlateSummary] = Field(default_factory=list, max_length=16)
     weight: WeightSummary | None = None
     alarms: list[AlarmSummary] = Field(default_factory=list, max_length=64)
+    overview: list[EvidenceRef] = Field(default_factory=list, max_length=16)
 
 
 class LaneStatusHeader(_Lenient):
@@ -113,6 +114,11 @@ class CrossingItem:
     def plates(self) -> list[str]:
         return [normalise_plate(p.text) for p in self.header.plates]
 
+    @property
+    def evidence(self) -> list[EvidenceRef]:
+        """Every evidence file the event names: each plate's, and the overview pictures."""
+        return [ref for p in self.header.plates for ref in p.evidence] + list(self.header.overview)
+
 
 @dataclass(frozen=True, slots=True)
 class LaneStatusItem:
@@ -146,6 +152,14 @@ class ReplyItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Ignored:
+    """Not for this register (another client's command reply): acknowledged, not stored."""
+
+    topic: str
+    lane: LaneAddress
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     topic: str
     lane: LaneAddress | None
@@ -156,7 +170,9 @@ class Rejected:
     sha256: str = field(default="")
 
 
-Item = CrossingItem | LaneStatusItem | DeviceStatusItem | EvidenceItem | ReplyItem | Rejected
+Item = (
+    CrossingItem | LaneStatusItem | DeviceStatusItem | EvidenceItem | ReplyItem | Ignored | Rejected
+)
 
 
 def normalise_plate(text: str) -> str:
@@ -206,8 +222,14 @@ class Intake:
         return f"{self.prefix}/{lane.checkpoint}/{lane.lane}"
 
     def reply_topic(self, lane: LaneAddress) -> str:
-        """Where a lane answers this register's cmd/replay (MQTT 5 Response Topic)."""
-        return f"{self.base(lane)}/cmd/replay/reply/{self.client_id}"
+        """Where a lane answers this register's cmd/replay (MQTT 5 Response Topic): the lane's
+        own reply topic, the only one the site ACL lets it publish replies on. Other clients'
+        replies arrive there too; the correlation data tells this register's apart."""
+        return f"{self.base(lane)}/cmd/replay/reply"
+
+    @property
+    def correlation_prefix(self) -> bytes:
+        return f"{self.client_id}:".encode()
 
     def subscriptions(self) -> list[str]:
         topics = []
@@ -358,8 +380,8 @@ class Intake:
     def _reply(
         self, topic: str, lane: LaneAddress, payload: bytes, correlation: bytes | None
     ) -> Item:
-        if not correlation:
-            return self._reject(topic, lane, "invalid", "a reply without correlation data", payload)
+        if not correlation or not correlation.startswith(self.correlation_prefix):
+            return Ignored(topic, lane)
         body = self._json(topic, lane, payload)
         if isinstance(body, Rejected):
             return body

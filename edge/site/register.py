@@ -96,15 +96,15 @@ class ReplayRequest:
     from_seq: int
     to_seq: int
 
-    @property
-    def correlation(self) -> bytes:
-        return f"gap:{self.gap_id}:{self.from_seq}:{self.to_seq}".encode()
+    def correlation(self, client_id: str) -> bytes:
+        """MQTT 5 Correlation Data: which register, which gap, which range."""
+        return f"{client_id}:gap:{self.gap_id}:{self.from_seq}:{self.to_seq}".encode()
 
 
-def parse_correlation(data: bytes) -> tuple[int, int, int] | None:
+def parse_correlation(data: bytes, client_id: str) -> tuple[int, int, int] | None:
     try:
-        kind, gap, first, last = data.decode("ascii").split(":")
-        if kind == "gap":
+        owner, kind, gap, first, last = data.decode("ascii").rsplit(":", 4)
+        if owner == client_id and kind == "gap":
             return int(gap), int(first), int(last)
     except ValueError:
         pass
@@ -221,6 +221,7 @@ class Register:
             self._device_status(item)
         elif isinstance(item, ReplyItem):
             self._reply(item, counts)
+        # Ignored: another client's reply, nothing to store
 
     def _quarantine(self, item: Rejected) -> None:
         self.conn.execute(
@@ -339,15 +340,14 @@ class Register:
         )
         self._upsert_crossing(item)
         if h.type == "end":
-            for plate in h.plates:
-                for ref in plate.evidence:
-                    self.conn.execute(
-                        "INSERT INTO evidence (crossing_id, file, checkpoint, lane, kind,"
-                        " expected_sha256) VALUES (%s, %s, %s, %s, %s, %s)"
-                        " ON CONFLICT (crossing_id, file) DO UPDATE"
-                        " SET expected_sha256 = EXCLUDED.expected_sha256, kind = EXCLUDED.kind",
-                        (h.crossing_id, ref.file, lane.checkpoint, lane.lane, ref.kind, ref.sha256),
-                    )
+            for ref in item.evidence:
+                self.conn.execute(
+                    "INSERT INTO evidence (crossing_id, file, checkpoint, lane, kind,"
+                    " expected_sha256) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (crossing_id, file) DO UPDATE"
+                    " SET expected_sha256 = EXCLUDED.expected_sha256, kind = EXCLUDED.kind",
+                    (h.crossing_id, ref.file, lane.checkpoint, lane.lane, ref.kind, ref.sha256),
+                )
 
     def _track(
         self,
@@ -590,7 +590,7 @@ class Register:
         )
 
     def _reply(self, item: ReplyItem, counts: StoreCounts) -> None:
-        parsed = parse_correlation(item.correlation)
+        parsed = parse_correlation(item.correlation, self.config.broker.client_id)
         if parsed is None:
             return  # not one of ours
         gap_id, first, last = parsed

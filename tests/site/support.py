@@ -129,6 +129,7 @@ def crossing_event(
     gross_kg: float | None = None,
     alarms: list[str] | None = None,
     evidence: list[dict[str, str]] | None = None,
+    overview: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A valid lane.crossing/1 event, built by the contract's own model."""
     now = datetime.now(UTC)
@@ -159,6 +160,8 @@ def crossing_event(
                 "evidence": evidence or [],
             }
         ]
+    if overview:
+        body["overview"] = overview
     if gross_kg is not None:
         body["weight"] = {"gross_kg": gross_kg, "stable": True, "device": "wb1"}
     if alarms:

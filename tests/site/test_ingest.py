@@ -177,8 +177,10 @@ def test_gap_asked_for_again_with_backoff_and_not_kept_recorded_as_loss(
         (body, props), _again = lane.replay_requests()[:2]
         assert body == {"from_seq": 3, "to_seq": 4}
         assert props is not None
-        assert props.ResponseTopic == "border/KZ-TEST/T1/cmd/replay/reply/ingest-test"
+        assert props.ResponseTopic == "border/KZ-TEST/T1/cmd/replay/reply"  # the lane's own
         assert props.CorrelationData
+        # Someone else's reply on the same topic changes nothing.
+        lane.publish("cmd/replay/reply", b'{"command": "replay", "ok": true}')
         # The lane answers: 3 no longer kept, 4 sent again (and it arrives).
         lane.reply(
             props,
@@ -225,6 +227,7 @@ def test_evidence_is_content_addressed_and_checked_against_the_end_event(
             "sha256": hashlib.sha256(crop).hexdigest(),
         },
     ]
+    overview = {"kind": "overview", "file": "overview-scene.jpg", "sha256": "ab" * 32}
     with IngestProcess(config) as ingest:
         ingest.wait_subscribed()
         lane.publish("crossing", crossing_event(1, crossing_id="c-ev", plate="01 A 123 BC"))
@@ -238,6 +241,7 @@ def test_evidence_is_content_addressed_and_checked_against_the_end_event(
                 gross_kg=38_120.0,
                 alarms=["thermal.hot_brakes"],
                 evidence=refs,
+                overview=[overview],
             ),
         )
         lane.publish("evidence/c-ev/front-frame.jpg", frame)
@@ -250,7 +254,11 @@ def test_evidence_is_content_addressed_and_checked_against_the_end_event(
             "two evidence files",
         )
         states = dict(query(dsn, "SELECT file, state FROM evidence"))
-        assert states == {"front-frame.jpg": "verified", "front-plate.jpg": "mismatch"}
+        assert states == {
+            "front-frame.jpg": "verified",
+            "front-plate.jpg": "mismatch",
+            "overview-scene.jpg": "missing",  # named by the end event, never arrived
+        }
         stored = tmp_path / "evidence" / refs[0]["sha256"][:2] / refs[0]["sha256"]
         assert stored.read_bytes() == frame
 
@@ -269,7 +277,7 @@ def test_evidence_is_content_addressed_and_checked_against_the_end_event(
             ["thermal.hot_brakes"],
             True,
         )
-        assert (row["evidence_verified"], row["evidence_unverified"]) == (1, 1)
+        assert (row["evidence_verified"], row["evidence_unverified"]) == (1, 2)
         text = lane_cli("ingest", "query", "--config", str(config), "--lane", "KZ-TEST/T1")
         assert "01A123BC" in text and "38,120 kg" in text and "thermal.hot_brakes" in text
         assert "no crossing matches" in lane_cli(

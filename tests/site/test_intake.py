@@ -11,6 +11,7 @@ from edge.site.config import parse_ingest_config
 from edge.site.intake import (
     CrossingItem,
     EvidenceItem,
+    Ignored,
     Intake,
     Rejected,
     ReplyItem,
@@ -18,6 +19,7 @@ from edge.site.intake import (
     not_kept_spans,
     spans,
 )
+from edge.site.register import parse_correlation
 from tests.site.support import crossing_event
 
 
@@ -56,11 +58,11 @@ def test_a_valid_event_is_read_and_historical_does_not_change_its_content() -> N
         ("border/KZ-TEST/T1/status", b'{"schema": "lane.status/1"}', "invalid"),
         ("border/KZ-TEST/T1/evidence/c1/..", b"jpeg", "invalid"),
         ("border/KZ-TEST/T1/evidence/c1/f.jpg", b"j" * 101, "oversized"),
-        ("border/KZ-TEST/T1/cmd/replay/reply/reg", b'{"command": "replay"}', "invalid"),
+        ("border/KZ-TEST/T1/cmd/replay/reply", b'{"command": "replay"}', "invalid"),
     ],
 )
 def test_bad_messages_are_rejected_with_a_reason(topic: str, payload: bytes, code: str) -> None:
-    item = intake().classify(topic, payload, b"gap:1:1:1")
+    item = intake().classify(topic, payload, b"reg:gap:1:1:1")
     assert isinstance(item, Rejected)
     assert item.reason_code == code, item.reason
     assert item.reason
@@ -79,12 +81,15 @@ def test_wrong_field_types_are_refused_not_coerced() -> None:
 def test_evidence_and_replies() -> None:
     item = intake().classify("border/KZ-TEST/T1/evidence/c1/front-frame.jpg", b"jpeg")
     assert isinstance(item, EvidenceItem) and item.file == "front-frame.jpg"
-    reply = intake().classify(
-        "border/KZ-TEST/T1/cmd/replay/reply/reg",
-        b'{"command": "replay", "ok": true, "result": {"not_kept": [[1, 4], [9, 30], "x"]}}',
-        b"gap:1:3:20",
-    )
+    body = b'{"command": "replay", "ok": true, "result": {"not_kept": [[1, 4], [9, 30], "x"]}}'
+    reply = intake().classify("border/KZ-TEST/T1/cmd/replay/reply", body, b"reg:gap:1:3:20")
     assert isinstance(reply, ReplyItem)
+    # Another client's replies share the lane's reply topic: not ours, not an error.
+    for other in (None, b"operator-7", b"other-reg:gap:1:3:20"):
+        item = intake().classify("border/KZ-TEST/T1/cmd/replay/reply", b"{", other)
+        assert isinstance(item, Ignored)
+    assert parse_correlation(b"reg:gap:1:3:20", "reg") == (1, 3, 20)
+    assert parse_correlation(b"reg:gap:1:3:20", "other") is None
     assert not_kept_spans(reply.header.result, 3, 20) == [(3, 4), (9, 20)]
     assert spans([5, 1, 2, 3, 7]) == [(1, 3), (5, 5), (7, 7)]
 
@@ -94,7 +99,7 @@ def test_subscriptions_cover_every_lane_topic_and_the_reply() -> None:
         "border", [("A", "1"), ("A", "2")], client_id="reg", max_event_bytes=1, max_evidence_bytes=1
     ).subscriptions()
     assert "border/A/2/crossing" in subs and "border/A/1/device/+/status" in subs
-    assert "border/A/1/cmd/replay/reply/reg" in subs and len(subs) == 10
+    assert "border/A/1/cmd/replay/reply" in subs and len(subs) == 10
 
 
 CONFIG = """\
