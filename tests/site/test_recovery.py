@@ -113,14 +113,22 @@ def test_postgresql_restart_under_a_stream_loses_nothing(tmp_path: Path) -> None
             assert contiguous(dsn) == (300, 300, 300)
             assert scalar(dsn, "SELECT count(*) FROM gaps") == 0  # nothing acked and lost
             assert "storing again after" in ingest.output()
-            # Killed now, restarted: whatever was still unacknowledged comes again, as a no-op.
+            # The database down again, and the ingest killed while it holds messages it could
+            # not store: had it acknowledged any before the commit, the broker would not send
+            # them again and they would be missing now.
+            database.stop("immediate")
+            for seq in range(301, 401):
+                lane.publish("crossing", crossing_event(seq))
+            wait_until(
+                lambda: ingest.output().count("PostgreSQL unavailable") >= 2, 60, "noticed again"
+            )
             ingest.kill()
+            database.start()
             with IngestProcess(config) as again:
-                for seq in range(301, 311):
-                    lane.publish("crossing", crossing_event(seq))
-                wait_until(lambda: contiguous(dsn)[0] == 310, 60, "310 stored")
+                wait_until(lambda: contiguous(dsn)[0] == 400, 90, "all 400 stored")
                 assert again.stop() == 0, again.output()[-4000:]
-            assert contiguous(dsn) == (310, 310, 310)
+            assert contiguous(dsn) == (400, 400, 400)
+            assert scalar(dsn, "SELECT count(*) FROM gaps") == 0
     finally:
         lane.close()
         broker.stop()
