@@ -54,6 +54,21 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     if args.config is None:
         raise ConfigError([ConfigProblem("command line", None, None, "--config", "required")])
+    for module, package in (("psycopg", "psycopg"), ("nats", "nats-py")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "installation",
+                        None,
+                        None,
+                        "",
+                        f"{package} is missing: pip install 'lane-agent[site]'",
+                    )
+                ]
+            ) from None
     return load_ingest_config(args.config)
 
 
