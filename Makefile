@@ -51,7 +51,7 @@ test: venv system-deps lint
 
 # The quick tier (under a minute): pure tests, no broker, no device, no agent process.
 FAST_TESTS := tests/unit tests/fusion tests/drivers/test_codecs.py tests/recognition/test_grammar.py \
-  tests/recognition/test_region.py
+  tests/recognition/test_region.py tests/site/test_intake.py
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(FAST_TESTS)
 
