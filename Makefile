@@ -33,6 +33,12 @@ system-deps:
 	@# openssl makes the broker certificates of the TLS diag test (tests/diag/test_tls.py).
 	@command -v openssl >/dev/null 2>&1 \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openssl)
+	@# initdb/pg_ctl start the register's private PostgreSQL (tests/site, edge/site/localdb.py).
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql)
+	@# nats-server runs the JetStream cluster of the forwarding tests (tests/site/test_forward.py).
+	@command -v nats-server >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nats-server)
 
 demo: venv system-deps
 	$(BIN)/lane demo
@@ -45,7 +51,7 @@ test: venv system-deps lint
 
 # The quick tier (under a minute): pure tests, no broker, no device, no agent process.
 FAST_TESTS := tests/unit tests/fusion tests/drivers/test_codecs.py tests/recognition/test_grammar.py \
-  tests/recognition/test_region.py
+  tests/recognition/test_region.py tests/site/test_intake.py
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(FAST_TESTS)
 

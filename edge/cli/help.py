@@ -41,6 +41,19 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "lane broker certs --site site.yaml --out /etc/mosquitto/lane-agent --group mosquitto",
         "lane broker certs --site site.yaml --out DIR --renew   # reissue everything",
     ),
+    "ingest": (
+        "lane ingest --config /etc/lane-agent/ingest.yaml",
+        "lane --log-level DEBUG ingest -c F   # every gap, request and reply in the log",
+    ),
+    "ingest status": (
+        "lane ingest status --config /etc/lane-agent/ingest.yaml",
+        "lane ingest status -c F --json",
+    ),
+    "ingest query": (
+        "lane ingest query --config /etc/lane-agent/ingest.yaml --plate 01A123BC",
+        "lane ingest query -c F --lane KZ-01/T1 --since 2026-12-01T06:00Z --json",
+    ),
+    "ingest forward": ("lane ingest forward --config /etc/lane-agent/ingest.yaml",),
     "recognize": (
         "lane recognize snapshot.jpg",
         "lane recognize --samples   # self-test with the plates shipped in the package",
