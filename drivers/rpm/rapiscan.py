@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drivers.codec import CodecFault, RawHistory
+from drivers.codec import CodecFault, FeedResult, RawHistory
 
 MAX_LINE = 60
 COUNT_TYPES = {"GB", "GH", "GL", "NB", "NH", "GS", "GA", "NS", "NA"}
@@ -86,35 +86,52 @@ class RapiscanParser:
         self.history = RawHistory(history)
         self._buf = bytearray()
         self._discarding = False
+        # Lines that are neither data nor faults, counted so that a peer sending only
+        # these can be told apart from a silent one (health says which).
+        self.blank_lines = 0
+        self.ignored_lines = 0
 
     def feed(self, data: bytes) -> list[RpmLine | CodecFault]:
         self._buf.extend(data)
-        out: list[RpmLine | CodecFault] = []
+        out: FeedResult[RpmLine] = FeedResult()
+        buf = self._buf
         while True:
-            nl = self._buf.find(b"\n")
+            if buf[:1] in (b"\n", b"\r"):
+                # A run of blank lines (a flood of CR/LF) is skipped in one C-level step,
+                # not one Python iteration per line.
+                rest = len(buf.lstrip(b"\r\n"))
+                run = len(buf) - rest
+                if self._discarding and buf.find(b"\n", 0, run) >= 0:
+                    self._discarding = False
+                self.blank_lines += buf.count(b"\n", 0, run)
+                del buf[:run]
+                continue
+            nl = buf.find(b"\n")
             if nl < 0:
-                if len(self._buf) > MAX_LINE + 2:
-                    raw = bytes(self._buf)
-                    self._buf.clear()
+                if len(buf) > MAX_LINE + 2:
+                    raw = bytes(buf)
+                    buf.clear()
                     self.history.add(raw)
                     if not self._discarding:
-                        out.append(CodecFault("framing", "line too long", raw[:MAX_LINE]))
+                        out.fault("framing", "line too long", raw[:MAX_LINE])
                     self._discarding = True
                 break
-            raw = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
+            raw = bytes(buf[:nl])
+            del buf[: nl + 1]
             self.history.add(raw)
             if self._discarding:
                 self._discarding = False
                 continue
             raw = raw.rstrip(b"\r")
             if len(raw) > MAX_LINE:
-                out.append(CodecFault("framing", "line too long", raw[:MAX_LINE]))
+                out.fault("framing", "line too long", raw[:MAX_LINE])
                 continue
             decoded = decode_line(raw)
-            if decoded is not None:
-                out.append(decoded)
-        return out
+            if decoded is None:
+                self.ignored_lines += 1
+            else:
+                out.add(decoded)
+        return out.result()
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.codec import CodecFault, RawHistory
+from drivers.codec import CodecFault, FeedResult, RawHistory
 
 MAX_LINE = 80
 _UNITS_TO_KG = {"kg": 1.0, "g": 0.001, "t": 1000.0, "lb": 0.45359237, "mg": 1e-6}
@@ -84,16 +84,28 @@ class SicsParser:
 
     def feed(self, data: bytes) -> list[SicsReply | CodecFault]:
         self._buf.extend(data)
-        out: list[SicsReply | CodecFault] = []
+        out: FeedResult[SicsReply] = FeedResult()
+        buf = self._buf
         while True:
-            nl = self._buf.find(b"\n")
+            if buf[:1] in (b"\n", b"\r"):
+                # A run of empty lines is one coalesced fault, found in one C-level step.
+                run = len(buf) - len(buf.lstrip(b"\r\n"))
+                lines = buf.count(b"\n", 0, run)
+                if self._discarding and lines:
+                    self._discarding = False
+                    lines -= 1
+                del buf[:run]
+                if lines:
+                    out.fault("framing", "empty line", b"\r\n", count=lines)
+                continue
+            nl = buf.find(b"\n")
             if nl < 0:
                 if len(self._buf) > MAX_LINE:
                     raw = bytes(self._buf)
                     self._buf.clear()
                     self.history.add(raw)
                     if not self._discarding:
-                        out.append(CodecFault("framing", "line too long", raw[:MAX_LINE]))
+                        out.fault("framing", "line too long", raw[:MAX_LINE])
                     self._discarding = True
                 break
             line = bytes(self._buf[: nl + 1])
@@ -103,7 +115,7 @@ class SicsParser:
                 self._discarding = False
                 continue
             if len(line) > MAX_LINE:
-                out.append(CodecFault("framing", "line too long", line[:MAX_LINE]))
+                out.fault("framing", "line too long", line[:MAX_LINE])
                 continue
-            out.append(decode_line(line))
-        return out
+            out.add(decode_line(line))
+        return out.result()

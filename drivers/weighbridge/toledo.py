@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.codec import CodecFault, RawHistory
+from drivers.codec import CodecFault, FeedResult, RawHistory
 
 STX = 0x02
 CR = 0x0D
@@ -18,6 +18,7 @@ LB_TO_KG = 0.45359237
 # SWA bits 0-2: position of the decimal point, as a multiplier of the 6 displayed digits.
 _DECIMAL_FACTOR = {0: 100.0, 1: 10.0, 2: 1.0, 3: 0.1, 4: 0.01, 5: 0.001, 6: 0.0001, 7: 0.00001}
 _INCREMENT = {1: 1, 2: 2, 3: 5}
+_SEVEN_BITS = bytes(b & 0x7F for b in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +118,30 @@ class ToledoParser:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[ToledoFrame | CodecFault]:
-        self._buf.extend(b & 0x7F for b in data)
-        out: list[ToledoFrame | CodecFault] = []
+        self._buf.extend(data.translate(_SEVEN_BITS))
+        out: FeedResult[ToledoFrame] = FeedResult()
         while True:
             start = self._buf.find(STX)
             if start < 0:
                 if self._buf:
-                    out.append(self._skip(len(self._buf), "garbage", "bytes outside a frame"))
+                    self._skip(out, len(self._buf), "garbage", "bytes outside a frame")
                 break
             if start > 0:
-                out.append(self._skip(start, "garbage", "bytes before STX"))
+                self._skip(out, start, "garbage", "bytes before STX")
                 continue
+            if self._buf[1:2] == b"\x02":
+                # A run of STX: each but the last is a frame cut short by the next one.
+                # Skipped in one step (an STX flood is not one Python iteration per byte).
+                run = len(self._buf) - len(self._buf.lstrip(b"\x02"))
+                if run > 1:
+                    self._skip(out, run - 1, "truncated", "frame cut short by a new STX",
+                               count=run - 1)  # fmt: skip
+                    continue
             if len(self._buf) < self.frame_len:
                 # A new STX inside a short tail means the tail was truncated.
                 nxt = self._buf.find(STX, 1)
                 if nxt > 0:
-                    out.append(self._skip(nxt, "truncated", "frame cut short by a new STX"))
+                    self._skip(out, nxt, "truncated", "frame cut short by a new STX")
                     continue
                 break
             candidate = bytes(self._buf[: self.frame_len])
@@ -146,14 +155,14 @@ class ToledoParser:
                     kind, message = "truncated", "frame cut short by a new STX"
                 elif kind == "checksum":
                     cut = self.frame_len
-                out.append(self._skip(cut, kind, message))
+                self._skip(out, cut, kind, message)
                 continue
             del self._buf[: self.frame_len]
             self.history.add(candidate)
-            out.append(decode(candidate))
+            out.frame(decode(candidate))
         if len(self._buf) > self.MAX_BUFFER:
-            out.append(self._skip(len(self._buf), "garbage", "buffer overflow"))
-        return out
+            self._skip(out, len(self._buf), "garbage", "buffer overflow")
+        return out.result()
 
     def _validate(self, frame: bytes) -> tuple[str, str] | None:
         if frame[16] != CR:
@@ -164,11 +173,13 @@ class ToledoParser:
             return ("checksum", f"checksum {frame[17]:02X} != {checksum(frame[:17]):02X}")
         return None
 
-    def _skip(self, n: int, kind: str, message: str) -> CodecFault:
+    def _skip(
+        self, out: FeedResult[ToledoFrame], n: int, kind: str, message: str, *, count: int = 1
+    ) -> None:
         raw = bytes(self._buf[:n])
         del self._buf[:n]
         self.history.add(raw)
-        return CodecFault(kind, message, raw)
+        out.fault(kind, message, raw, count=count)
 
 
 def format_for_division(division: float) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.codec import CodecFault, RawHistory
+from drivers.codec import CodecFault, FeedResult, RawHistory
 
 STX = 0x02
 ETX = 0x03
@@ -100,30 +100,36 @@ class XkParser:
 
     def feed(self, data: bytes) -> list[XkFrame | CodecFault]:
         self._buf.extend(data)
-        out: list[XkFrame | CodecFault] = []
+        out: FeedResult[XkFrame] = FeedResult()
         while self._buf:
             start = self._buf.find(STX)
             if start < 0:
-                out.append(self._skip(len(self._buf), "garbage", "bytes outside a frame"))
+                self._skip(out, len(self._buf), "garbage", "bytes outside a frame")
                 break
             if start > 0:
-                out.append(self._skip(start, "garbage", "bytes before STX"))
+                self._skip(out, start, "garbage", "bytes before STX")
+                continue
+            if self._buf[1:2] == b"\x02":
+                # A run of STX: each but the last is a frame cut short by the next one.
+                run = len(self._buf) - len(self._buf.lstrip(b"\x02"))
+                self._skip(out, run - 1, "truncated", "frame cut short by a new STX",
+                           count=run - 1)  # fmt: skip
                 continue
             end = self._buf.find(ETX, 1, self.MAX_FRAME)
             nxt = self._buf.find(STX, 1, self.MAX_FRAME)
             if nxt > 0 and (end < 0 or nxt < end):
-                out.append(self._skip(nxt, "truncated", "frame cut short by a new STX"))
+                self._skip(out, nxt, "truncated", "frame cut short by a new STX")
                 continue
             if end < 0:
                 if len(self._buf) >= self.MAX_FRAME:
-                    out.append(self._skip(self.MAX_FRAME, "framing", "no ETX"))
+                    self._skip(out, self.MAX_FRAME, "framing", "no ETX")
                     continue
                 break
             frame = bytes(self._buf[: end + 1])
             del self._buf[: end + 1]
             self.history.add(frame)
-            out.append(self._decode(frame))
-        return out
+            out.add(self._decode(frame))
+        return out.result()
 
     def _decode(self, frame: bytes) -> XkFrame | CodecFault:
         body, xor = frame[1:-3], frame[-3:-1]
@@ -144,8 +150,10 @@ class XkParser:
         weight, decimals = decoded
         return XkFrame(weight, decimals, address, command, frame)
 
-    def _skip(self, n: int, kind: str, message: str) -> CodecFault:
+    def _skip(
+        self, out: FeedResult[XkFrame], n: int, kind: str, message: str, *, count: int = 1
+    ) -> None:
         raw = bytes(self._buf[:n])
         del self._buf[:n]
         self.history.add(raw)
-        return CodecFault(kind, message, raw)
+        out.fault(kind, message, raw, count=count)
