@@ -3,8 +3,21 @@
 A driver is opened once and then keeps itself connected: a supervisor task connects,
 runs a session that pushes typed readings into a bounded queue, and on a transient error
 reconnects with capped exponential backoff. Health is UP (connected, no recent fault),
-DEGRADED (connected, but faults within ``degraded_hold_s``) or DOWN (not connected). A
-device going down is logged once, and once when it returns, never once per retry.
+DEGRADED (connected, but faults within ``degraded_hold_s``, or no *useful* reading for
+``stale_after_s``) or DOWN (not connected). A device going down is logged once, and once
+when it returns, never once per retry; faults are logged at most once per
+:data:`FAULT_LOG_INTERVAL_S` per device, as a summary of their counts.
+
+Health counts useful readings, not bytes: a peer that sends only blank lines, ignored line
+types or garbage is alive on the wire but delivers nothing. A kind that sets
+``stale_after_s`` is DEGRADED after that long without a useful reading and, through
+``_check_useful()`` in its session, DOWN (a reconnect) after twice that.
+
+One device must not starve the others on the one event loop: sessions call
+``await self._paced(started)`` after each chunk of reading work. It always yields to the
+loop, and once a device's work exceeds ``work_share`` of the loop over about a second, it
+pauses that device's reading (the kernel's buffers then push back on the peer) and counts
+a ``flood`` fault.
 
 Subclasses implement ``_connect``, ``_session`` and ``_disconnect``; ``_session`` calls
 ``_emit`` for readings and ``_fault`` for faults it survives (bad frames), and raises a
@@ -27,13 +40,15 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, SecretStr
 
 from drivers.codec import printable
-from drivers.errors import DriverError
+from drivers.errors import DriverError, DriverProtocolError
 from drivers.readings import Reading
 
 log = logging.getLogger("drivers")
 
 CANCEL_ATTEMPTS = 10
 CANCEL_WAIT_S = 0.5
+FAULT_LOG_INTERVAL_S = 30.0
+WORK_WINDOW_S = 1.0
 
 
 class HealthState(StrEnum):
@@ -75,6 +90,30 @@ class Probe:
 _CLOSED = object()
 
 
+class WorkShare:
+    """A leaky bucket of loop time: how long one device's reading work may hold the loop.
+
+    Work drains at ``share`` seconds per second; up to ``share * window_s`` may pile up (a
+    burst). Past that, :meth:`spend` answers how long to pause so that the device's
+    average stays at ``share`` of the loop.
+    """
+
+    def __init__(self, share: float, *, window_s: float = WORK_WINDOW_S) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("work_share must be in (0, 1]")
+        self.share = share
+        self.burst_s = share * window_s
+        self._debt = 0.0
+        self._at = time.monotonic()
+
+    def spend(self, seconds: float) -> float:
+        now = time.monotonic()
+        self._debt = max(0.0, self._debt - (now - self._at) * self.share) + max(0.0, seconds)
+        self._at = now
+        excess = self._debt - self.burst_s
+        return excess / self.share if excess > 0 else 0.0
+
+
 def _redacted(options: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in options:
@@ -103,6 +142,7 @@ class Driver(ABC):
         backoff_max_s: float = 10.0,
         degraded_hold_s: float | None = None,
         queue_size: int = 512,
+        work_share: float = 0.25,
     ) -> None:
         self.device_id = device_id
         self.options = options
@@ -126,6 +166,20 @@ class Driver(ABC):
         self._reconnects = 0
         self._stopped = asyncio.Event()
         self._last_values: list[str] = []
+        self._last_useful_mono = time.monotonic()
+        self._work = WorkShare(work_share)
+        self.throttled_s = 0.0
+        self._fault_log_at: float | None = None
+        self._faults_unlogged: Counter[str] = Counter()
+
+    @property
+    def stale_after_s(self) -> float | None:
+        """No useful reading for this long: DEGRADED (and DOWN at twice it). None: no rule.
+
+        A kind opts in by overriding this with the longest normal gap between its useful
+        readings (a poll period plus the reply timeout, an RPM's background interval).
+        """
+        return None
 
     # -- public interface --------------------------------------------------------------
 
@@ -163,8 +217,13 @@ class Driver(ABC):
 
     def health(self) -> Health:
         now = time.monotonic()
+        last_error = self._last_error
+        stale = self._stale_for(now)
         if not self._connected:
             state = HealthState.DOWN
+        elif stale is not None:
+            state = HealthState.DEGRADED
+            last_error = self._stale_reason(stale)
         elif (
             self._last_fault_mono is not None and now - self._last_fault_mono < self.degraded_hold_s
         ):
@@ -175,7 +234,7 @@ class Driver(ABC):
         return Health(
             state=state,
             connected=self._connected,
-            last_error=self._last_error,
+            last_error=last_error,
             faults=dict(self._faults),
             last_reading_age_s=age,
             readings=self._readings,
@@ -217,18 +276,81 @@ class Driver(ABC):
         if not self._connected:
             self._set_connected(True)
 
-    def _emit(self, reading: Reading) -> None:
+    def _emit(self, reading: Reading, *, useful: bool = True) -> None:
+        """Queue a reading; ``useful=False`` for one that says nothing about the measurement
+        (a status echo), so that it does not keep a device that measures nothing UP."""
         self._alive()
         self._readings += 1
         self._last_reading_mono = time.monotonic()
         self._last_values = [*self._last_values[-4:], _summary(reading)]
+        if useful:
+            self._useful()
         self._put(reading)
 
-    def _fault(self, kind: str, message: str) -> None:
-        """Count a fault the session survived (the device stays connected: DEGRADED)."""
-        self._faults[kind] += 1
-        self._last_fault_mono = time.monotonic()
-        self._last_error = f"{kind}: {message}"
+    def _useful(self) -> None:
+        """The device delivered a useful reading (also for one that is read, not emitted)."""
+        self._last_useful_mono = time.monotonic()
+
+    def _fault(self, kind: str, message: str, *, count: int = 1) -> None:
+        """Count a fault the session survived (the device stays connected: DEGRADED).
+
+        ``count`` > 1 for a coalesced run of codec faults. Logged at most once per
+        :data:`FAULT_LOG_INTERVAL_S`, with the counts since the last line.
+        """
+        self._faults[kind] += count
+        now = time.monotonic()
+        self._last_fault_mono = now
+        self._last_error = f"{kind}: {message}" + (f" (x{count})" if count > 1 else "")
+        self._faults_unlogged[kind] += count
+        if self._fault_log_at is None or now - self._fault_log_at >= FAULT_LOG_INTERVAL_S:
+            counts = ", ".join(f"{k} {n}" for k, n in self._faults_unlogged.most_common(5))
+            log.warning("device %s faults (%s); last: %s", self.device_id, counts,
+                        self._last_error)  # fmt: skip
+            self._fault_log_at = now
+            self._faults_unlogged.clear()
+
+    def _stale_for(self, now: float) -> float | None:
+        """Seconds since the last useful reading, when that is past ``stale_after_s``."""
+        limit = self.stale_after_s
+        if limit is None:
+            return None
+        age = now - self._last_useful_mono
+        return age if age > limit else None
+
+    def _stale_reason(self, age: float) -> str:
+        reason = f"stale: no useful reading for {age:.1f} s"
+        extra = self._stale_detail()
+        if extra:
+            reason += f" ({extra})"
+        if self._last_error and not self._last_error.startswith("stale:"):
+            reason += f"; last fault {self._last_error}"
+        return reason
+
+    def _stale_detail(self) -> str:
+        """What the device sent instead of useful readings (kinds say, e.g. blank lines)."""
+        return ""
+
+    def _check_useful(self) -> None:
+        """Raise (DOWN, reconnect) after twice ``stale_after_s`` without a useful reading."""
+        limit = self.stale_after_s
+        if limit is None:
+            return
+        age = time.monotonic() - self._last_useful_mono
+        if age > 2 * limit:
+            raise DriverProtocolError(self._stale_reason(age), raw_frames=self._raw_frames())
+
+    async def _paced(self, started: float) -> None:
+        """After a chunk of reading work begun at ``started`` (``time.perf_counter()``):
+        let the loop run the other devices, and pause this one while it is over its share."""
+        pause = self._work.spend(time.perf_counter() - started)
+        if pause <= 0:
+            await asyncio.sleep(0)
+            return
+        self.throttled_s += pause
+        self._fault(
+            "flood", f"input needs over {self._work.share:.0%} of the event loop; reading paused"
+        )
+        await asyncio.sleep(pause)
 
     # -- supervision -------------------------------------------------------------------
 
@@ -262,6 +384,7 @@ class Driver(ABC):
             try:
                 async with asyncio.timeout(max(self.timeout_s, 1.0) * 2):
                     await self._connect()
+                self._last_useful_mono = time.monotonic()  # each session gets its full time
                 # Not UP yet: an open port or socket says nothing about the device. The
                 # first valid reading (or _alive()) of the session marks it up.
                 await self._session()

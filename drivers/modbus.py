@@ -1,9 +1,12 @@
 """Shared Modbus client plumbing for Modbus drivers (pymodbus 3.x, TCP or RTU).
 
 A :class:`ModbusDriver` polls every ``poll_ms``. An exception reply means the device is
-alive but refusing: it is counted (DEGRADED) and, if it lasts longer than the device
-timeout, treated like silence (DOWN, reconnect). No reply within the timeout, or a
-dropped socket, is a transient error (DOWN, reconnect with backoff).
+alive but refusing: it is counted (DEGRADED). A poll is *useful* only when its values
+decode and are plausible (each driver's ``_poll`` says so by emitting, or calling
+``_useful()``); no useful poll for the device timeout plus a poll period is DEGRADED, for
+twice that DOWN (reconnect), whether the device answers exceptions, absurd values or
+nothing valid. No reply within the timeout, or a dropped socket, is a transient error
+(DOWN, reconnect with backoff).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from pydantic import Field
 from drivers.base import Driver
 from drivers.errors import (
     DriverConnectionError,
-    DriverProtocolError,
     DriverTimeoutError,
     MissingExtraError,
 )
@@ -38,10 +40,28 @@ class ModbusOptions(StrictOptions):
     word_order: WordOrder = Field("big", description="32-bit values: big = high word first.")
 
 
-class ModbusExceptionReply(Exception):
+class ModbusReplyError(Exception):
+    """A reply that came but cannot be used: counted as a fault, the session goes on."""
+
+    fault = "modbus_reply"
+
+
+class ModbusExceptionReply(ModbusReplyError):
+    fault = "modbus_exception"
+
     def __init__(self, code: int, what: str) -> None:
         super().__init__(f"Modbus exception {code:02d} reading {what}")
         self.code = code
+
+
+class ModbusShortReply(ModbusReplyError):
+    fault = "short_reply"
+
+
+def _enough(values: list[Any], count: int, what: str) -> list[Any]:
+    if len(values) < count:
+        raise ModbusShortReply(f"{len(values)} values in the reply to {what}, asked {count}")
+    return values[:count]
 
 
 def regs_to_f32(regs: list[int], order: WordOrder = "big") -> float:
@@ -80,8 +100,11 @@ class ModbusDriver(Driver):
     def __init__(self, device_id: str, options: ModbusOptions, **kwargs: Any) -> None:
         super().__init__(device_id, options, **kwargs)
         self.client: Any = None
-        self._last_good = time.monotonic()
         self.polls = 0
+
+    @property
+    def stale_after_s(self) -> float:
+        return self.timeout_s + self.options.poll_ms / 1000
 
     @property
     def endpoint(self) -> str:
@@ -110,7 +133,6 @@ class ModbusDriver(Driver):
             )
         if not await self.client.connect():
             raise DriverConnectionError(f"cannot connect to Modbus device at {self.endpoint}")
-        self._last_good = time.monotonic()
 
     async def _disconnect(self) -> None:
         if self.client is not None:
@@ -136,26 +158,24 @@ class ModbusDriver(Driver):
         return reply
 
     async def read_holding(self, address: int, count: int) -> list[int]:
-        reply = await self._call(
-            f"HR {address}+{count}", "read_holding_registers", address, count=count
-        )
-        return list(reply.registers)
+        what = f"HR {address}+{count}"
+        reply = await self._call(what, "read_holding_registers", address, count=count)
+        return _enough(list(reply.registers), count, what)
 
     async def read_input(self, address: int, count: int) -> list[int]:
-        reply = await self._call(
-            f"IR {address}+{count}", "read_input_registers", address, count=count
-        )
-        return list(reply.registers)
+        what = f"IR {address}+{count}"
+        reply = await self._call(what, "read_input_registers", address, count=count)
+        return _enough(list(reply.registers), count, what)
 
     async def read_discrete(self, address: int, count: int) -> list[bool]:
-        reply = await self._call(
-            f"DI {address}+{count}", "read_discrete_inputs", address, count=count
-        )
-        return list(reply.bits[:count])
+        what = f"DI {address}+{count}"
+        reply = await self._call(what, "read_discrete_inputs", address, count=count)
+        return _enough(list(reply.bits), count, what)
 
     async def read_coils(self, address: int, count: int) -> list[bool]:
-        reply = await self._call(f"coils {address}+{count}", "read_coils", address, count=count)
-        return list(reply.bits[:count])
+        what = f"coils {address}+{count}"
+        reply = await self._call(what, "read_coils", address, count=count)
+        return _enough(list(reply.bits), count, what)
 
     async def write_coil(self, address: int, value: bool) -> None:
         await self._call(f"coil {address}", "write_coil", address, value)
@@ -165,7 +185,8 @@ class ModbusDriver(Driver):
 
     @abstractmethod
     async def _poll(self) -> None:
-        """Read the device once and emit readings."""
+        """Read the device once; emit readings (or call ``_useful()``) when the values are
+        valid and plausible, count a fault when they are not."""
 
     async def _session(self) -> None:
         period = self.options.poll_ms / 1000
@@ -175,11 +196,7 @@ class ModbusDriver(Driver):
                 await self._poll()
                 self._alive()
                 self.polls += 1
-                self._last_good = time.monotonic()
-            except ModbusExceptionReply as exc:
-                self._fault("modbus_exception", str(exc))
-                if time.monotonic() - self._last_good > self.timeout_s:
-                    raise DriverProtocolError(
-                        f"only exception replies for {self.timeout_s * 1000:.0f} ms: {exc}"
-                    ) from exc
+            except ModbusReplyError as exc:
+                self._fault(exc.fault, str(exc))
+            self._check_useful()
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))

@@ -1,8 +1,11 @@
 """Byte links for drivers: pyserial URLs behind a reader thread, and asyncio TCP.
 
 pyserial is blocking, so each :class:`SerialLink` owns one reader thread that hands
-bytes to the event loop; the loop never blocks on the port. ``serial_for_url`` makes
-``/dev/ttyUSB0``, ``/dev/pts/N``, ``socket://host:port`` and ``rfc2217://`` all work.
+bytes to the event loop; the loop never blocks on the port. Both links hand over bounded
+chunks (:data:`CHUNK`), and the serial thread stops reading while :data:`MAX_QUEUED`
+chunks wait for the loop, so a flooding port fills its own buffers, not the agent's memory.
+``serial_for_url`` makes ``/dev/ttyUSB0``, ``/dev/pts/N``, ``socket://host:port`` and
+``rfc2217://`` all work.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from drivers.errors import DriverConnectionError, DriverTimeoutError
 
 _EOF = object()
+CHUNK = 1024
+MAX_QUEUED = 64
 
 
 class SerialLink:
@@ -61,12 +66,15 @@ class SerialLink:
         port, loop = self._port, self._loop
         assert loop is not None
         while not self._stop.is_set():
+            if self._queue.qsize() >= MAX_QUEUED:  # the loop is behind: push back on the port
+                self._stop.wait(0.01)
+                continue
             try:
                 data = port.read(1)
                 if data:
                     waiting = port.in_waiting
                     if waiting:
-                        data += port.read(min(waiting, 4096))
+                        data += port.read(min(waiting, CHUNK - 1))
             except Exception as exc:  # the port died (unplugged, TCP closed): report it
                 loop.call_soon_threadsafe(self._queue.put_nowait, exc)
                 return
@@ -131,11 +139,11 @@ class TcpLink:
                 f"cannot connect to {self.host}:{self.port}: {exc or 'timeout'}"
             ) from exc
 
-    async def read(self, timeout_s: float) -> bytes:
+    async def read(self, timeout_s: float, max_bytes: int = CHUNK) -> bytes:
         assert self._reader is not None
         try:
             async with asyncio.timeout(timeout_s):
-                data = await self._reader.read(4096)
+                data = await self._reader.read(max_bytes)
         except TimeoutError:
             raise DriverTimeoutError(
                 f"{self.host}:{self.port} silent for {timeout_s * 1000:.0f} ms"

@@ -99,6 +99,7 @@ class LaneIoDriver(ModbusDriver):
             high, low = await self.read_input(address, 2)
             counters[name] = (high << 16) | low
         now = time.monotonic()
+        self._useful()  # every poll reads the whole state, emitted or not (heartbeat)
         inputs = {name: bool(di[ch]) for name, ch in o.inputs.items()}
         outputs = {name: bool(do[ch]) for name, ch in o.outputs.items()}
         faults: dict[str, LoopFault] = {}

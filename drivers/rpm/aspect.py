@@ -3,7 +3,9 @@
 Monitor registers: FC03 at ``base`` (100) x 21, 32-bit values low word first. An
 occupancy lasts while any Occup input bit is set; it is emitted when they clear, with
 the object counter as its number. Unlike the reference driver, exceptions are never
-swallowed (stale data must not look live) and the poll loop sleeps.
+swallowed (stale data must not look live) and the poll loop sleeps. Counts and backgrounds
+outside the plausibility bounds (negative, not finite, above ``max_gamma_cps`` /
+``max_neutron_cps``) make the poll a fault: nothing from it reaches an occupancy.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from drivers.modbus import (
     regs_to_i32,
     regs_to_u32,
 )
+from drivers.options import RadiationBounds
 from drivers.readings import RpmCounts, RpmOccupancy, utc_now
 
 MONITOR_COUNT = 21
@@ -91,7 +94,7 @@ def encode_monitor(m: AspectMonitor, order: WordOrder = "little") -> list[int]:
     ]  # fmt: skip
 
 
-class AspectOptions(ModbusOptions):
+class AspectOptions(ModbusOptions, RadiationBounds):
     base: int = Field(100, ge=0, le=65000)
     word_order: WordOrder = "little"
     emit_counts: bool = False
@@ -117,9 +120,23 @@ class AspectDriver(ModbusDriver):
         self._open: _Open | None = None
         self._faults_seen: set[str] = set()
 
+    def _implausible(self, m: AspectMonitor) -> str | None:
+        o = self.options
+        return (
+            o.gamma_problem(m.gamma_count, "gamma count")
+            or o.gamma_problem(m.gamma_background, "gamma background")
+            or o.neutron_problem(m.neutron_count, "neutron count")
+            or o.neutron_problem(m.neutron_background, "neutron background")
+        )
+
     async def _poll(self) -> None:
         regs = await self.read_holding(self.options.base, MONITOR_COUNT)
         m = decode_monitor(regs, self.options.word_order)
+        problem = self._implausible(m)
+        if problem is not None:
+            self._fault("implausible", problem)
+            return
+        self._useful()
         now = utc_now()
         faults = {name for bit, name in INPUT_FAULTS.items() if m.inputs & bit}
         for prefix, status in (("gamma", m.gamma_status), ("neutron", m.neutron_status)):

@@ -2,10 +2,14 @@
 
 Background lines arrive every 5 s when the lane is empty, so a socket that stays silent
 longer than the device timeout (set it above 5 s in production) is a fault: reconnect.
+Only count lines (and occupancies) are useful readings: a peer that sends blank lines,
+ignored line types or garbage for the device timeout is DEGRADED, for twice that DOWN.
+Counts outside the configured plausibility bounds are faults, never fed to an occupancy.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -13,13 +17,13 @@ from pydantic import Field
 
 from drivers.base import Driver
 from drivers.codec import CodecFault
-from drivers.options import StrictOptions
+from drivers.options import RadiationBounds
 from drivers.readings import RpmCounts, RpmOccupancy, RpmStatus, utc_now
 from drivers.rpm import rapiscan
 from drivers.transport import TcpLink
 
 
-class RapiscanOptions(StrictOptions):
+class RapiscanOptions(RadiationBounds):
     host: str
     port: int = Field(1601, ge=1, le=65535)
     occupancy_timeout_s: float = Field(
@@ -40,6 +44,10 @@ class RapiscanDriver(Driver):
         self.setup: dict[str, tuple[str, ...]] = {}
         self.tamper = False
 
+    @property
+    def stale_after_s(self) -> float:
+        return self.timeout_s
+
     async def _connect(self) -> None:
         self.parser = rapiscan.RapiscanParser()
         await self.link.open(self.timeout_s)
@@ -53,11 +61,27 @@ class RapiscanDriver(Driver):
                 data = await self.link.read(self.timeout_s)
             finally:
                 self._tick()
+            started = time.perf_counter()
             for item in self.parser.feed(data):
                 if isinstance(item, CodecFault):
-                    self._fault(item.kind, item.message)
+                    self._fault(item.kind, item.message, count=item.count)
                 else:
                     self._line(item)
+            self._check_useful()
+            await self._paced(started)
+
+    def _stale_detail(self) -> str:
+        p = self.parser
+        return f"{p.blank_lines} blank and {p.ignored_lines} ignored lines this session"
+
+    def _implausible(self, line: rapiscan.RpmLine) -> str | None:
+        kind, o = line.type, self.options
+        if kind in {"GB", "GH", "GL", "GS", "GA"}:
+            per_second = rapiscan.GAMMA_SAMPLES_PER_SECOND if kind in {"GS", "GA"} else 1
+            return o.gamma_problem(line.total() * per_second, f"{kind} gamma")
+        if kind in {"NB", "NH", "NS", "NA"}:
+            return o.neutron_problem(line.total(), f"{kind} neutron")
+        return None
 
     def _tick(self) -> None:
         result = self.builder.tick(utc_now(), time.monotonic())
@@ -69,6 +93,12 @@ class RapiscanDriver(Driver):
         now, mono = utc_now(), time.monotonic()
         self._alive()
         kind = line.type
+        if kind in rapiscan.COUNT_TYPES:
+            problem = self._implausible(line)
+            if problem is not None:
+                self._fault("implausible", problem)
+                return
+            self._useful()
         if kind in rapiscan.SETUP_TYPES:
             self.setup[kind] = line.fields
         elif kind in {"TT", "TC"}:
@@ -77,7 +107,9 @@ class RapiscanDriver(Driver):
                 self._fault("tamper", "tamper switch set")
             if tamper != self.tamper:
                 self.tamper = tamper
-                self._emit(RpmStatus(device_id=self.device_id, tamper=tamper, detail=kind))
+                self._emit(
+                    RpmStatus(device_id=self.device_id, tamper=tamper, detail=kind), useful=False
+                )
         elif kind in rapiscan.FAULT_TYPES:
             self._fault("detector", rapiscan.FAULT_TYPES[kind])
         if kind == "GX" and not self.builder.occupied:
@@ -99,6 +131,12 @@ class RapiscanDriver(Driver):
             self._emit_occupancy(result)
 
     def _emit_occupancy(self, r: rapiscan.OccupancyResult) -> None:
+        # Count lines are bounded above, so an occupancy's numbers are too; a sigma that is
+        # still not finite (a background of 0 would be refused before) is dropped, loudly.
+        sigma = r.sigma
+        if sigma is not None and not math.isfinite(sigma):
+            self._fault("implausible", f"occupancy sigma {sigma}")
+            sigma = None
         self._emit(
             RpmOccupancy(
                 device_id=self.device_id,
@@ -110,7 +148,7 @@ class RapiscanDriver(Driver):
                 neutron_max=r.neutron_max,
                 gamma_background_cps=r.gamma_background_cps,
                 neutron_background=r.neutron_background,
-                sigma=r.sigma,
+                sigma=sigma,
                 gamma_alarm=r.gamma_alarm,
                 neutron_alarm=r.neutron_alarm,
                 samples=r.samples,

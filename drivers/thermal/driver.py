@@ -62,7 +62,9 @@ class ThermalModbusDriver(ModbusDriver):
         # camera with no valid region at all (NUC, detector fault), is a fault.
         was_valid = {r.index for r in self.last.regions if r.valid} if self.last else set()
         lost = [r.index for r in regions if not r.valid and r.index in was_valid]
-        if lost or not any(r.valid for r in regions):
+        any_valid = any(r.valid for r in regions)
+        if lost or not any_valid:
             self._fault("invalid_region", f"regions {lost or 'all'} not valid")
         self.last = ThermalRegions(device_id=self.device_id, regions=regions)
-        self._emit(self.last)
+        # A camera with no valid region measures nothing: stale (DEGRADED, then DOWN).
+        self._emit(self.last, useful=any_valid)

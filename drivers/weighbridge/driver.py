@@ -3,8 +3,10 @@
 Toledo and XK3190 ``tF=0`` stream frames; XK3190 ``tF=1`` and MT-SICS are polled. Every
 frame goes through :class:`StabilityFilter`; a weight is stable only when the indicator
 reports no motion and the last ``stable_frames`` frames agree within one division.
-A link that delivers no valid frame within the device timeout is a fault (reconnect),
-garbage and bad checksums in between are counted faults (DEGRADED).
+A link that delivers no valid frame within the device timeout is DEGRADED, within twice
+it DOWN (reconnect); garbage and bad checksums in between are counted faults (DEGRADED).
+A weight outside ``min_plausible_kg``..``max_plausible_kg`` (or not finite) is a fault,
+never a reading.
 """
 
 from __future__ import annotations
@@ -17,19 +19,15 @@ from pydantic import Field
 
 from drivers.base import Driver
 from drivers.codec import CodecFault
-from drivers.errors import (
-    DriverProtocolError,
-    DriverTimeoutError,
-    UnsupportedCommandError,
-)
-from drivers.options import SerialOptions
+from drivers.errors import DriverTimeoutError, UnsupportedCommandError
+from drivers.options import SerialOptions, WeightBounds
 from drivers.readings import WeightReading
 from drivers.transport import SerialLink
 from drivers.weighbridge import sics, toledo, xk3190
 from drivers.weighbridge.stability import StabilityFilter
 
 
-class ScaleOptions(SerialOptions):
+class ScaleOptions(SerialOptions, WeightBounds):
     stable_frames: int = Field(5, ge=1, le=100, description="N consecutive frames within 1 d")
     division_kg: float | None = Field(
         None, gt=0, description="Display division; Toledo frames carry it, others need it."
@@ -74,25 +72,24 @@ class _ScaleDriver(Driver):
             stopbits=options.stopbits,
         )
         self.filter = StabilityFilter(options.stable_frames, options.division_kg or 1.0)
-        self._last_valid = time.monotonic()
+
+    @property
+    def stale_after_s(self) -> float:
+        poll_ms = getattr(self.options, "poll_ms", 0)
+        return self.timeout_s + poll_ms / 1000
+
+    def _stale_detail(self) -> str:
+        return "no valid frame"
 
     async def _connect(self) -> None:
         await self.link.open()
         self.filter.reset()
-        self._last_valid = time.monotonic()
 
     async def _disconnect(self) -> None:
         await self.link.close()
 
     def _count(self, fault: CodecFault) -> None:
-        self._fault(fault.kind, fault.message)
-
-    def _check_alive(self) -> None:
-        """Bytes that never form a valid frame (wrong baud, 7E1 vs 8N1) are a dead link."""
-        if time.monotonic() - self._last_valid > self.timeout_s:
-            raise DriverProtocolError(
-                f"no valid frame in {self.timeout_s * 1000:.0f} ms", raw_frames=self._raw_frames()
-            )
+        self._fault(fault.kind, fault.message, count=fault.count)
 
     def _publish(
         self,
@@ -105,7 +102,11 @@ class _ScaleDriver(Driver):
         net_kg: float | None = None,
         tare_kg: float | None = None,
     ) -> None:
-        self._last_valid = time.monotonic()
+        problem = self.options.weight_problem(gross_kg)
+        if problem is not None:
+            self._fault("implausible", problem)
+            self.filter.reset()  # a stable run must not span an absurd frame
+            return
         capacity = self.options.capacity_kg
         overload = overload or (capacity is not None and gross_kg > capacity)
         division = division_kg or self.options.division_kg or self.filter.division_kg
@@ -146,6 +147,7 @@ class ToledoDriver(_ScaleDriver):
     async def _session(self) -> None:
         while True:
             data = await self.link.read(self.timeout_s)
+            started = time.perf_counter()
             for item in self.parser.feed(data):
                 if isinstance(item, CodecFault):
                     self._count(item)
@@ -161,7 +163,9 @@ class ToledoDriver(_ScaleDriver):
                     if item.net
                     else None,
                 )
-            self._check_alive()
+            # Bytes that never form a valid frame (wrong baud, 7E1 vs 8N1): a dead link.
+            self._check_useful()
+            await self._paced(started)
 
     def _raw_frames(self) -> tuple[bytes, ...]:
         return self.parser.history.frames()
@@ -209,8 +213,11 @@ class Xk3190Driver(_ScaleDriver):
     async def _session(self) -> None:
         if self.options.mode == "continuous":
             while True:
-                self._handle(self.parser.feed(await self.link.read(self.timeout_s)))
-                self._check_alive()
+                data = await self.link.read(self.timeout_s)
+                started = time.perf_counter()
+                self._handle(self.parser.feed(data))
+                self._check_useful()
+                await self._paced(started)
         request = xk3190.encode_command("gross", address=self.options.address)
         while True:
             self.link.drain_input()
@@ -222,8 +229,13 @@ class Xk3190Driver(_ScaleDriver):
                     raise DriverTimeoutError(
                         f"no reply to gross-weight request in {self.timeout_s * 1000:.0f} ms"
                     )
-                if self._handle(self.parser.feed(await self.link.read(remaining))):
+                data = await self.link.read(remaining)
+                started = time.perf_counter()
+                done = self._handle(self.parser.feed(data))
+                await self._paced(started)
+                if done:
                     break
+            self._check_useful()
             await asyncio.sleep(self.options.poll_ms / 1000)
 
     def _raw_frames(self) -> tuple[bytes, ...]:
@@ -261,13 +273,16 @@ class SicsDriver(_ScaleDriver):
                     raise DriverTimeoutError(
                         f"no reply to {command!r} in {timeout_s * 1000:.0f} ms"
                     )
-                for item in self.parser.feed(await self.link.read(remaining)):
+                data = await self.link.read(remaining)
+                started = time.perf_counter()
+                for item in self.parser.feed(data):
                     if isinstance(item, CodecFault):
                         self._count(item)
                     elif item.command in sics.ERROR_REPLIES or item.command == reply_to:
                         return item
                     else:
                         self._fault("unexpected", f"reply {item.command!r} to {command!r}")
+                await self._paced(started)
 
     async def _session(self) -> None:
         while True:
@@ -281,6 +296,7 @@ class SicsDriver(_ScaleDriver):
                 self._fault("not_executable", "SI not executable")
             else:
                 self._publish(reply.value_kg, motion=reply.status == "D")
+            self._check_useful()
             await asyncio.sleep(self.options.poll_ms / 1000)
 
     async def _identity(self) -> dict[str, Any]:

@@ -15,13 +15,14 @@ from pydantic import Field
 
 from drivers.errors import UnsupportedCommandError
 from drivers.modbus import ModbusDriver, ModbusOptions, i16, regs_to_f32, regs_to_i32, regs_to_u32
+from drivers.options import WeightBounds
 from drivers.readings import WeightReading
 from drivers.weighbridge.stability import StabilityFilter
 
 ValueType = Literal["int16", "uint16", "int32", "uint32", "float32"]
 
 
-class ModbusScaleOptions(ModbusOptions):
+class ModbusScaleOptions(ModbusOptions, WeightBounds):
     table: Literal["holding", "input"] = "holding"
     weight_address: int = Field(ge=0, le=65535)
     weight_type: ValueType = "int32"
@@ -77,6 +78,11 @@ class ModbusScaleDriver(ModbusDriver):
         gross *= o.scale
         if not math.isfinite(gross):
             self._fault("invalid_value", f"weight register holds {gross}")
+            self.filter.reset()
+            return
+        problem = o.weight_problem(gross)
+        if problem is not None:
+            self._fault("implausible", problem)
             self.filter.reset()
             return
         status = (await self._read(o.status_address, 1))[0] if o.status_address is not None else 0
