@@ -14,10 +14,10 @@ types or garbage is alive on the wire but delivers nothing. A kind that sets
 ``_check_useful()`` in its session, DOWN (a reconnect) after twice that.
 
 One device must not starve the others on the one event loop: sessions call
-``await self._paced(started)`` after each chunk of reading work. It always yields to the
-loop, and once a device's work exceeds ``work_share`` of the loop over about a second, it
-pauses that device's reading (the kernel's buffers then push back on the peer) and counts
-a ``flood`` fault.
+``await self._paced(started, size)`` after each chunk of reading work. It always yields to
+the loop, and once a device's parsing exceeds ``work_share`` of the loop, or its input
+``max_read_bytes_per_s``, averaged over about a second, it pauses that device's reading
+(the kernel's buffers then push back on the peer) and counts a ``flood`` fault.
 
 Subclasses implement ``_connect``, ``_session`` and ``_disconnect``; ``_session`` calls
 ``_emit`` for readings and ``_fault`` for faults it survives (bad frames), and raises a
@@ -90,28 +90,27 @@ class Probe:
 _CLOSED = object()
 
 
-class WorkShare:
-    """A leaky bucket of loop time: how long one device's reading work may hold the loop.
+class LeakyBucket:
+    """Spending that drains at ``rate`` per second, with a burst of ``rate * window_s``.
 
-    Work drains at ``share`` seconds per second; up to ``share * window_s`` may pile up (a
-    burst). Past that, :meth:`spend` answers how long to pause so that the device's
-    average stays at ``share`` of the loop.
+    :meth:`spend` answers how long to pause so that the average stays at ``rate``: used for
+    a device's loop time (seconds of work per second) and its bytes per second.
     """
 
-    def __init__(self, share: float, *, window_s: float = WORK_WINDOW_S) -> None:
-        if not 0 < share <= 1:
-            raise ValueError("work_share must be in (0, 1]")
-        self.share = share
-        self.burst_s = share * window_s
+    def __init__(self, rate: float, *, window_s: float = WORK_WINDOW_S) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = rate * window_s
         self._debt = 0.0
         self._at = time.monotonic()
 
-    def spend(self, seconds: float) -> float:
+    def spend(self, amount: float) -> float:
         now = time.monotonic()
-        self._debt = max(0.0, self._debt - (now - self._at) * self.share) + max(0.0, seconds)
+        self._debt = max(0.0, self._debt - (now - self._at) * self.rate) + max(0.0, amount)
         self._at = now
-        excess = self._debt - self.burst_s
-        return excess / self.share if excess > 0 else 0.0
+        excess = self._debt - self.burst
+        return excess / self.rate if excess > 0 else 0.0
 
 
 def _redacted(options: BaseModel) -> dict[str, Any]:
@@ -143,6 +142,7 @@ class Driver(ABC):
         degraded_hold_s: float | None = None,
         queue_size: int = 512,
         work_share: float = 0.25,
+        max_read_bytes_per_s: float = 65_536.0,
     ) -> None:
         self.device_id = device_id
         self.options = options
@@ -157,6 +157,7 @@ class Driver(ABC):
         self._connected = False
         self._down_since: float | None = None
         self._last_error: str | None = None
+        self._down_reason: str | None = None
         self._last_fault_mono: float | None = None
         self._last_reading_mono: float | None = None
         self._faults: Counter[str] = Counter()
@@ -167,7 +168,11 @@ class Driver(ABC):
         self._stopped = asyncio.Event()
         self._last_values: list[str] = []
         self._last_useful_mono = time.monotonic()
-        self._work = WorkShare(work_share)
+        if not 0 < work_share <= 1:
+            raise ValueError("work_share must be in (0, 1]")
+        self._work = LeakyBucket(work_share)
+        # 64 KiB/s is over five times a 115200-baud line: no real device needs more.
+        self._read_bytes = LeakyBucket(max_read_bytes_per_s)
         self.throttled_s = 0.0
         self._fault_log_at: float | None = None
         self._faults_unlogged: Counter[str] = Counter()
@@ -221,6 +226,9 @@ class Driver(ABC):
         stale = self._stale_for(now)
         if not self._connected:
             state = HealthState.DOWN
+            # Why it went down, not the noise of the attempts since (a reconnect to a peer
+            # that still sends garbage counts faults before it is ever UP).
+            last_error = self._down_reason or last_error
         elif stale is not None:
             state = HealthState.DEGRADED
             last_error = self._stale_reason(stale)
@@ -291,21 +299,24 @@ class Driver(ABC):
         """The device delivered a useful reading (also for one that is read, not emitted)."""
         self._last_useful_mono = time.monotonic()
 
-    def _fault(self, kind: str, message: str, *, count: int = 1) -> None:
+    def _fault(self, kind: str, message: str, *, count: int = 1, reason: bool = True) -> None:
         """Count a fault the session survived (the device stays connected: DEGRADED).
 
-        ``count`` > 1 for a coalesced run of codec faults. Logged at most once per
-        :data:`FAULT_LOG_INTERVAL_S`, with the counts since the last line.
+        ``count`` > 1 for a coalesced run of codec faults; ``reason=False`` counts it
+        without making it the ``last_error`` (a consequence, like pacing, that must not
+        hide its cause). Logged at most once per :data:`FAULT_LOG_INTERVAL_S`, with the
+        counts since the last line.
         """
         self._faults[kind] += count
         now = time.monotonic()
         self._last_fault_mono = now
-        self._last_error = f"{kind}: {message}" + (f" (x{count})" if count > 1 else "")
+        if reason:
+            self._last_error = f"{kind}: {message}" + (f" (x{count})" if count > 1 else "")
         self._faults_unlogged[kind] += count
         if self._fault_log_at is None or now - self._fault_log_at >= FAULT_LOG_INTERVAL_S:
             counts = ", ".join(f"{k} {n}" for k, n in self._faults_unlogged.most_common(5))
             log.warning("device %s faults (%s); last: %s", self.device_id, counts,
-                        self._last_error)  # fmt: skip
+                        f"{kind}: {message}")  # fmt: skip
             self._fault_log_at = now
             self._faults_unlogged.clear()
 
@@ -322,7 +333,7 @@ class Driver(ABC):
         extra = self._stale_detail()
         if extra:
             reason += f" ({extra})"
-        if self._last_error and not self._last_error.startswith("stale:"):
+        if self._last_error and "stale:" not in self._last_error:
             reason += f"; last fault {self._last_error}"
         return reason
 
@@ -339,16 +350,20 @@ class Driver(ABC):
         if age > 2 * limit:
             raise DriverProtocolError(self._stale_reason(age), raw_frames=self._raw_frames())
 
-    async def _paced(self, started: float) -> None:
-        """After a chunk of reading work begun at ``started`` (``time.perf_counter()``):
-        let the loop run the other devices, and pause this one while it is over its share."""
-        pause = self._work.spend(time.perf_counter() - started)
+    async def _paced(self, started: float, size: int) -> None:
+        """After parsing a chunk of ``size`` bytes begun at ``started`` (a
+        ``time.perf_counter()``): let the loop run the other devices, and pause this one
+        while it is over its share of loop time or bytes."""
+        pause = max(self._work.spend(time.perf_counter() - started), self._read_bytes.spend(size))
         if pause <= 0:
             await asyncio.sleep(0)
             return
         self.throttled_s += pause
         self._fault(
-            "flood", f"input needs over {self._work.share:.0%} of the event loop; reading paused"
+            "flood",
+            f"input over {self._read_bytes.rate / 1024:.0f} KiB/s or "
+            f"{self._work.rate:.0%} of the event loop; reading paused",
+            reason=False,
         )
         await asyncio.sleep(pause)
 
@@ -430,7 +445,7 @@ class Driver(ABC):
         self._faults[kind] += 1
         self._last_fault_mono = time.monotonic()
         message = str(error) or type(error).__name__
-        self._last_error = f"{kind}: {message}"
+        self._last_error = self._down_reason = f"{kind}: {message}"
         self._set_connected(False)
 
     def _set_connected(self, connected: bool) -> None:

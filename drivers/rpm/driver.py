@@ -68,7 +68,7 @@ class RapiscanDriver(Driver):
                 else:
                     self._line(item)
             self._check_useful()
-            await self._paced(started)
+            await self._paced(started, len(data))
 
     def _stale_detail(self) -> str:
         p = self.parser

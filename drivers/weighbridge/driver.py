@@ -165,7 +165,7 @@ class ToledoDriver(_ScaleDriver):
                 )
             # Bytes that never form a valid frame (wrong baud, 7E1 vs 8N1): a dead link.
             self._check_useful()
-            await self._paced(started)
+            await self._paced(started, len(data))
 
     def _raw_frames(self) -> tuple[bytes, ...]:
         return self.parser.history.frames()
@@ -217,7 +217,7 @@ class Xk3190Driver(_ScaleDriver):
                 started = time.perf_counter()
                 self._handle(self.parser.feed(data))
                 self._check_useful()
-                await self._paced(started)
+                await self._paced(started, len(data))
         request = xk3190.encode_command("gross", address=self.options.address)
         while True:
             self.link.drain_input()
@@ -232,7 +232,7 @@ class Xk3190Driver(_ScaleDriver):
                 data = await self.link.read(remaining)
                 started = time.perf_counter()
                 done = self._handle(self.parser.feed(data))
-                await self._paced(started)
+                await self._paced(started, len(data))
                 if done:
                     break
             self._check_useful()
@@ -282,7 +282,7 @@ class SicsDriver(_ScaleDriver):
                         return item
                     else:
                         self._fault("unexpected", f"reply {item.command!r} to {command!r}")
-                await self._paced(started)
+                await self._paced(started, len(data))
 
     async def _session(self) -> None:
         while True:
