@@ -19,7 +19,7 @@ from pydantic import Field
 
 from drivers.base import Driver
 from drivers.codec import CodecFault
-from drivers.errors import DriverTimeoutError, UnsupportedCommandError
+from drivers.errors import DriverProtocolError, DriverTimeoutError, UnsupportedCommandError
 from drivers.options import SerialOptions, WeightBounds
 from drivers.readings import WeightReading
 from drivers.transport import SerialLink
@@ -259,7 +259,11 @@ class SicsDriver(_ScaleDriver):
         await super()._connect()
 
     async def request(self, command: str, *, timeout_s: float | None = None) -> sics.SicsReply:
-        """Send one command and wait for its reply (``ES``/``ET``/``EL`` included)."""
+        """Send one command and wait for its reply (``ES``/``ET``/``EL`` included).
+
+        A garbled line in its place is counted and raises :class:`DriverProtocolError`
+        (the exchange is over: waiting on would only turn bad data into a timeout).
+        """
         timeout_s = timeout_s or self.timeout_s
         # SI is answered with an S line; other commands echo their own name.
         reply_to = "S" if command in {"S", "SI"} else command.split()[0]
@@ -275,18 +279,30 @@ class SicsDriver(_ScaleDriver):
                     )
                 data = await self.link.read(remaining)
                 started = time.perf_counter()
+                garbled: CodecFault | None = None
                 for item in self.parser.feed(data):
                     if isinstance(item, CodecFault):
                         self._count(item)
+                        garbled = item
                     elif item.command in sics.ERROR_REPLIES or item.command == reply_to:
                         return item
                     else:
                         self._fault("unexpected", f"reply {item.command!r} to {command!r}")
                 await self._paced(started, len(data))
+                if garbled is not None:
+                    raise DriverProtocolError(
+                        f"garbled reply to {command!r}: {garbled.kind}: {garbled.message}",
+                        raw_frames=self._raw_frames(),
+                    )
 
     async def _session(self) -> None:
         while True:
-            reply = await self.request("SI")
+            try:
+                reply = await self.request("SI")
+            except DriverProtocolError:  # counted; a scale that only garbles goes stale
+                self._check_useful()
+                await asyncio.sleep(self.options.poll_ms / 1000)
+                continue
             if reply.command in sics.ERROR_REPLIES:
                 self._fault("device_error", sics.ERROR_REPLIES[reply.command])
             elif reply.status in "+-":
