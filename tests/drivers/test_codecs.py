@@ -325,3 +325,51 @@ def test_fuzz_thermal_multipart(body: bytes, meta: dict[str, object]) -> None:
     for candidate in (parts, crafted):
         with contextlib.suppress(ValueError):
             decode_matrix(candidate)
+
+
+# --- Cheap fault paths (issue 22 #7) ------------------------------------------------------
+
+FLOODS = [b"\x02", b"\x00", b"\r\n", b"\n", b"XX,1\r\n", b"\xff", b"+", bytes(range(256))]
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+@pytest.mark.parametrize("unit", FLOODS, ids=lambda u: u[:6].hex())
+def test_a_flood_is_a_few_coalesced_faults_not_one_per_byte(name: str, unit: bytes) -> None:
+    make, good, frame_type = GOOD[name]
+    parser = make()
+    flood = unit * (65_536 // len(unit))
+    out = parser.feed(flood)
+    faults = [o for o in out if isinstance(o, CodecFault)]
+    # One object per run of a fault kind: a handful for 64 KiB, whatever the bytes.
+    assert len(out) <= 1 + len(flood) // 64, (len(out), out[:3])
+    assert all(f.count >= 1 and len(f.raw) <= 64 for f in faults)
+    # Still resynchronises: the next good frame decodes.
+    decoded = [o for o in parser.feed(good + good) if isinstance(o, frame_type)]
+    assert decoded
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.sampled_from(FLOODS) | st.binary(max_size=40), max_size=30))
+def test_fuzz_faults_are_coalesced_and_bounded(name: str, parts: list[bytes]) -> None:
+    make, good, frame_type = GOOD[name]
+    parser = make()
+    out = parser.feed(b"".join(parts) + good + good)
+    for a, b in itertools.pairwise(out):
+        assert not (isinstance(a, CodecFault) and isinstance(b, CodecFault) and a.kind == b.kind)
+    for o in out:
+        assert isinstance(o, frame_type | CodecFault)
+        if isinstance(o, CodecFault):
+            assert o.count >= 1 and len(o.raw) <= 64
+    assert [o for o in out if isinstance(o, frame_type)]
+
+
+def test_coalesced_fault_keeps_the_count_and_first_bytes() -> None:
+    out = toledo.ToledoParser().feed(b"\x02" * 1000 + TOLEDO_12340)
+    assert [type(o) for o in out] == [CodecFault, toledo.ToledoFrame]
+    assert out[0].kind == "truncated" and out[0].count == 1000 and out[0].raw == b"\x02" * 64  # type: ignore[union-attr]
+    parser = rapiscan.RapiscanParser()
+    assert parser.feed(b"\r\n" * 5000 + b"RW,x\r\n") == []
+    assert (parser.blank_lines, parser.ignored_lines) == (5000, 1)
+    (fault,) = sics.SicsParser().feed(b"\r\n" * 300)
+    assert isinstance(fault, CodecFault) and (fault.kind, fault.count) == ("framing", 300)
