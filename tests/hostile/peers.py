@@ -35,6 +35,7 @@ MODES: dict[str, tuple[bytes, float]] = {
         0.1,
     ),
     "blank": (b"\r\n" * 4096, 0.0),
+    "ignored_lines": (b"RW,000001,000002\r\n", 0.05),  # a normal rate, but nothing useful
     "unknown_lines": (b"XX,000001,000002\r\n" * 512, 0.0),
     "binary": (bytes(_RNG.randrange(256) for _ in range(8192)), 0.0),
     "rpm_absurd": (

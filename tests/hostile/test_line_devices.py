@@ -116,7 +116,8 @@ async def _flood_and_recover(
 
 @pytest.mark.parametrize(
     ("flood", "reason"),
-    [("blank", "blank"), ("unknown_lines", "unknown"), ("binary", "stale")],
+    [("blank", "blank"), ("unknown_lines", "unknown"), ("binary", "stale"),
+     ("ignored_lines", "ignored")],  # fmt: skip
 )
 def test_flooding_rpm_beside_a_healthy_scale(
     flood: str, reason: str, caplog: pytest.LogCaptureFixture
