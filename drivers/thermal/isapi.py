@@ -128,6 +128,12 @@ class IsapiThermalDriver(Driver):
         self.matrix: np.ndarray | None = None
         self._opener: Any = None
 
+    @property
+    def stale_after_s(self) -> float:
+        # A fetch may take the whole timeout, then the interval passes: past both, stale
+        # (DEGRADED even while a fetch hangs; DOWN on the next malformed answer).
+        return self.timeout_s + self.options.interval_ms / 1000
+
     async def _connect(self) -> None:
         from drivers.camera.driver import _opener
 
@@ -164,6 +170,7 @@ class IsapiThermalDriver(Driver):
                 else:
                     self.matrix = matrix
                     self._emit(self._regions(matrix))
+            self._check_useful()
             await asyncio.sleep(
                 max(0.0, self.options.interval_ms / 1000 - (time.monotonic() - started))
             )

@@ -116,8 +116,12 @@ async def _flood_and_recover(
 
 @pytest.mark.parametrize(
     ("flood", "reason"),
-    [("blank", "blank"), ("unknown_lines", "unknown"), ("binary", "stale"),
-     ("ignored_lines", "ignored")],  # fmt: skip
+    [
+        ("blank", "blank"),
+        ("unknown_lines", "unknown"),
+        ("binary", "stale"),
+        ("ignored_lines", "ignored"),
+    ],
 )
 def test_flooding_rpm_beside_a_healthy_scale(
     flood: str, reason: str, caplog: pytest.LogCaptureFixture
