@@ -145,3 +145,23 @@ def test_close_cancels_again_when_a_cancel_is_swallowed(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING, logger="drivers"):
         run(main(), timeout_s=10)
     assert any("took 2 cancels" in r.getMessage() for r in caplog.records)
+
+
+def test_leaky_bucket_allows_a_burst_then_paces_to_its_rate() -> None:
+    from drivers.base import LeakyBucket
+
+    bucket = LeakyBucket(1000.0)  # 1000 units/s, a burst of 1000
+    assert bucket.spend(900) == 0.0
+    pause = bucket.spend(600)  # 1500 owed (less a few microseconds drained): 0.5 s over
+    assert 0.45 < pause <= 0.5
+    with pytest.raises(ValueError):
+        LeakyBucket(0)
+    with pytest.raises(ValueError):
+        _Buggy("x", _Options(mode="bug"), work_share=1.5)
+
+
+def test_a_kind_without_a_staleness_rule_is_never_stale() -> None:
+    driver = _Buggy("x", _Options(mode="bug"))
+    driver._last_useful_mono -= 3600
+    assert driver.stale_after_s is None and driver._stale_for(time.monotonic()) is None
+    driver._check_useful()  # no rule: never raises
