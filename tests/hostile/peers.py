@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import tty
+from pathlib import Path
 from typing import Literal
 
 from drivers.rpm import rapiscan
@@ -56,6 +57,7 @@ def _child(transport: str, mode: str) -> None:
         for line in sys.stdin:
             if line.strip() in MODES:
                 state["mode"] = line.strip()
+        os._exit(0)  # the test went away: so does its peer
 
     threading.Thread(target=control, daemon=True).start()
     if transport == "pty":
@@ -100,6 +102,7 @@ class PeerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=Path(__file__).resolve().parents[2],
         )
         assert self._proc.stdout is not None
         self.address = self._proc.stdout.readline().strip()
