@@ -32,6 +32,21 @@ MJPEG_PATH = "/mjpg/video.cgi"
 THERMAL_PATH = "/ISAPI/Thermal/channels/2/thermometry/jpegPicWithAppendData"
 
 
+def bomb_jpeg(width: int = 16000, height: int = 16000) -> bytes:
+    """A valid 16x16 baseline JPEG whose frame header (SOF0) claims ``width`` x ``height``.
+
+    631 bytes that a decoder turns into a width x height x 3 frame (768 MB at 16000x16000).
+    """
+    ok, encoded = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    data = bytearray(encoded.tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
 def _md5(text: str) -> str:
     # RFC 2617 digest authentication is defined over MD5.
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
@@ -95,6 +110,8 @@ class CameraSimulator:
         ``multiple_of=16`` crops the frame so RTP/JPEG (8-pixel units, 4:2:0) can carry it.
         """
         with self._lock:
+            if self.faults.active("bomb"):
+                return bomb_jpeg()
             if self.faults.active("freeze") and self._frozen is not None:
                 return self._frozen
             frame = self.frame_source()

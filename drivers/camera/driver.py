@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from drivers.base import Driver
+from drivers.camera.image import check_image
 from drivers.camera.mjpeg import JpegPart, MjpegParser, boundary_from_content_type
 from drivers.codec import CodecFault
 from drivers.errors import (
@@ -41,6 +42,7 @@ from drivers.options import StrictOptions
 from drivers.readings import Frame, utc_now
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+MAX_PIXELS = 4096 * 3072
 
 
 def _cv2(kind: str) -> Any:
@@ -60,6 +62,13 @@ class CameraOptions(StrictOptions):
         description="Budget for the first frame (RTSP handshake, probing).",
     )
     max_fps: float = Field(25.0, gt=0, le=120)
+    max_pixels: int = Field(
+        MAX_PIXELS,
+        ge=1,
+        le=100_000_000,
+        description="Largest picture accepted, width x height (default 4096x3072). A JPEG or "
+        "PNG declaring more is refused before it is decoded (decompression bombs).",
+    )
 
 
 class StreamOptions(CameraOptions):
@@ -184,6 +193,14 @@ class _CameraDriver(Driver):
             if isinstance(item, Exception):
                 raise item
             image, captured_at, info = item
+            if image.shape[0] * image.shape[1] > self.options.max_pixels:
+                # FFmpeg and image files decode before anything can look: refuse the frame.
+                self._fault(
+                    "image_too_large",
+                    f"{image.shape[1]}x{image.shape[0]} px frame over camera max_pixels "
+                    f"{self.options.max_pixels}",
+                )
+                continue
             now = time.monotonic()
             if frozen.check(image, now):
                 raise DriverProtocolError(
@@ -220,12 +237,17 @@ class _CameraDriver(Driver):
     def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
         """Read frames until ``stop`` is set, handing each to ``deliver`` (worker thread)."""
 
-    def _decode(self, data: bytes) -> np.ndarray | None:
-        # OpenCV decodes half a JPEG into a half-grey picture: insist on SOI ... EOI.
-        if data[:2] == b"\xff\xd8" and not data.rstrip(b"\r\n\x00").endswith(b"\xff\xd9"):
-            return None
+    def _decode(self, data: bytes) -> np.ndarray | CodecFault:
+        """A picture, once its declared size and completeness are checked; else a fault."""
+        header = check_image(data, self.options.max_pixels)
+        if isinstance(header, CodecFault):
+            return header
         image = self.cv2.imdecode(np.frombuffer(data, np.uint8), self.cv2.IMREAD_COLOR)
-        return image if image is not None and image.size else None
+        if image is None or not image.size:
+            return CodecFault(
+                "truncated", f"undecodable {header.format.upper()} ({len(data)} bytes)"
+            )
+        return image
 
 
 def _opener(url: str, username: str | None, password: SecretStr | None) -> Any:
@@ -276,10 +298,11 @@ class SnapshotDriver(_CameraDriver):
                 deliver(CodecFault("content_type", f"snapshot of type {content_type!r}"))
             else:
                 image = self._decode(data)
-                if image is None:
-                    deliver(CodecFault("truncated", f"undecodable JPEG ({len(data)} bytes)"))
-                else:
-                    deliver((image, captured, {"bytes": len(data)}))
+                deliver(
+                    image
+                    if isinstance(image, CodecFault)
+                    else (image, captured, {"bytes": len(data)})
+                )
             stop.wait(max(0.0, period - (time.monotonic() - started)))
 
 
@@ -325,8 +348,8 @@ class StreamDriver(_CameraDriver):
 
     def _deliver_part(self, part: JpegPart, deliver: Any) -> None:
         image = self._decode(part.data)
-        if image is None:
-            deliver(CodecFault("truncated", "undecodable JPEG part"))
+        if isinstance(image, CodecFault):
+            deliver(image)
         else:
             deliver((image, utc_now(), {"bytes": len(part.data)}))
 
