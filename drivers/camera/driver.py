@@ -6,10 +6,11 @@ dropped by generation number) and a new one is started after backoff. A frozen s
 (frames keep arriving but do not change for ``frozen_ms``) is a fault too: a camera
 sensor is never perfectly still, so identical frames mean a stuck encoder or a replay.
 
-Sources: ``anpr.rtsp`` / ``anpr.mjpeg`` (``cv2.VideoCapture`` with FFmpeg),
-``anpr.http`` (snapshot polling, digest or basic auth, stdlib urllib),
-``anpr.mjpeg`` with ``reader: http`` (our own multipart reader, digest auth),
-``anpr.file`` (a video file or a folder of images, for replaying recorded footage).
+Sources: ``anpr.stream`` (``cv2.VideoCapture`` with FFmpeg: RTSP or MJPEG),
+``anpr.http`` (snapshot polling over bounded HTTP, ``drivers/camera/http.py``: httpx, digest
+auth, Basic only when configured), ``anpr.stream`` with ``reader: http`` (our own multipart
+reader on the same bounded HTTP), ``anpr.file`` (a video file or a folder of images, for
+replaying recorded footage).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import asyncio
 import contextlib
 import threading
 import time
-import urllib.error
-import urllib.request
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from drivers.base import Driver
+from drivers.camera.http import CameraHttp, HttpOptions
 from drivers.camera.image import check_image
 from drivers.camera.mjpeg import JpegPart, MjpegParser, boundary_from_content_type
 from drivers.codec import CodecFault
@@ -71,7 +71,7 @@ class CameraOptions(StrictOptions):
     )
 
 
-class StreamOptions(CameraOptions):
+class StreamOptions(CameraOptions, HttpOptions):
     url: str = Field(description="rtsp://user:pass@host:554/... or http://.../mjpg")
     reader: Literal["opencv", "http"] = Field(
         "opencv", description="http: built-in MJPEG reader (digest auth); opencv: FFmpeg."
@@ -81,7 +81,7 @@ class StreamOptions(CameraOptions):
     transport: Literal["tcp", "udp"] = "tcp"
 
 
-class SnapshotOptions(CameraOptions):
+class SnapshotOptions(CameraOptions, HttpOptions):
     url: str = Field(description="e.g. http://host/ISAPI/Streaming/channels/101/picture")
     username: str | None = None
     password: SecretStr | None = None
@@ -250,60 +250,29 @@ class _CameraDriver(Driver):
         return image
 
 
-def _opener(url: str, username: str | None, password: SecretStr | None) -> Any:
-    handlers: list[Any] = []
-    if username is not None:
-        manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-        secret = password.get_secret_value() if password else ""
-        manager.add_password(None, url, username, secret)
-        handlers += [
-            urllib.request.HTTPDigestAuthHandler(manager),
-            urllib.request.HTTPBasicAuthHandler(manager),
-        ]
-    return urllib.request.build_opener(*handlers)
-
-
-def _http_error(exc: Exception, url: str) -> Exception:
-    if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403):
-        return DriverConnectionError(f"{url}: HTTP {exc.code} (check username/password)")
-    if isinstance(exc, urllib.error.HTTPError):
-        return DriverConnectionError(f"{url}: HTTP {exc.code}")
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, TimeoutError):
-        return DriverTimeoutError(f"{_redact(url)}: no data within the timeout")
-    if isinstance(exc, TimeoutError | OSError | urllib.error.URLError):
-        return DriverConnectionError(f"{url}: {exc}")
-    return exc
-
-
 class SnapshotDriver(_CameraDriver):
     kind = "anpr.http"
     options: SnapshotOptions
 
     def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
         o = self.options
-        opener = _opener(o.url, o.username, o.password)
         period = o.interval_ms / 1000
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                with opener.open(o.url, timeout=self.timeout_s) as reply:
-                    content_type = reply.headers.get("Content-Type", "")
-                    data = reply.read()
+        with _http(o, o.url, self.timeout_s) as http:
+            while not stop.is_set():
+                started = time.monotonic()
+                reply = http.get()  # bounded: raises a DriverError, which ends this worker
                 captured = utc_now()
-            except Exception as exc:
-                deliver(_http_error(exc, o.url))
-                return
-            if not content_type.startswith("image/"):
-                deliver(CodecFault("content_type", f"snapshot of type {content_type!r}"))
-            else:
-                image = self._decode(data)
-                deliver(
-                    image
-                    if isinstance(image, CodecFault)
-                    else (image, captured, {"bytes": len(data)})
-                )
-            stop.wait(max(0.0, period - (time.monotonic() - started)))
+                if not reply.content_type.startswith("image/"):
+                    deliver(CodecFault("content_type", f"snapshot of type {reply.content_type!r}"))
+                else:
+                    image = self._decode(reply.body)
+                    info = {"bytes": len(reply.body)}
+                    deliver(image if isinstance(image, CodecFault) else (image, captured, info))
+                stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+    def _frame_timeout_s(self) -> float:
+        # One exchange may take the device timeout (its own deadline says why), then a pause.
+        return self.timeout_s + self.options.interval_ms / 1000
 
 
 class StreamDriver(_CameraDriver):
@@ -318,33 +287,27 @@ class StreamDriver(_CameraDriver):
 
     def _http_loop(self, deliver: Any, stop: threading.Event) -> None:
         o = self.options
-        opener = _opener(o.url, o.username, o.password)
-        try:
-            reply = opener.open(o.url, timeout=self.timeout_s)
-        except Exception as exc:
-            deliver(_http_error(exc, o.url))
-            return
-        with reply:
-            content_type = reply.headers.get("Content-Type", "")
+        with (
+            _http(o, o.url, self.timeout_s) as http,
+            http.stream(budget_s=o.open_timeout_ms / 1000) as reply,
+        ):
+            content_type = reply.headers.get("content-type", "")
             boundary = boundary_from_content_type(content_type)
             if not content_type.startswith("multipart/") or boundary is None:
-                deliver(DriverProtocolError(f"{o.url}: not an MJPEG stream ({content_type!r})"))
-                return
+                raise DriverProtocolError(f"{http.where}: not an MJPEG stream ({content_type!r})")
             parser = MjpegParser(boundary)
-            while not stop.is_set():
-                try:
-                    chunk = reply.read1(65536)
-                except Exception as exc:
-                    deliver(_http_error(exc, o.url))
-                    return
-                if not chunk:
-                    deliver(DriverConnectionError(f"{o.url}: stream closed"))
+            part_s = o.exchange_timeout_ms / 1000 if o.exchange_timeout_ms else self.timeout_s
+            http.extend(part_s)  # from here on, each part within its own budget
+            for chunk in reply.iter_raw():
+                if stop.is_set():
                     return
                 for part in parser.feed(chunk):
+                    http.extend()
                     if isinstance(part, CodecFault):
                         deliver(part)
                         continue
                     self._deliver_part(part, deliver)
+            raise DriverConnectionError(f"{http.where}: stream closed")
 
     def _deliver_part(self, part: JpegPart, deliver: Any) -> None:
         image = self._decode(part.data)
@@ -431,6 +394,12 @@ class FileDriver(_CameraDriver):
     def _frame_timeout_s(self) -> float:
         # A finished replay sends no frames; that is not a dead camera.
         return self.timeout_s if self.options.loop else max(self.timeout_s, 24 * 3600.0)
+
+
+def _http(options: HttpOptions, url: str, timeout_s: float) -> CameraHttp:
+    username = getattr(options, "username", None)
+    password = getattr(options, "password", None)
+    return CameraHttp(url, options, username=username, password=password, timeout_s=timeout_s)
 
 
 def _redact(url: str) -> str:

@@ -7,6 +7,9 @@ clear, and recover once the camera turns good.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -87,6 +90,104 @@ def test_max_pixels_is_configurable(peer: HostilePeer) -> None:
             await driver.close()
 
     run(main())
+
+
+# -- finding 4: every HTTP exchange is bounded ----------------------------------------------
+
+
+@pytest.mark.parametrize("attack", ["huge", "huge_close", "chunked"])
+def test_an_endless_or_huge_body_is_cut_at_the_limit(peer: HostilePeer, attack: str) -> None:
+    peer.mode = attack
+
+    async def main() -> None:
+        driver = snapshot(peer, timeout_ms=5000, max_body_bytes=1024 * 1024)
+        await driver.open()
+        try:
+            await until(lambda: driver.health().faults.get("http_limit", 0) >= 2, 20)
+            error = driver.health().last_error or ""
+            assert "max_body_bytes" in error and "1048576" in error, error
+            peer.mode = "good"
+            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+        finally:
+            await driver.close()
+
+    run(main(), timeout_s=60)
+
+
+def test_too_many_headers_is_a_clear_fault_not_a_driver_bug(peer: HostilePeer) -> None:
+    peer.mode = "many_headers"
+
+    async def main() -> None:
+        driver = snapshot(peer)
+        await driver.open()
+        try:
+            await until(lambda: driver.health().faults.get("http_limit", 0) >= 1, 10)
+            assert "driver_bug" not in driver.health().faults
+            assert "max_headers" in (driver.health().last_error or "")
+        finally:
+            await driver.close()
+
+    run(main())
+
+
+# -- finding 5: no Basic-auth downgrade -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["anpr.http", "anpr.stream", "thermal.isapi"])
+def test_a_basic_challenge_never_gets_the_password(peer: HostilePeer, kind: str) -> None:
+    peer.mode = "basic"
+    if kind == "thermal.isapi":
+        options: dict[str, Any] = {"base_url": peer.base_url, **LOGIN}
+    else:
+        options = {"url": peer.url, **LOGIN}
+        if kind == "anpr.stream":
+            options["reader"] = "http"
+
+    async def main() -> None:
+        driver = create_driver("cam1", kind, options, 1000, **FAST)
+        await driver.open()
+        try:
+            await until(lambda: driver.health().faults.get("auth_downgrade", 0) >= 2, 10)
+            health = driver.health()
+            assert health.state is HealthState.DOWN
+            assert "Basic" in (health.last_error or "") and "not sent" in (health.last_error or "")
+        finally:
+            await driver.close()
+        assert len(peer.heads) >= 2
+        assert peer.authorizations() == []  # no Authorization header at all, so no password
+
+    run(main())
+
+
+def test_basic_auth_when_the_config_says_so(peer: HostilePeer) -> None:
+    peer.require_basic = (LOGIN["username"], LOGIN["password"])
+
+    async def main() -> None:
+        driver = snapshot(peer, auth="basic", **LOGIN)
+        await driver.open()
+        try:
+            assert isinstance(await driver.next_reading(5), Frame)
+        finally:
+            await driver.close()
+        assert all(a.startswith("Basic ") for a in peer.authorizations())
+
+    run(main())
+
+
+# -- memory under the bombs: a child process runs the driver, the peer stays here -----------
+
+
+@pytest.mark.parametrize("attack", ["bomb", "huge_close", "chunked"])
+def test_peak_rss_under_each_bomb_stays_under_1_gib(peer: HostilePeer, attack: str) -> None:
+    peer.mode = attack
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.hostile.camera_rss", peer.url, "3"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(attack, result)
+    assert result["frames"] == 0 and sum(result["faults"].values()) >= 3, result
+    assert result["peak_rss_mib"] < 1024, result
 
 
 def test_the_peer_really_is_hostile(peer: HostilePeer) -> None:
