@@ -2,7 +2,9 @@
 
 OpenCV's ``read()`` can block for ~90 s on a dead stream, so the session waits for each
 frame with the device timeout; a worker that misses it is abandoned (its late frames are
-dropped by generation number) and a new one is started after backoff. A frozen stream
+dropped by generation number). Every capture attempt has its own deadline (HTTP: the
+exchange deadline; FFmpeg: its read timeout), and a new worker starts only once the last
+one has ended, so a camera has at most one capture thread at any time. A frozen stream
 (frames keep arriving but do not change for ``frozen_ms``) is a fault too: a camera
 sensor is never perfectly still, so identical frames mean a stuck encoder or a replay.
 
@@ -129,6 +131,7 @@ class _CameraDriver(Driver):
         self._last_headers: list[bytes] = []
 
     async def _connect(self) -> None:
+        await self._previous_worker_gone()
         self._generation += 1
         generation = self._generation
         loop = asyncio.get_running_loop()
@@ -161,13 +164,24 @@ class _CameraDriver(Driver):
     async def _disconnect(self) -> None:
         self._stop.set()
         worker = self._worker
+        if worker is not None and not await _joined(worker, 1.0):
+            # Stuck in a blocking read: leave it (its own deadline ends it); its frames are
+            # ignored, and no second worker starts while it lives (_previous_worker_gone).
+            self.abandoned_workers += 1
+            self._generation += 1
+
+    async def _previous_worker_gone(self) -> None:
+        """At most one capture worker per camera: wait for the last one, or refuse to start."""
+        worker = self._worker
+        if worker is None:
+            return
+        wait_s = max(self.timeout_s, 1.0)
+        if not await _joined(worker, wait_s):
+            raise DriverTimeoutError(
+                f"the last capture worker is still blocked after {wait_s:.1f} s more: "
+                "not starting a second one"
+            )
         self._worker = None
-        if worker is not None:
-            await asyncio.to_thread(worker.join, 1.0)
-            if worker.is_alive():
-                # Stuck in a blocking read: leave it; its frames are ignored.
-                self.abandoned_workers += 1
-                self._generation += 1
 
     async def _session(self) -> None:
         frozen = _Frozen(self.cv2, self.options.frozen_ms / 1000)
@@ -394,6 +408,16 @@ class FileDriver(_CameraDriver):
     def _frame_timeout_s(self) -> float:
         # A finished replay sends no frames; that is not a dead camera.
         return self.timeout_s if self.options.loop else max(self.timeout_s, 24 * 3600.0)
+
+
+async def _joined(worker: threading.Thread, timeout_s: float) -> bool:
+    """Whether the thread ended within ``timeout_s`` (polled: no executor thread blocks)."""
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def _http(options: HttpOptions, url: str, timeout_s: float) -> CameraHttp:

@@ -130,6 +130,36 @@ def test_too_many_headers_is_a_clear_fault_not_a_driver_bug(peer: HostilePeer) -
     run(main())
 
 
+@pytest.mark.parametrize("kind", ["anpr.http", "anpr.stream"])
+def test_a_trickling_camera_leaks_no_capture_threads(peer: HostilePeer, kind: str) -> None:
+    """Finding 9: a deadline on every capture attempt, at most one worker per camera."""
+    peer.mode = "trickle_headers"
+    options: dict[str, Any] = {"url": peer.url, "open_timeout_ms": 300}
+    if kind == "anpr.stream":
+        options["reader"] = "http"
+
+    async def main() -> None:
+        driver = create_driver("cam1", kind, options, 300, **FAST)
+        most = 0
+
+        def reconnected() -> bool:
+            nonlocal most
+            most = max(most, capture_threads())
+            return driver.health().reconnects >= 8
+
+        await driver.open()
+        try:
+            await until(reconnected, 60, step_s=0.005)
+            assert most == 1, f"{most} capture threads at once"
+            assert driver.health().faults.get("timeout", 0) >= 8
+            assert "300 ms" in (driver.health().last_error or "")
+        finally:
+            await driver.close()
+        await until(lambda: capture_threads() == 0, 5)
+
+    run(main(), timeout_s=90)
+
+
 # -- finding 5: no Basic-auth downgrade -----------------------------------------------------
 
 
