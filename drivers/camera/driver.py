@@ -187,35 +187,40 @@ class _CameraDriver(Driver):
         frozen = _Frozen(self.cv2, self.options.frozen_ms / 1000)
         min_period = 1.0 / self.options.max_fps
         last = 0.0
-        first = True
+        # The watchdog counts usable frames, not bytes or parts: a camera that sends only
+        # bombs, half JPEGs or HTML is DEGRADED (each a counted fault), then DOWN at the
+        # deadline with the last fault as the reason. Opening a stream (RTSP handshake,
+        # FFmpeg probing) takes longer than a frame.
+        wait_s = max(self._frame_timeout_s(), self.options.open_timeout_ms / 1000)
+        usable_by = time.monotonic() + wait_s
+        fault: str | None = None
         while True:
-            # Opening a stream (RTSP handshake, FFmpeg probing) takes longer than a frame.
-            wait_s = self._frame_timeout_s()
-            if first:
-                wait_s = max(wait_s, self.options.open_timeout_ms / 1000)
             try:
-                async with asyncio.timeout(wait_s):
+                async with asyncio.timeout(max(0.0, usable_by - time.monotonic())):
                     item = await self._frames.get()
             except TimeoutError:
+                why = f": last fault {fault}" if fault else ""
                 raise DriverTimeoutError(
-                    f"no frame in {wait_s * 1000:.0f} ms (capture watchdog)"
+                    f"no usable frame in {wait_s * 1000:.0f} ms (capture watchdog){why}"
                 ) from None
-            first = False
             if isinstance(item, CodecFault):
                 self._fault(item.kind, item.message)
+                fault = f"{item.kind}: {item.message}"
                 continue
             if isinstance(item, Exception):
                 raise item
             image, captured_at, info = item
             if image.shape[0] * image.shape[1] > self.options.max_pixels:
                 # FFmpeg and image files decode before anything can look: refuse the frame.
-                self._fault(
-                    "image_too_large",
-                    f"{image.shape[1]}x{image.shape[0]} px frame over camera max_pixels "
-                    f"{self.options.max_pixels}",
+                fault = (
+                    f"image_too_large: {image.shape[1]}x{image.shape[0]} px frame over camera "
+                    f"max_pixels {self.options.max_pixels}"
                 )
+                self._fault(*fault.split(": ", 1))
                 continue
             now = time.monotonic()
+            wait_s = self._frame_timeout_s()
+            usable_by, fault = now + wait_s, None
             if frozen.check(image, now):
                 raise DriverProtocolError(
                     f"frozen stream: no change for {self.options.frozen_ms} ms"

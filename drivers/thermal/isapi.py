@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr
 from drivers.base import Driver
 from drivers.camera.http import CameraHttp, HttpOptions
 from drivers.camera.mjpeg import boundary_from_content_type
-from drivers.errors import DriverConnectionError
+from drivers.errors import DriverConnectionError, DriverTimeoutError
 from drivers.readings import ThermalRegion, ThermalRegions
 
 PATH = "/ISAPI/Thermal/channels/2/thermometry/jpegPicWithAppendData?format=json"
@@ -148,6 +148,10 @@ class IsapiThermalDriver(Driver):
     async def _session(self) -> None:
         import asyncio
 
+        # Usable matrices, not answers, keep the device UP: malformed ones are DEGRADED
+        # (counted faults), and none usable for a timeout and a poll is DOWN, with the reason.
+        wait_s = self.timeout_s + self.options.interval_ms / 1000
+        usable_by = time.monotonic() + wait_s
         while True:
             started = time.monotonic()
             if self._http is None:
@@ -163,7 +167,12 @@ class IsapiThermalDriver(Driver):
                     self._fault("framing", str(exc))
                 else:
                     self.matrix = matrix
+                    usable_by = time.monotonic() + wait_s
                     self._emit(self._regions(matrix))
+            if time.monotonic() > usable_by:
+                raise DriverTimeoutError(
+                    f"no usable matrix in {wait_s * 1000:.0f} ms: last fault {self._last_error}"
+                )
             await asyncio.sleep(
                 max(0.0, self.options.interval_ms / 1000 - (time.monotonic() - started))
             )

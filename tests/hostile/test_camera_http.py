@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from drivers.base import Driver, HealthState
-from drivers.readings import Frame
+from drivers.readings import Frame, ThermalRegions
 from drivers.registry import create_driver
 from tests.drivers.conftest import collect, run, until
 from tests.hostile.http_peer import HostilePeer
@@ -90,6 +90,55 @@ def test_max_pixels_is_configurable(peer: HostilePeer) -> None:
             await driver.close()
 
     run(main())
+
+
+# -- finding 8: no usable frame is DEGRADED, then DOWN, with the reason ---------------------
+
+
+@pytest.mark.parametrize("attack", ["bomb", "stall_body"])
+def test_a_camera_delivering_nothing_usable_goes_down_and_recovers(
+    peer: HostilePeer, attack: str
+) -> None:
+    async def main() -> None:
+        driver = snapshot(peer, timeout_ms=1500)
+        await driver.open()
+        try:
+            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+            peer.mode = attack
+            seen = await states_until_down(driver, 15)
+            error = driver.health().last_error or ""
+            if attack == "bomb":
+                assert HealthState.DEGRADED in seen, seen
+                assert "no usable frame" in error and "image_too_large" in error, error
+            else:
+                assert "timeout" in error, error
+            peer.mode = "good"
+            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+        finally:
+            await driver.close()
+
+    run(main(), timeout_s=60)
+
+
+def test_isapi_thermal_stalled_mid_response_goes_down_and_recovers(peer: HostilePeer) -> None:
+    peer.mode = "thermal"
+
+    async def main() -> None:
+        options = {"base_url": peer.base_url, "interval_ms": 100}
+        driver = create_driver("th1", "thermal.isapi", options, 800, **FAST)
+        await driver.open()
+        try:
+            assert isinstance(await driver.next_reading(5), ThermalRegions)
+            for attack in ("stall_body", "trickle_body"):
+                peer.mode = attack
+                await until(lambda: driver.health().state is HealthState.DOWN, 10)
+                assert "timeout" in (driver.health().last_error or "")
+                peer.mode = "thermal"
+                await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+        finally:
+            await driver.close()
+
+    run(main(), timeout_s=60)
 
 
 # -- finding 4: every HTTP exchange is bounded ----------------------------------------------
