@@ -47,8 +47,10 @@ def bomb_jpeg(width: int = 16000, height: int = 16000) -> bytes:
     return bytes(data)
 
 
-def _md5(text: str) -> str:
-    # RFC 2617 digest authentication is defined over MD5.
+def _digest(algorithm: str, text: str) -> str:
+    # RFC 7616 §3.4.2: MD5 (RFC 2617's only one) or SHA-256.
+    if algorithm == "SHA-256":
+        return hashlib.sha256(text.encode()).hexdigest()
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -66,7 +68,11 @@ class CameraSimulator:
         jpeg_quality: int = 85,
         seed: int = 0,
         thermal_source: Callable[[], np.ndarray] | None = None,
+        algorithm: str = "MD5",
     ) -> None:
+        if algorithm not in ("MD5", "SHA-256"):
+            raise ValueError(f"digest algorithm {algorithm!r}: MD5 or SHA-256")
+        self.algorithm = algorithm
         self.thermal_source = thermal_source
         self.username = username
         self.password = password
@@ -178,7 +184,7 @@ class CameraSimulator:
         h.send_header(
             "WWW-Authenticate",
             f'Digest realm="{self.realm}", qop="auth", nonce="{nonce}", '
-            f'opaque="{os.urandom(8).hex()}", algorithm=MD5',
+            f'opaque="{os.urandom(8).hex()}", algorithm={self.algorithm}',
         )
         h.send_header("Content-Type", "text/plain")
         h.send_header("Content-Length", str(len(body)))
@@ -195,11 +201,15 @@ class CameraSimulator:
             fields[key] = value.strip('"')
         if fields.get("username") != self.username or fields.get("nonce") not in self._nonces:
             return False
-        ha1 = _md5(f"{self.username}:{self.realm}:{self.password}")
-        ha2 = _md5(f"GET:{fields.get('uri', '')}")
-        expected = _md5(
+        if fields.get("algorithm", "MD5") != self.algorithm:
+            return False
+        algorithm = self.algorithm
+        ha1 = _digest(algorithm, f"{self.username}:{self.realm}:{self.password}")
+        ha2 = _digest(algorithm, f"GET:{fields.get('uri', '')}")
+        expected = _digest(
+            algorithm,
             f"{ha1}:{fields['nonce']}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:"
-            f"{fields.get('qop', '')}:{ha2}"
+            f"{fields.get('qop', '')}:{ha2}",
         )
         return fields.get("response") == expected
 

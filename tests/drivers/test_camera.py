@@ -68,6 +68,26 @@ def test_snapshot_polling_with_digest_auth(camera: CameraSimulator) -> None:
     run(main())
 
 
+def test_digest_sha256_rfc7616() -> None:
+    sim = CameraSimulator(algorithm="SHA-256")
+    sim.start()
+
+    async def main() -> None:
+        options = {"url": sim.snapshot_url, "username": "admin", "password": "sim12345"}
+        driver = create_driver("cam1", "anpr.http", options, 1000, **FAST)
+        await driver.open()
+        try:
+            assert isinstance(await driver.next_reading(5), Frame)
+            assert sim.unauthorized >= 1  # the SHA-256 challenge really happened
+        finally:
+            await driver.close()
+
+    try:
+        run(main())
+    finally:
+        sim.stop()
+
+
 def test_wrong_password_is_down_with_a_clear_error(camera: CameraSimulator) -> None:
     async def main() -> None:
         options = {"url": camera.snapshot_url, "username": "admin", "password": "wrong"}

@@ -5,6 +5,8 @@ Content-Length, keep-alive), ``thermal`` (a valid ISAPI radiometric multipart), 
 631-byte JPEG declaring 16000x16000 px), ``huge`` (Content-Length 600 MB, then zeros),
 ``huge_close`` (600 MB, no length, ends at close), ``chunked`` (an endless chunked body),
 ``trickle_headers`` (one header byte every 20 ms, for ever), ``many_headers`` (500 headers),
+``huge_headers`` (a 200 KiB header line), ``bad_digest`` (a digest challenge with an unknown
+algorithm),
 ``stall_body`` (half the declared body, then silence), ``trickle_body`` (one body byte every
 20 ms), ``basic`` (``401 WWW-Authenticate: Basic``). ``require_basic`` makes ``good`` ask for
 Basic credentials first. Every request head is kept in ``heads``.
@@ -156,6 +158,17 @@ class HostilePeer:
             return True
         if mode == "bomb":
             self._send(conn, "image/jpeg", bomb_jpeg())
+            return True
+        if mode == "huge_headers":  # one 200 KiB header line, over h11's 100 KiB
+            self._send(
+                conn, "image/jpeg", self._jpeg(), extra=b"X-Pad: " + b"a" * 200_000 + b"\r\n"
+            )
+            return True
+        if mode == "bad_digest":  # a challenge httpx's DigestAuth cannot answer
+            conn.sendall(
+                b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="x", nonce="n", '
+                b"algorithm=ROT13\r\nContent-Length: 0\r\n\r\n"
+            )
             return True
         if mode == "many_headers":
             extra = b"".join(b"X-Filler-%d: %d\r\n" % (i, i) for i in range(500))

@@ -163,16 +163,28 @@ def test_an_endless_or_huge_body_is_cut_at_the_limit(peer: HostilePeer, attack: 
     run(main(), timeout_s=60)
 
 
-def test_too_many_headers_is_a_clear_fault_not_a_driver_bug(peer: HostilePeer) -> None:
-    peer.mode = "many_headers"
+@pytest.mark.parametrize(
+    ("attack", "fault", "reason"),
+    [
+        ("many_headers", "http_limit", "max_headers"),
+        ("huge_headers", "http_limit", "header block over"),
+        ("bad_digest", "protocol", "unusable digest challenge"),
+    ],
+)
+def test_hostile_headers_are_clear_faults_not_driver_bugs(
+    peer: HostilePeer, attack: str, fault: str, reason: str
+) -> None:
+    peer.mode = attack
 
     async def main() -> None:
-        driver = snapshot(peer)
+        driver = snapshot(peer, **LOGIN)
         await driver.open()
         try:
-            await until(lambda: driver.health().faults.get("http_limit", 0) >= 1, 10)
+            await until(lambda: driver.health().faults.get(fault, 0) >= 2, 10)
             assert "driver_bug" not in driver.health().faults
-            assert "max_headers" in (driver.health().last_error or "")
+            assert reason in (driver.health().last_error or "")
+            peer.mode = "good"
+            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
         finally:
             await driver.close()
 
