@@ -125,6 +125,7 @@ class _CameraDriver(Driver):
         self._frames: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._abandoned: threading.Thread | None = None
         self.abandoned_workers = 0
         self.sequence = 0
         self.resolution = ""
@@ -164,9 +165,12 @@ class _CameraDriver(Driver):
     async def _disconnect(self) -> None:
         self._stop.set()
         worker = self._worker
-        if worker is not None and not await _joined(worker, 1.0):
+        if worker is None or worker is self._abandoned:
+            return
+        if not await _joined(worker, 1.0):
             # Stuck in a blocking read: leave it (its own deadline ends it); its frames are
             # ignored, and no second worker starts while it lives (_previous_worker_gone).
+            self._abandoned = worker
             self.abandoned_workers += 1
             self._generation += 1
 
