@@ -223,7 +223,7 @@ class _LimitedBody(httpx.SyncByteStream):
 
 
 class _Errors:
-    """httpcore's exceptions as driver errors that say what happened, URL without secrets."""
+    """httpcore's exceptions as driver errors that say what happened and where."""
 
     def __init__(self, where: str, connect_s: float, read_s: float, exchange: _Exchange) -> None:
         self.where = where
@@ -346,7 +346,9 @@ class CameraHttp:
             password = SecretStr(secret)
         self.auth = options.auth
         self.has_login = username is not None
-        self.where = public_url(self.url)
+        # Errors name the URL as configured; the agent's one redaction (edge/redact.py) takes
+        # its userinfo and secret query parameters out at every output.
+        self.where = url
         self._exchange = _Exchange()
         self._exchange_s = _ms(options.exchange_timeout_ms, timeout_s)
         self._max_body = options.max_body_bytes
@@ -458,14 +460,6 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
         clean,
         urllib.parse.unquote(user),
         urllib.parse.unquote(secret) if colon else None,
-    )
-
-
-def public_url(url: str) -> str:
-    """scheme://host:port/path: no userinfo, no query (which may hold a password)."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")
     )
 
 
