@@ -35,6 +35,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from drivers.errors import (
+    DriverConfigError,
     DriverConnectionError,
     DriverError,
     DriverProtocolError,
@@ -340,7 +341,14 @@ class CameraHttp:
         password: SecretStr | None,
         timeout_s: float,
     ) -> None:
-        self.url, user, secret = split_credentials(url)
+        try:
+            self.url, user, secret = split_credentials(url)
+            parts = urllib.parse.urlsplit(self.url)
+            parts.port  # noqa: B018  (raises ValueError on a port out of range)
+        except ValueError as exc:
+            raise DriverConfigError(f"camera URL {url!r}: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DriverConfigError(f"camera URL {url!r}: not http:// or https://host/...")
         username = username if username is not None else user
         if password is None and secret is not None:
             password = SecretStr(secret)
@@ -384,8 +392,7 @@ class CameraHttp:
     def get(self, url: str | None = None) -> HttpReply:
         """One bounded GET: the whole body, or a DriverError."""
         with self.stream(url, budget_s=self._exchange_s, max_body=self._max_body) as response:
-            with self._errors.mapped(received=lambda: 0):
-                body = response.read()
+            body = response.read()  # through _LimitedBody: bounded, errors mapped
             return HttpReply(response.headers.get("content-type", ""), body)
 
     @contextlib.contextmanager

@@ -88,6 +88,26 @@ def test_digest_sha256_rfc7616() -> None:
         sim.stop()
 
 
+def test_url_credentials_go_by_digest_and_bad_urls_need_a_human(camera: CameraSimulator) -> None:
+    async def main() -> None:
+        url = camera.snapshot_url.replace("http://", "http://admin:sim12345@")
+        driver = create_driver("cam1", "anpr.http", {"url": url}, 1000, **FAST)
+        await driver.open()
+        try:
+            assert isinstance(await driver.next_reading(5), Frame)  # the simulator wants digest
+        finally:
+            await driver.close()
+        bad = create_driver("cam2", "anpr.http", {"url": "ftp://127.0.0.1/x"}, 500, **FAST)
+        await bad.open()
+        try:
+            await until(lambda: bad.health().faults.get("config", 0) == 1, 3)
+            assert "not http://" in (bad.health().last_error or "")
+        finally:
+            await bad.close()
+
+    run(main())
+
+
 def test_wrong_password_is_down_with_a_clear_error(camera: CameraSimulator) -> None:
     async def main() -> None:
         options = {"url": camera.snapshot_url, "username": "admin", "password": "wrong"}

@@ -213,7 +213,7 @@ def test_a_trickling_camera_leaks_no_capture_threads(peer: HostilePeer, kind: st
             await until(reconnected, 60, step_s=0.005)
             assert most == 1, f"{most} capture threads at once"
             assert driver.health().faults.get("timeout", 0) >= 8
-            assert "300 ms" in (driver.health().last_error or "")
+            assert (driver.health().last_error or "").startswith("timeout: ")
         finally:
             await driver.close()
         await until(lambda: capture_threads() == 0, 5)
