@@ -430,7 +430,7 @@ class CameraHttp:
         except (KeyError, ValueError, NotImplementedError, httpx.ProtocolError) as exc:
             # httpx's DigestAuth on a malformed or unsupported challenge (algorithm, auth-int).
             raise DriverProtocolError(f"{self.where}: unusable digest challenge: {exc}") from None
-        except httpx.HTTPError as exc:  # invalid URL, unsupported scheme
+        except httpx.HTTPError as exc:  # what the URL checks in __init__ did not catch
             raise DriverConnectionError(f"{self.where}: {exc}") from None
 
     def _check_status(self, response: httpx.Response) -> None:
@@ -444,8 +444,9 @@ class CameraHttp:
             }
             if not self.has_login:
                 raise AuthRefusedError(f"{self.where}: HTTP {status}: the camera wants a login")
-            if status == 401 and self.auth == "digest" and "digest" not in schemes:
-                offered = ", ".join(sorted(s.title() for s in schemes if s)) or "nothing"
+            schemes.discard("")
+            if status == 401 and self.auth == "digest" and schemes and "digest" not in schemes:
+                offered = ", ".join(sorted(s.title() for s in schemes))
                 raise AuthDowngradeError(
                     f"{self.where}: the camera asks for {offered} auth, the config says digest: "
                     "refused, the password was not sent (auth: basic only for a camera that "
