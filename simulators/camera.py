@@ -32,8 +32,25 @@ MJPEG_PATH = "/mjpg/video.cgi"
 THERMAL_PATH = "/ISAPI/Thermal/channels/2/thermometry/jpegPicWithAppendData"
 
 
-def _md5(text: str) -> str:
-    # RFC 2617 digest authentication is defined over MD5.
+def bomb_jpeg(width: int = 16000, height: int = 16000) -> bytes:
+    """A valid 16x16 baseline JPEG whose frame header (SOF0) claims ``width`` x ``height``.
+
+    631 bytes that a decoder turns into a width x height x 3 frame (768 MB at 16000x16000).
+    """
+    ok, encoded = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    data = bytearray(encoded.tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _digest(algorithm: str, text: str) -> str:
+    # RFC 7616 §3.4.2: MD5 (RFC 2617's only one) or SHA-256.
+    if algorithm == "SHA-256":
+        return hashlib.sha256(text.encode()).hexdigest()
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -51,7 +68,11 @@ class CameraSimulator:
         jpeg_quality: int = 85,
         seed: int = 0,
         thermal_source: Callable[[], np.ndarray] | None = None,
+        algorithm: str = "MD5",
     ) -> None:
+        if algorithm not in ("MD5", "SHA-256"):
+            raise ValueError(f"digest algorithm {algorithm!r}: MD5 or SHA-256")
+        self.algorithm = algorithm
         self.thermal_source = thermal_source
         self.username = username
         self.password = password
@@ -95,6 +116,8 @@ class CameraSimulator:
         ``multiple_of=16`` crops the frame so RTP/JPEG (8-pixel units, 4:2:0) can carry it.
         """
         with self._lock:
+            if self.faults.active("bomb"):
+                return bomb_jpeg()
             if self.faults.active("freeze") and self._frozen is not None:
                 return self._frozen
             frame = self.frame_source()
@@ -161,7 +184,7 @@ class CameraSimulator:
         h.send_header(
             "WWW-Authenticate",
             f'Digest realm="{self.realm}", qop="auth", nonce="{nonce}", '
-            f'opaque="{os.urandom(8).hex()}", algorithm=MD5',
+            f'opaque="{os.urandom(8).hex()}", algorithm={self.algorithm}',
         )
         h.send_header("Content-Type", "text/plain")
         h.send_header("Content-Length", str(len(body)))
@@ -178,11 +201,15 @@ class CameraSimulator:
             fields[key] = value.strip('"')
         if fields.get("username") != self.username or fields.get("nonce") not in self._nonces:
             return False
-        ha1 = _md5(f"{self.username}:{self.realm}:{self.password}")
-        ha2 = _md5(f"GET:{fields.get('uri', '')}")
-        expected = _md5(
+        if fields.get("algorithm", "MD5") != self.algorithm:
+            return False
+        algorithm = self.algorithm
+        ha1 = _digest(algorithm, f"{self.username}:{self.realm}:{self.password}")
+        ha2 = _digest(algorithm, f"GET:{fields.get('uri', '')}")
+        expected = _digest(
+            algorithm,
             f"{ha1}:{fields['nonce']}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:"
-            f"{fields.get('qop', '')}:{ha2}"
+            f"{fields.get('qop', '')}:{ha2}",
         )
         return fields.get("response") == expected
 

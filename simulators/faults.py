@@ -23,6 +23,7 @@ FAULTS = {
     "content_type",  # a camera sends the next N snapshots with a wrong Content-Type
     "slow",  # a camera delays every JPEG by delay_s for duration_s
     "locked_on",  # a loop input stays on for duration_s
+    "bomb",  # a camera serves a 631-byte JPEG declaring 16000x16000 px for duration_s
 }
 
 

@@ -2,14 +2,17 @@
 
 OpenCV's ``read()`` can block for ~90 s on a dead stream, so the session waits for each
 frame with the device timeout; a worker that misses it is abandoned (its late frames are
-dropped by generation number) and a new one is started after backoff. A frozen stream
+dropped by generation number). Every capture attempt has its own deadline (HTTP: the
+exchange deadline; FFmpeg: its read timeout), and a new worker starts only once the last
+one has ended, so a camera has at most one capture thread at any time. A frozen stream
 (frames keep arriving but do not change for ``frozen_ms``) is a fault too: a camera
 sensor is never perfectly still, so identical frames mean a stuck encoder or a replay.
 
-Sources: ``anpr.rtsp`` / ``anpr.mjpeg`` (``cv2.VideoCapture`` with FFmpeg),
-``anpr.http`` (snapshot polling, digest or basic auth, stdlib urllib),
-``anpr.mjpeg`` with ``reader: http`` (our own multipart reader, digest auth),
-``anpr.file`` (a video file or a folder of images, for replaying recorded footage).
+Sources: ``anpr.stream`` (``cv2.VideoCapture`` with FFmpeg: RTSP or MJPEG),
+``anpr.http`` (snapshot polling over bounded HTTP, ``drivers/camera/http.py``: httpx, digest
+auth, Basic only when configured), ``anpr.stream`` with ``reader: http`` (our own multipart
+reader on the same bounded HTTP), ``anpr.file`` (a video file or a folder of images, for
+replaying recorded footage).
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ import asyncio
 import contextlib
 import threading
 import time
-import urllib.error
-import urllib.request
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,8 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from drivers.base import Driver
+from drivers.camera.http import CameraHttp, HttpOptions
+from drivers.camera.image import check_image
 from drivers.camera.mjpeg import JpegPart, MjpegParser, boundary_from_content_type
 from drivers.codec import CodecFault
 from drivers.errors import (
@@ -41,6 +44,7 @@ from drivers.options import StrictOptions
 from drivers.readings import Frame, utc_now
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+MAX_PIXELS = 4096 * 3072
 
 
 def _cv2(kind: str) -> Any:
@@ -60,9 +64,16 @@ class CameraOptions(StrictOptions):
         description="Budget for the first frame (RTSP handshake, probing).",
     )
     max_fps: float = Field(25.0, gt=0, le=120)
+    max_pixels: int = Field(
+        MAX_PIXELS,
+        ge=1,
+        le=100_000_000,
+        description="Largest picture accepted, width x height (default 4096x3072). A JPEG or "
+        "PNG declaring more is refused before it is decoded (decompression bombs).",
+    )
 
 
-class StreamOptions(CameraOptions):
+class StreamOptions(CameraOptions, HttpOptions):
     url: str = Field(description="rtsp://user:pass@host:554/... or http://.../mjpg")
     reader: Literal["opencv", "http"] = Field(
         "opencv", description="http: built-in MJPEG reader (digest auth); opencv: FFmpeg."
@@ -72,7 +83,7 @@ class StreamOptions(CameraOptions):
     transport: Literal["tcp", "udp"] = "tcp"
 
 
-class SnapshotOptions(CameraOptions):
+class SnapshotOptions(CameraOptions, HttpOptions):
     url: str = Field(description="e.g. http://host/ISAPI/Streaming/channels/101/picture")
     username: str | None = None
     password: SecretStr | None = None
@@ -114,12 +125,14 @@ class _CameraDriver(Driver):
         self._frames: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._abandoned: threading.Thread | None = None
         self.abandoned_workers = 0
         self.sequence = 0
         self.resolution = ""
         self._last_headers: list[bytes] = []
 
     async def _connect(self) -> None:
+        await self._previous_worker_gone()
         self._generation += 1
         generation = self._generation
         loop = asyncio.get_running_loop()
@@ -152,39 +165,66 @@ class _CameraDriver(Driver):
     async def _disconnect(self) -> None:
         self._stop.set()
         worker = self._worker
+        if worker is None or worker is self._abandoned:
+            return
+        if not await _joined(worker, 1.0):
+            # Stuck in a blocking read: leave it (its own deadline ends it); its frames are
+            # ignored, and no second worker starts while it lives (_previous_worker_gone).
+            self._abandoned = worker
+            self.abandoned_workers += 1
+            self._generation += 1
+
+    async def _previous_worker_gone(self) -> None:
+        """At most one capture worker per camera: wait for the last one, or refuse to start."""
+        worker = self._worker
+        if worker is None:
+            return
+        wait_s = max(self.timeout_s, 1.0)
+        if not await _joined(worker, wait_s):
+            raise DriverTimeoutError(
+                f"the last capture worker is still blocked after {wait_s:.1f} s more: "
+                "not starting a second one"
+            )
         self._worker = None
-        if worker is not None:
-            await asyncio.to_thread(worker.join, 1.0)
-            if worker.is_alive():
-                # Stuck in a blocking read: leave it; its frames are ignored.
-                self.abandoned_workers += 1
-                self._generation += 1
 
     async def _session(self) -> None:
         frozen = _Frozen(self.cv2, self.options.frozen_ms / 1000)
         min_period = 1.0 / self.options.max_fps
         last = 0.0
-        first = True
+        # The watchdog counts usable frames, not bytes or parts: a camera that sends only
+        # bombs, half JPEGs or HTML is DEGRADED (each a counted fault), then DOWN at the
+        # deadline with the last fault as the reason. Opening a stream (RTSP handshake,
+        # FFmpeg probing) takes longer than a frame.
+        wait_s = max(self._frame_timeout_s(), self.options.open_timeout_ms / 1000)
+        usable_by = time.monotonic() + wait_s
+        fault: str | None = None
         while True:
-            # Opening a stream (RTSP handshake, FFmpeg probing) takes longer than a frame.
-            wait_s = self._frame_timeout_s()
-            if first:
-                wait_s = max(wait_s, self.options.open_timeout_ms / 1000)
             try:
-                async with asyncio.timeout(wait_s):
+                async with asyncio.timeout(max(0.0, usable_by - time.monotonic())):
                     item = await self._frames.get()
             except TimeoutError:
+                why = f": last fault {fault}" if fault else ""
                 raise DriverTimeoutError(
-                    f"no frame in {wait_s * 1000:.0f} ms (capture watchdog)"
+                    f"no usable frame in {wait_s * 1000:.0f} ms (capture watchdog){why}"
                 ) from None
-            first = False
             if isinstance(item, CodecFault):
                 self._fault(item.kind, item.message)
+                fault = f"{item.kind}: {item.message}"
                 continue
             if isinstance(item, Exception):
                 raise item
             image, captured_at, info = item
+            if image.shape[0] * image.shape[1] > self.options.max_pixels:
+                # FFmpeg and image files decode before anything can look: refuse the frame.
+                fault = (
+                    f"image_too_large: {image.shape[1]}x{image.shape[0]} px frame over camera "
+                    f"max_pixels {self.options.max_pixels}"
+                )
+                self._fault(*fault.split(": ", 1))
+                continue
             now = time.monotonic()
+            wait_s = self._frame_timeout_s()
+            usable_by, fault = now + wait_s, None
             if frozen.check(image, now):
                 raise DriverProtocolError(
                     f"frozen stream: no change for {self.options.frozen_ms} ms"
@@ -220,38 +260,17 @@ class _CameraDriver(Driver):
     def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
         """Read frames until ``stop`` is set, handing each to ``deliver`` (worker thread)."""
 
-    def _decode(self, data: bytes) -> np.ndarray | None:
-        # OpenCV decodes half a JPEG into a half-grey picture: insist on SOI ... EOI.
-        if data[:2] == b"\xff\xd8" and not data.rstrip(b"\r\n\x00").endswith(b"\xff\xd9"):
-            return None
+    def _decode(self, data: bytes) -> np.ndarray | CodecFault:
+        """A picture, once its declared size and completeness are checked; else a fault."""
+        header = check_image(data, self.options.max_pixels)
+        if isinstance(header, CodecFault):
+            return header
         image = self.cv2.imdecode(np.frombuffer(data, np.uint8), self.cv2.IMREAD_COLOR)
-        return image if image is not None and image.size else None
-
-
-def _opener(url: str, username: str | None, password: SecretStr | None) -> Any:
-    handlers: list[Any] = []
-    if username is not None:
-        manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-        secret = password.get_secret_value() if password else ""
-        manager.add_password(None, url, username, secret)
-        handlers += [
-            urllib.request.HTTPDigestAuthHandler(manager),
-            urllib.request.HTTPBasicAuthHandler(manager),
-        ]
-    return urllib.request.build_opener(*handlers)
-
-
-def _http_error(exc: Exception, url: str) -> Exception:
-    if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403):
-        return DriverConnectionError(f"{url}: HTTP {exc.code} (check username/password)")
-    if isinstance(exc, urllib.error.HTTPError):
-        return DriverConnectionError(f"{url}: HTTP {exc.code}")
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, TimeoutError):
-        return DriverTimeoutError(f"{_redact(url)}: no data within the timeout")
-    if isinstance(exc, TimeoutError | OSError | urllib.error.URLError):
-        return DriverConnectionError(f"{url}: {exc}")
-    return exc
+        if image is None or not image.size:
+            return CodecFault(
+                "truncated", f"undecodable {header.format.upper()} ({len(data)} bytes)"
+            )
+        return image
 
 
 class SnapshotDriver(_CameraDriver):
@@ -260,27 +279,23 @@ class SnapshotDriver(_CameraDriver):
 
     def _capture_loop(self, deliver: Any, stop: threading.Event) -> None:
         o = self.options
-        opener = _opener(o.url, o.username, o.password)
         period = o.interval_ms / 1000
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                with opener.open(o.url, timeout=self.timeout_s) as reply:
-                    content_type = reply.headers.get("Content-Type", "")
-                    data = reply.read()
+        with _http(o, o.url, self.timeout_s) as http:
+            while not stop.is_set():
+                started = time.monotonic()
+                reply = http.get()  # bounded: raises a DriverError, which ends this worker
                 captured = utc_now()
-            except Exception as exc:
-                deliver(_http_error(exc, o.url))
-                return
-            if not content_type.startswith("image/"):
-                deliver(CodecFault("content_type", f"snapshot of type {content_type!r}"))
-            else:
-                image = self._decode(data)
-                if image is None:
-                    deliver(CodecFault("truncated", f"undecodable JPEG ({len(data)} bytes)"))
+                if not reply.content_type.startswith("image/"):
+                    deliver(CodecFault("content_type", f"snapshot of type {reply.content_type!r}"))
                 else:
-                    deliver((image, captured, {"bytes": len(data)}))
-            stop.wait(max(0.0, period - (time.monotonic() - started)))
+                    image = self._decode(reply.body)
+                    info = {"bytes": len(reply.body)}
+                    deliver(image if isinstance(image, CodecFault) else (image, captured, info))
+                stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+    def _frame_timeout_s(self) -> float:
+        # One exchange may take the device timeout (its own deadline says why), then a pause.
+        return self.timeout_s + self.options.interval_ms / 1000
 
 
 class StreamDriver(_CameraDriver):
@@ -295,38 +310,32 @@ class StreamDriver(_CameraDriver):
 
     def _http_loop(self, deliver: Any, stop: threading.Event) -> None:
         o = self.options
-        opener = _opener(o.url, o.username, o.password)
-        try:
-            reply = opener.open(o.url, timeout=self.timeout_s)
-        except Exception as exc:
-            deliver(_http_error(exc, o.url))
-            return
-        with reply:
-            content_type = reply.headers.get("Content-Type", "")
+        with (
+            _http(o, o.url, self.timeout_s) as http,
+            http.stream(budget_s=o.open_timeout_ms / 1000) as reply,
+        ):
+            content_type = reply.headers.get("content-type", "")
             boundary = boundary_from_content_type(content_type)
             if not content_type.startswith("multipart/") or boundary is None:
-                deliver(DriverProtocolError(f"{o.url}: not an MJPEG stream ({content_type!r})"))
-                return
+                raise DriverProtocolError(f"{http.where}: not an MJPEG stream ({content_type!r})")
             parser = MjpegParser(boundary)
-            while not stop.is_set():
-                try:
-                    chunk = reply.read1(65536)
-                except Exception as exc:
-                    deliver(_http_error(exc, o.url))
-                    return
-                if not chunk:
-                    deliver(DriverConnectionError(f"{o.url}: stream closed"))
+            part_s = o.exchange_timeout_ms / 1000 if o.exchange_timeout_ms else self.timeout_s
+            http.extend(part_s)  # from here on, each part within its own budget
+            for chunk in reply.iter_raw():
+                if stop.is_set():
                     return
                 for part in parser.feed(chunk):
+                    http.extend()
                     if isinstance(part, CodecFault):
                         deliver(part)
                         continue
                     self._deliver_part(part, deliver)
+            raise DriverConnectionError(f"{http.where}: stream closed")
 
     def _deliver_part(self, part: JpegPart, deliver: Any) -> None:
         image = self._decode(part.data)
-        if image is None:
-            deliver(CodecFault("truncated", "undecodable JPEG part"))
+        if isinstance(image, CodecFault):
+            deliver(image)
         else:
             deliver((image, utc_now(), {"bytes": len(part.data)}))
 
@@ -408,6 +417,22 @@ class FileDriver(_CameraDriver):
     def _frame_timeout_s(self) -> float:
         # A finished replay sends no frames; that is not a dead camera.
         return self.timeout_s if self.options.loop else max(self.timeout_s, 24 * 3600.0)
+
+
+async def _joined(worker: threading.Thread, timeout_s: float) -> bool:
+    """Whether the thread ended within ``timeout_s`` (polled: no executor thread blocks)."""
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def _http(options: HttpOptions, url: str, timeout_s: float) -> CameraHttp:
+    username = getattr(options, "username", None)
+    password = getattr(options, "password", None)
+    return CameraHttp(url, options, username=username, password=password, timeout_s=timeout_s)
 
 
 def _redact(url: str) -> str:

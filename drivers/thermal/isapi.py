@@ -19,8 +19,9 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from drivers.base import Driver
+from drivers.camera.http import CameraHttp, HttpOptions
 from drivers.camera.mjpeg import boundary_from_content_type
-from drivers.options import StrictOptions
+from drivers.errors import DriverConnectionError
 from drivers.readings import ThermalRegion, ThermalRegions
 
 PATH = "/ISAPI/Thermal/channels/2/thermometry/jpegPicWithAppendData?format=json"
@@ -108,7 +109,7 @@ def encode_response(matrix_c: np.ndarray, *, boundary: str = "thermalsim") -> tu
     return f"multipart/form-data; boundary={boundary}", body
 
 
-class IsapiThermalOptions(StrictOptions):
+class IsapiThermalOptions(HttpOptions):
     base_url: str = Field(description="http://camera (the ISAPI path is added)")
     username: str | None = None
     password: SecretStr | None = None
@@ -126,7 +127,7 @@ class IsapiThermalDriver(Driver):
     def __init__(self, device_id: str, options: IsapiThermalOptions, **kwargs: Any) -> None:
         super().__init__(device_id, options, **kwargs)
         self.matrix: np.ndarray | None = None
-        self._opener: Any = None
+        self._http: CameraHttp | None = None
 
     @property
     def stale_after_s(self) -> float:
@@ -135,30 +136,30 @@ class IsapiThermalDriver(Driver):
         return self.timeout_s + self.options.interval_ms / 1000
 
     async def _connect(self) -> None:
-        from drivers.camera.driver import _opener
-
         o = self.options
-        self._opener = _opener(o.base_url, o.username, o.password)
+        url = o.base_url.rstrip("/") + PATH
+        self._http = CameraHttp(
+            url, o, username=o.username, password=o.password, timeout_s=self.timeout_s
+        )
 
     async def _disconnect(self) -> None:
-        self._opener = None
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()
 
-    def _fetch(self) -> tuple[str, bytes]:
-        from drivers.camera.driver import _http_error
-
-        url = self.options.base_url.rstrip("/") + PATH
-        try:
-            with self._opener.open(url, timeout=self.timeout_s) as reply:
-                return reply.headers.get("Content-Type", ""), reply.read()
-        except Exception as exc:
-            raise _http_error(exc, url) from exc
+    def _fetch(self, http: CameraHttp) -> tuple[str, bytes]:
+        reply = http.get()  # bounded by the exchange deadline and max_body_bytes
+        return reply.content_type, reply.body
 
     async def _session(self) -> None:
         import asyncio
 
+        # Usable matrices, not answers, keep the device UP (drivers/base.py: stale_after_s).
         while True:
             started = time.monotonic()
-            content_type, body = await asyncio.to_thread(self._fetch)
+            if self._http is None:
+                raise DriverConnectionError("not connected")
+            content_type, body = await asyncio.to_thread(self._fetch, self._http)
             boundary = boundary_from_content_type(content_type)
             if boundary is None:
                 self._fault("content_type", f"not multipart: {content_type!r}")
@@ -170,7 +171,7 @@ class IsapiThermalDriver(Driver):
                 else:
                     self.matrix = matrix
                     self._emit(self._regions(matrix))
-            self._check_useful()
+            self._check_useful()  # no usable matrix: DEGRADED, then DOWN (stale_after_s)
             await asyncio.sleep(
                 max(0.0, self.options.interval_ms / 1000 - (time.monotonic() - started))
             )

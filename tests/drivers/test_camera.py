@@ -7,12 +7,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.base import HealthState
+from drivers.camera.driver import MAX_PIXELS
+from drivers.camera.image import PNG_SIGNATURE, ImageHeader, check_image, read_header
+from drivers.codec import CodecFault
 from drivers.readings import Frame
 from drivers.registry import create_driver
-from simulators.camera import CameraSimulator
+from simulators.camera import CameraSimulator, bomb_jpeg
 from simulators.render import SceneVehicle, make_plate, render_scene
 from tests.drivers.conftest import collect, run, until
 
@@ -58,6 +64,46 @@ def test_snapshot_polling_with_digest_auth(camera: CameraSimulator) -> None:
             await until(lambda: driver.health().state is not HealthState.DOWN, 3)
         finally:
             await driver.close()
+
+    run(main())
+
+
+def test_digest_sha256_rfc7616() -> None:
+    sim = CameraSimulator(algorithm="SHA-256")
+    sim.start()
+
+    async def main() -> None:
+        options = {"url": sim.snapshot_url, "username": "admin", "password": "sim12345"}
+        driver = create_driver("cam1", "anpr.http", options, 1000, **FAST)
+        await driver.open()
+        try:
+            assert isinstance(await driver.next_reading(5), Frame)
+            assert sim.unauthorized >= 1  # the SHA-256 challenge really happened
+        finally:
+            await driver.close()
+
+    try:
+        run(main())
+    finally:
+        sim.stop()
+
+
+def test_url_credentials_go_by_digest_and_bad_urls_need_a_human(camera: CameraSimulator) -> None:
+    async def main() -> None:
+        url = camera.snapshot_url.replace("http://", "http://admin:sim12345@")
+        driver = create_driver("cam1", "anpr.http", {"url": url}, 1000, **FAST)
+        await driver.open()
+        try:
+            assert isinstance(await driver.next_reading(5), Frame)  # the simulator wants digest
+        finally:
+            await driver.close()
+        bad = create_driver("cam2", "anpr.http", {"url": "ftp://127.0.0.1/x"}, 500, **FAST)
+        await bad.open()
+        try:
+            await until(lambda: bad.health().faults.get("config", 0) == 1, 3)
+            assert "not http://" in (bad.health().last_error or "")
+        finally:
+            await bad.close()
 
     run(main())
 
@@ -179,3 +225,72 @@ def test_rtsp_stream_through_opencv(camera: CameraSimulator) -> None:
             await rtsp.stop()
 
     run(main(), timeout_s=40)
+
+
+# -- the image header check (drivers/camera/image.py), sans-I/O ----------------------------
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", np.zeros((height, width, 3), np.uint8))
+    assert ok
+    return bytes(data.tobytes())
+
+
+def test_image_header_reads_the_declared_size() -> None:
+    assert read_header(_jpeg(960, 540)) == ImageHeader("jpeg", 960, 540)
+    _ok, png = cv2.imencode(".png", np.zeros((7, 300, 3), np.uint8))
+    assert read_header(png.tobytes()) == ImageHeader("png", 300, 7)
+    # An EXIF APP1 segment whose thumbnail holds its own SOF0 (16000x16000) is skipped whole.
+    thumb = b"Exif\x00\x00" + b"\xff\xc0\x00\x11\x08\x3e\x80\x3e\x80\x03" + bytes(12)
+    app1 = b"\xff\xe1" + (len(thumb) + 2).to_bytes(2, "big") + thumb
+    plain = _jpeg(64, 48)
+    assert read_header(plain[:2] + app1 + plain[2:]) == ImageHeader("jpeg", 64, 48)
+    # Fill bytes (FF FF) before a marker are allowed (T.81 B.1.1.2).
+    assert read_header(plain[:2] + b"\xff" + plain[2:]) == ImageHeader("jpeg", 64, 48)
+
+
+def test_image_check_refuses_bombs_truncation_and_unknown_formats() -> None:
+    bomb = bomb_jpeg()
+    fault = check_image(bomb, MAX_PIXELS)
+    assert isinstance(fault, CodecFault) and fault.kind == "image_too_large"
+    assert "16000x16000" in fault.message and "12582912" in fault.message
+    assert check_image(_jpeg(4096, 3072), MAX_PIXELS) == ImageHeader("jpeg", 4096, 3072)
+    over = check_image(_jpeg(4097, 3072), MAX_PIXELS)
+    assert isinstance(over, CodecFault) and over.kind == "image_too_large"
+    cut = check_image(_jpeg(64, 48)[:-40], MAX_PIXELS)
+    assert isinstance(cut, CodecFault) and cut.kind == "truncated"
+    for junk, kind in [
+        (b"GIF89a" + bytes(20), "image_format"),
+        (b"", "image_format"),
+        (b"\xff\xd8", "truncated"),
+        (b"\xff\xd8\xff\xda\x00\x02", "truncated"),  # a scan before any frame header
+        (b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x00\x01\x00\x03", "image_format"),  # height 0 (DNL)
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIDAT", "truncated"),
+    ]:
+        result = check_image(junk, MAX_PIXELS)
+        assert isinstance(result, CodecFault) and result.kind == kind, (junk, result)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 64))
+def test_image_header_never_raises(data: bytes, cut: int) -> None:
+    for candidate in (data, b"\xff\xd8" + data, PNG_SIGNATURE + data, bomb_jpeg()[:cut] + data):
+        result = check_image(candidate, MAX_PIXELS)
+        assert isinstance(result, ImageHeader | CodecFault)
+
+
+def test_a_bomb_in_an_mjpeg_stream_is_a_fault_not_a_frame(camera: CameraSimulator) -> None:
+    async def main() -> None:
+        options = {"url": camera.mjpeg_url, "reader": "http", "username": "admin",
+                   "password": "sim12345", "frozen_ms": 60_000}  # fmt: skip
+        driver = create_driver("cam1", "anpr.stream", options, 1000, **FAST)
+        await driver.open()
+        try:
+            assert frames(await collect(driver, 0.5))
+            camera.inject("bomb", duration_s=60)
+            await until(lambda: driver.health().faults.get("image_too_large", 0) >= 2, 5)
+            assert "16000x16000" in (driver.health().last_error or "")
+        finally:
+            await driver.close()
+
+    run(main())
