@@ -46,6 +46,7 @@ class LaneHarness:
         *,
         settle_s: float = 2.0,
         fusion: dict[str, Any] | None = None,
+        persistent_broker: bool = False,
     ) -> None:
         from simulators.scenario import SimulatedLane
 
@@ -58,7 +59,8 @@ class LaneHarness:
         self.settle_s = settle_s
         self.fusion = fusion or {}
         self.lane = SimulatedLane(scenario, truth_path=workdir / "truth.jsonl")
-        self.broker = LocalBroker(workdir=workdir / "broker")
+        # persistent: the broker keeps sessions and queues on disk across a kill (chaos tests).
+        self.broker = LocalBroker(workdir=workdir / "broker", persistent=persistent_broker)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.agent: subprocess.Popen[bytes] | None = None
@@ -93,13 +95,22 @@ class LaneHarness:
         self.topic_base = f"border/{config['checkpoint']}/{config['lane']}"
         self.subscriber = Subscriber("127.0.0.1", self.broker.port, [f"{self.topic_base}/#"])
         self.subscriber.wait_ready()
+        self.start_agent()
+        return self
+
+    def start_agent(self) -> None:
+        """`lane run` on the lane's config (again, after a kill: the log is appended to)."""
         self.agent = subprocess.Popen(
             [sys.executable, "-m", "edge", "run", "--config", str(self.config_path)],
-            stdout=self.agent_log.open("wb"),
+            stdout=self.agent_log.open("ab"),
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        return self
+
+    def kill_agent(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.send_signal(signal.SIGKILL)
+            self.agent.wait(10)
 
     def _secret_refs(self, device: dict[str, Any]) -> dict[str, Any]:
         """Lane configs never hold secrets inline: a camera password goes into a file."""

@@ -158,6 +158,7 @@ def send_command(
     expiry_s: int | None = None,
     response_topic: str | None = None,
     payload: bytes = b"{}",
+    cmd: str = CMD,
 ) -> None:
     client = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5
@@ -171,7 +172,7 @@ def send_command(
     if response_topic is not None:
         props.ResponseTopic = response_topic
     client.publish(
-        f"{CMD}/{name}", payload, qos=1, retain=retain, properties=props
+        f"{cmd}/{name}", payload, qos=1, retain=retain, properties=props
     ).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
