@@ -45,6 +45,8 @@ demo: venv system-deps
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: venv system-deps lint
 	$(BIN)/python -m pytest

@@ -218,7 +218,7 @@ class Driver(ABC):
             item = await self._queue.get()
         if item is _CLOSED:
             raise EOFError("driver closed")
-        return item  # type: ignore[no-any-return]
+        return item
 
     def health(self) -> Health:
         now = time.monotonic()

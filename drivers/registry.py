@@ -44,10 +44,10 @@ class DriverSpec:
         return value
 
     def options_model(self) -> type[BaseModel]:
-        return self._load(self.options)  # type: ignore[no-any-return]
+        return self._load(self.options)
 
     def driver_class(self) -> type[Driver]:
-        return self._load(self.driver)  # type: ignore[no-any-return]
+        return self._load(self.driver)
 
 
 def _spec(

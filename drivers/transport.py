@@ -92,7 +92,7 @@ class SerialLink:
             ) from None
         if isinstance(item, Exception):
             raise DriverConnectionError(f"{self.url}: {item}") from item
-        return item  # type: ignore[no-any-return]
+        return item
 
     async def write(self, data: bytes) -> None:
         if self._port is None:

@@ -34,7 +34,7 @@ from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
-from edge.recognize.pipeline import MotionGate
+from edge.recognize.pipeline import MotionGate, PlateRecognizer
 from edge.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Acquisition:
         emit: EmitFn,
         on_health: HealthFn,
         on_evidence: EvidenceFn = lambda _crossing, _files: None,
-        recognizer: object | None = None,
+        recognizer: PlateRecognizer | None = None,
     ) -> None:
         self.config = config
         self._emit = emit
@@ -208,8 +208,9 @@ class Acquisition:
     async def _read(self, camera: str, frame: Frame, position: PlatePosition) -> None:
         """One frame through the recogniser; its plates to the correlator."""
         start = time.perf_counter()
+        assert self.recognizer is not None  # _offer_frame starts no reader without one
         try:
-            results = await asyncio.to_thread(self.recognizer.read, frame.image)  # type: ignore[attr-defined]
+            results = await asyncio.to_thread(self.recognizer.read, frame.image)
         except Exception as exc:  # one bad frame must not stop the camera
             log.warning("plate recognition failed on %s: %s", camera, exc)
             return

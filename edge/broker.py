@@ -77,7 +77,7 @@ class SiteConfig(StrictModel):
         description="DNS names the lanes use for the broker (its certificate's SAN).",
     )
     broker_ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field(
-        default_factory=lambda: [ipaddress.IPv4Address("127.0.0.1")],
+        default_factory=lambda: [ipaddress.ip_address("127.0.0.1")],
         description="IP addresses the lanes may use for the broker (its certificate's SAN).",
     )
     lanes: list[SiteLane] = Field(min_length=1)

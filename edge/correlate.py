@@ -320,7 +320,11 @@ class Correlator:
         elif isinstance(reading, ThermalRegions) and self.current is None:
             if not self.closing:
                 self._learn_empty_lane(reading, now)
-        elif isinstance(reading, ThermalRegions) and self.current.clear_since is None:
+        elif (
+            isinstance(reading, ThermalRegions)
+            and self.current is not None  # always true here (None took the branch above)
+            and self.current.clear_since is None
+        ):
             # Only while the vehicle is present: once the lane is clear, the camera shows
             # the road or the next vehicle coming, not this one.
             self.current.thermal.append(reading)
@@ -355,9 +359,9 @@ class Correlator:
                 if _holds(leaving, plate.text):
                     return self._late_plate(leaving, plate, now)
         if seen is not None and self.closing and (current is None or seen < current.started):
-            previous = self.closing[-1]
-            if seen >= previous.started - self.settings.plate_lead_s:
-                return self._late_plate(previous, plate, now)
+            last_vehicle = self.closing[-1]
+            if seen >= last_vehicle.started - self.settings.plate_lead_s:
+                return self._late_plate(last_vehicle, plate, now)
         if (
             current is not None
             and seen is not None

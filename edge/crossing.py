@@ -67,7 +67,7 @@ def make_event(
         crossing_id=record.crossing_id,
         checkpoint=lane.checkpoint,
         lane=lane.lane,
-        direction=lane.direction,  # type: ignore[arg-type]
+        direction=lane.direction,
         lane_seq=lane_seq,
         boot_seq=lane.boot_seq,
         start=record.start,

@@ -15,15 +15,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-CROSSING_SCHEMA = "lane.crossing/1"
-DEVICE_STATUS_SCHEMA = "lane.device-status/1"
-LANE_STATUS_SCHEMA = "lane.status/1"
-TELEMETRY_SCHEMA = "lane.telemetry/1"
-COMMAND_REPLY_SCHEMA = "lane.command-reply/1"
+CROSSING_SCHEMA: Final = "lane.crossing/1"
+DEVICE_STATUS_SCHEMA: Final = "lane.device-status/1"
+LANE_STATUS_SCHEMA: Final = "lane.status/1"
+TELEMETRY_SCHEMA: Final = "lane.telemetry/1"
+COMMAND_REPLY_SCHEMA: Final = "lane.command-reply/1"
 
 
 @functools.cache

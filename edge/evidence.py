@@ -36,7 +36,7 @@ class EvidenceFile:
     kind: str  # "frame" | "plate_crop" | "overview"
 
     def reference(self) -> Evidence:
-        return Evidence(kind=self.kind, file=self.name, sha256=self.sha256)  # type: ignore[arg-type]
+        return Evidence(kind=self.kind, file=self.name, sha256=self.sha256)
 
 
 class FrameCache:

@@ -321,8 +321,8 @@ def uninstall(layout: Layout, *, purge: bool = False) -> list[str]:
         shutil.rmtree(layout.on_disk(layout.config_dir), ignore_errors=True)
         for directory in (*STATE_DIRS, *CACHE_DIRS):
             shutil.rmtree(layout.on_disk(directory), ignore_errors=True)
-    for directory in sorted(manifest.dirs, key=lambda d: d.count("/"), reverse=True):
-        disk = layout.on_disk(Path(directory))
+    for made in sorted(manifest.dirs, key=lambda d: d.count("/"), reverse=True):
+        disk = layout.on_disk(Path(made))
         if disk.is_dir() and not any(disk.iterdir()):
             disk.rmdir()
     if layout.live:

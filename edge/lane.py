@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from edge.acquire import Acquisition
 from edge.config import LaneConfig, load_config
@@ -929,19 +929,19 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
 
 
-def describe_event(event: dict[str, object]) -> str:
+def describe_event(event: dict[str, Any]) -> str:  # a decoded event: JSON values
     """One human line for a crossing event (events tail, demo)."""
     plates = event.get("plates") or []
     plate = (
         ", ".join(
-            f"{p.get('text')} ({p.get('country', '?')}, {p.get('confidence', 0):.2f})"  # type: ignore[union-attr]
-            for p in plates  # type: ignore[union-attr]
+            f"{p.get('text')} ({p.get('country', '?')}, {p.get('confidence', 0):.2f})"
+            for p in plates
         )
         or "UNIDENTIFIED"
     )
     weight = event.get("weight") or {}
-    kg = f"{weight.get('gross_kg'):,.0f} kg" if weight else "-"  # type: ignore[union-attr]
-    alarms = ", ".join(a["code"] for a in event.get("alarms") or [])  # type: ignore[index,union-attr]
+    kg = f"{weight.get('gross_kg'):,.0f} kg" if weight else "-"
+    alarms = ", ".join(a["code"] for a in event.get("alarms") or [])
     return (
         f"#{event.get('lane_seq'):>6} {event.get('type'):<6} {plate:<28} {kg:>10}"
         f"{'  ALARM ' + alarms if alarms else ''}"

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -322,18 +323,18 @@ class Publisher:
 
     def _handle_callbacks(self) -> None:
         while self._callbacks:
-            kind, value = self._callbacks.popleft()
+            kind, value = self._callbacks.popleft()  # the kind says what the value is
             if kind == "connect":
-                rc, session_present = value  # type: ignore[misc]
+                rc, session_present = cast("tuple[ReasonCode, bool]", value)
                 self._connack(rc, session_present)
             elif kind == "disconnect":
                 if self._socket_open and self._connected:
                     self._connection_lost(f"disconnected ({value})")
             elif kind == "puback":
-                mid, rc = value  # type: ignore[misc]
+                mid, rc = cast("tuple[int, ReasonCode]", value)
                 self._puback(mid, rc)
             elif kind == "message":
-                self._receive(value)  # type: ignore[arg-type]
+                self._receive(cast(mqtt.MQTTMessage, value))
 
     def _connack(self, rc: ReasonCode, session_present: bool) -> None:
         self._connecting_since = None
@@ -415,7 +416,7 @@ class Publisher:
         neighbour = self._neighbours.get(msg.topic)
         if neighbour is not None:
             if self._on_neighbour is not None:
-                self._on_neighbour(neighbour, msg.payload)
+                self._on_neighbour(neighbour, bytes(msg.payload))
             return
         name = self.topics.command_name(msg.topic)
         if name is None:
@@ -427,7 +428,7 @@ class Publisher:
         props = getattr(msg, "properties", None)
         response_topic = getattr(props, "ResponseTopic", None) if props else None
         correlation = getattr(props, "CorrelationData", None) if props else None
-        self._on_command(Command(name, msg.payload, response_topic, correlation))
+        self._on_command(Command(name, bytes(msg.payload), response_topic, correlation))
 
     def _has_room(self) -> bool:
         return len(self._inflight) < self.mqtt.max_inflight
@@ -571,7 +572,7 @@ class Subscriber:
         self.client.on_connect = lambda c, _u, _f, rc, _p: self._subscribe(rc)
         self.client.on_subscribe = lambda *_a: self._ready.set()
         self.client.on_message = lambda _c, _u, msg: self.messages.put(
-            Received(msg.topic, msg.payload, bool(msg.retain))
+            Received(msg.topic, bytes(msg.payload), bool(msg.retain))
         )
         self.client.connect(host, port, keepalive=15)
         self.client.loop_start()

@@ -221,9 +221,8 @@ def install_log_redaction() -> None:
         if args.exc_type is SystemExit:
             return
         name = args.thread.name if args.thread is not None else "?"
-        crash.critical(
-            "thread %s died", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
-        )
+        # The exception carries its own traceback (args.exc_traceback is the same object).
+        crash.critical("thread %s died", name, exc_info=args.exc_value)
 
     sys.excepthook = process_hook
     threading.excepthook = thread_hook

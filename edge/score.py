@@ -71,8 +71,8 @@ def expected_plate(vehicle: dict[str, Any], position: str) -> dict[str, Any] | N
     """The plate a camera at ``position`` should read (the rear camera sees a trailer's)."""
     plates = vehicle["plates"]
     if position == "rear" and "trailer" in plates:
-        return plates["trailer"]  # type: ignore[no-any-return]
-    return plates.get(position)  # type: ignore[no-any-return]
+        return plates["trailer"]
+    return plates.get(position)
 
 
 def plate_right(read: str | None, expected: dict[str, Any]) -> bool:

@@ -54,7 +54,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if parent is None:  # the document's root
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         if isinstance(index, int):
             part = str(index)
         elif isinstance(index, yaml.ScalarNode):
@@ -65,7 +65,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if len(self._path) > MAX_DEPTH:
                 raise _NestingError(self.peek_event().start_mark, tuple(self._path[:4]))
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._path.pop()
 

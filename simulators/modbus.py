@@ -20,12 +20,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from drivers.rpm.aspect import AspectMonitor, encode_monitor
 from drivers.thermal import maps
 from drivers.weighbridge.modbus import encode_value
 from simulators.faults import FaultState
+
+if TYPE_CHECKING:
+    from pymodbus.constants import ExcCodes
 
 _FC_TABLE = {1: "c", 5: "c", 15: "c", 2: "d", 3: "h", 6: "h", 16: "h", 23: "h", 4: "i"}
 
@@ -128,7 +131,7 @@ class ModbusSimServer:
         count: int,
         registers: list[int],
         values: list[int] | list[bool] | None,
-    ) -> object:
+    ) -> ExcCodes | None:
         from pymodbus.constants import ExcCodes
         from pymodbus.simulator.simutils import SimUtils
 
@@ -139,11 +142,13 @@ class ModbusSimServer:
         if self.faults.active("exception") or self.faults.take("exception"):
             return ExcCodes.DEVICE_FAILURE
         table = _FC_TABLE.get(function_code, "h")
-        model = {"c": self.coils, "d": self.discrete, "h": self.holding, "i": self.input}[table]
+        models: dict[str, list[bool] | list[int]]
+        models = {"c": self.coils, "d": self.discrete, "h": self.holding, "i": self.input}
+        model = models[table]  # bits for "c"/"d", words for "h"/"i": the ignores below rely on it
         if values is not None:
             for i, v in enumerate(values):
                 if address + i < len(model):
-                    model[address + i] = bool(v) if table in "cd" else int(v)  # type: ignore[assignment]
+                    model[address + i] = bool(v) if table in "cd" else int(v)  # type: ignore[call-overload]
             if self.on_write is not None:
                 self.on_write(table, address, values)
         elif self.on_read is not None and not self.faults.active("freeze"):

@@ -154,7 +154,7 @@ def render_scene(
 ) -> np.ndarray:
     """One frame: road, optional vehicle with its plate, camera OSD with the time."""
     w, h = size
-    img = np.zeros((h, w, 3), np.uint8)
+    img: np.ndarray = np.zeros((h, w, 3), np.uint8)  # cv2 hands back its own array types
     for y in range(h):  # sky-to-asphalt gradient
         img[y, :] = (90 + 60 * y // h,) * 3
     cv2.line(img, (w // 2, h // 3), (w // 8, h), (230, 230, 230), 3)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import random
@@ -38,6 +39,7 @@ from simulators.rpm import RapiscanSimulator, RpmVehicle
 from simulators.rtsp import RtspCameraSimulator
 from simulators.weighbridge import WeighbridgeSimulator
 
+COUNTRIES: tuple[Literal["KZ", "RU", "UZ", "KG", "CN", "EU"], ...]
 COUNTRIES = ("KZ", "RU", "UZ", "KG", "CN", "EU")
 VehicleClass = Literal["car", "van", "truck", "truck_trailer", "bus"]
 _CLASS_DEFAULTS: dict[str, tuple[int, tuple[float, float], float]] = {
@@ -77,7 +79,7 @@ class VehicleSpec(Strict):
 
 class RandomVehicles(Strict):
     count: int = Field(10, ge=0, le=100_000)
-    countries: list[Literal["KZ", "RU", "UZ", "KG", "CN", "EU"]] = list(COUNTRIES)  # type: ignore[assignment]
+    countries: list[Literal["KZ", "RU", "UZ", "KG", "CN", "EU"]] = list(COUNTRIES)
     norm_share: float = Field(0.1, ge=0, le=1)
     source_share: float = Field(0.03, ge=0, le=1)
     hot_share: float = Field(0.1, ge=0, le=1)
@@ -118,7 +120,7 @@ class LaneIoSpec(Strict):
 
 
 class CameraSpec(Strict):
-    roles: list[Literal["front", "rear", "trailer", "overview"]] = ["front", "rear"]  # type: ignore[assignment]
+    roles: list[Literal["front", "rear", "trailer", "overview"]] = ["front", "rear"]
     fps: float = Field(10.0, gt=0, le=30)
     width: int = Field(960, ge=160, le=1920)
     height: int = Field(540, ge=120, le=1080)
@@ -418,14 +420,14 @@ class SimulatedLane:
                 cam = CameraSimulator(
                     username=lane.cameras.username, password=lane.cameras.password,
                     fps=lane.cameras.fps, host=self.host, label=role.upper(),
-                    frame_source=lambda r=role: self._frame(r), seed=seed,
+                    frame_source=functools.partial(self._frame, role), seed=seed,
                 )  # fmt: skip
                 cam.start()
                 self.cameras[role] = cam
                 self.endpoints[f"camera.{role}"] = cam.mjpeg_url
                 if lane.cameras.rtsp:
                     rtsp = RtspCameraSimulator(
-                        lambda c=cam: c.jpeg(multiple_of=16), fps=lane.cameras.fps,
+                        functools.partial(cam.jpeg, multiple_of=16), fps=lane.cameras.fps,
                         host=self.host, faults=cam.faults,
                     )  # fmt: skip
                     self.rtsp[role] = rtsp

@@ -213,10 +213,10 @@ class OccupancyBuilder:
                 self._open.speed_kmh = float(line.fields[2])
             return None
         if kind == "GX":
-            counts = line.counts()
-            number = counts[0]
-            if counts[1] is not None:
-                self.neutron_background = counts[1] / 1000.0
+            gx_counts = line.counts()  # a GX line always has four (decode_line)
+            number = gx_counts[0]
+            if gx_counts[1] is not None:
+                self.neutron_background = gx_counts[1] / 1000.0
             return self._close(now, number, complete=True)
         return None
 

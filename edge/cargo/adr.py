@@ -144,7 +144,7 @@ def describe_kemler(code: str, table: AdrTable | None = None) -> str | None:
     if not kemler_ok(code):
         return None
     digits = code.removeprefix("X")
-    parts = []
+    parts: list[str] = []
     for i, digit in enumerate(digits):
         if digit == "0":
             continue

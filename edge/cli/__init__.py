@@ -251,7 +251,7 @@ def cmd_config_schema(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _outbox_for(config_path: Path):  # type: ignore[no-untyped-def]
+def _outbox_for(config_path: Path):
     from edge.errors import OutboxError
     from edge.lane import open_outbox
 

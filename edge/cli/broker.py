@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("broker", help="the checkpoint's Mosquitto: certificates and ACL")
     broker_sub = parser.add_subparsers(dest="broker_command", required=True)
     certs = broker_sub.add_parser(

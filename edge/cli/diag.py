@@ -26,7 +26,7 @@ from edge.redact import install_log_redaction, redact_text, remember
 Handler = Callable[[argparse.Namespace, LaneConfig, Printer], int]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     diag = sub.add_parser("diag", help="see, test and explain a lane (for technicians)")
     dsub = diag.add_subparsers(dest="diag_command", required=True, metavar="WHAT")
 

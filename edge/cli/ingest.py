@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("ingest", help="the checkpoint register: lanes -> PostgreSQL")
     parser.add_argument("--config", "-c", type=Path, help="ingest config (YAML)")
     parser.set_defaults(func=cmd_ingest)
@@ -48,7 +48,7 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
 
 
-def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _config(args: argparse.Namespace):
     from edge.errors import ConfigError, ConfigProblem
     from edge.site.config import load_ingest_config
 

@@ -15,7 +15,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 SAMPLES = Path(__file__).resolve().parents[1] / "recognize" / "samples"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "recognize",
         help="read the plates in image files (technicians, bench)",

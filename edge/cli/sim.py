@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("sim", help="run a simulated lane from a scenario file")
     parser.add_argument("--scenario", "-s", type=Path, required=True, help="scenario (YAML)")
     parser.add_argument(

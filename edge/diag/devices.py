@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,7 @@ def device_report(device_id: str, kind: str, health: Health) -> DeviceReport:
     return DeviceReport(
         id=device_id,
         kind=kind,
-        state=health.state.value.upper(),  # type: ignore[arg-type]
+        state=health.state.value.upper(),
         connected=health.connected,
         last_reading_age_s=health.last_reading_age_s,
         readings=health.readings,
@@ -224,7 +224,7 @@ async def act_directly(device: DeviceConfig, action: str, *, seconds: float | No
 
 async def stream(
     device: DeviceConfig, *, interval_s: float
-) -> AsyncIterator[tuple[Driver, Reading | None]]:
+) -> AsyncGenerator[tuple[Driver, Reading | None], None]:
     """Readings of an opened device, at most one per interval (None while it is silent)."""
     driver = open_driver(device)
     await driver.open()

@@ -103,7 +103,8 @@ def _tls_report(client: mqtt.Client) -> TlsReport | None:
         parts = cert.get(key)
         if not parts:
             return None
-        return ", ".join(f"{k}={v}" for rdn in parts for (k, v) in rdn)  # type: ignore[misc]
+        # typeshed types every getpeercert() value as str-or-tuple; subject/issuer are RDN tuples
+        return ", ".join(f"{k}={v}" for rdn in parts for (k, v) in rdn)  # type: ignore[str-unpack]
 
     cipher = sock.cipher()
     return TlsReport(

@@ -35,7 +35,7 @@ def listing(config: LaneConfig, *, rejected: bool, limit: int) -> OutboxListOutp
         outbox.close()
     return OutboxListOutput(
         state="rejected" if rejected else "pending",
-        rows=[OutboxRow(**row) for row in rows],  # type: ignore[arg-type]
+        rows=[OutboxRow(**row) for row in rows],
     )
 
 

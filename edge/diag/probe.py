@@ -31,13 +31,13 @@ def _health_report(device: DeviceConfig, health: dict[str, object]) -> DeviceRep
     return DeviceReport(
         id=device.id,
         kind=device.kind,
-        state=str(health["state"]).upper(),  # type: ignore[arg-type]
+        state=str(health["state"]).upper(),
         connected=bool(health["connected"]),
-        last_reading_age_s=health["last_reading_age_s"],  # type: ignore[arg-type]
-        readings=health["readings"],  # type: ignore[arg-type]
-        faults=health["faults"],  # type: ignore[arg-type]
-        reconnects=health["reconnects"],  # type: ignore[arg-type]
-        last_error=health["last_error"],  # type: ignore[arg-type]
+        last_reading_age_s=health["last_reading_age_s"],
+        readings=health["readings"],
+        faults=health["faults"],
+        reconnects=health["reconnects"],
+        last_error=health["last_error"],
     )
 
 

@@ -484,8 +484,8 @@ class PlateRecognizer:
         if split:
             extra.extend(_split_rows(frame))
         reads = self._read_lines(extra, view.stretch)
-        more = [_Piece(r, read) for r, read in zip(extra_rects, reads, strict=False)]
-        plates += self._plates(more)
+        pieces = [_Piece(r, read) for r, read in zip(extra_rects, reads, strict=False)]
+        plates += self._plates(pieces)
         if split:
             judged = _judge(LineRead.join(reads[-2:]), 2, self.countries)
             if judged:
@@ -550,7 +550,7 @@ class PlateRecognizer:
         """
         if not self._cell_layouts:
             return []
-        jobs = []
+        jobs: list[tuple[_TailJob, np.ndarray, _Piece]] = []
         for quad, piece in zip(quads, pieces, strict=True):
             jobs.extend((job, quad, piece) for job in _tail_jobs(piece.read, self._cell_layouts))
         jobs.sort(key=lambda j: -j[0].score)

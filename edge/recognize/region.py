@@ -207,7 +207,7 @@ def cell_corners(
         return None
     u0 = float(positions[first]) - left * pitch
     u1 = float(positions[first]) - right * pitch
-    half = CELL_HALF_HEIGHT * pitch * width / height
+    half = float(CELL_HALF_HEIGHT * pitch * width / height)
     v0, v1 = 0.5 - half, 0.5 + half
 
     def point(u: float, v: float) -> np.ndarray:

@@ -62,7 +62,7 @@ def draw_text(
     (tw, th), _ = cv2.getTextSize(text, FONT, scale, thickness)
     # Hershey glyphs are narrow; stretch horizontally like plate fonts by drawing on a
     # separate layer and resizing it into the box.
-    layer = np.zeros((th + 2 * thickness + 4, tw + 2 * thickness + 4), np.uint8)
+    layer: np.ndarray = np.zeros((th + 2 * thickness + 4, tw + 2 * thickness + 4), np.uint8)
     cv2.putText(layer, text, (thickness + 2, th + thickness + 1), FONT, scale, 255, thickness,
                 cv2.LINE_AA)  # fmt: skip
     target_w = int(min(w, max(tw * 1.15, w * 0.9)))
@@ -233,7 +233,7 @@ def make_plate(
 def perspective(rng: np.random.Generator, image: np.ndarray, strength: float = 0.08) -> np.ndarray:
     h, w = image.shape[:2]
     pad = int(max(h, w) * strength) + 4
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     jitter = rng.uniform(-strength, strength, (4, 2)) * [w, h]
     dst = (src + jitter + pad).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(src, dst)
@@ -245,7 +245,7 @@ def dirt(rng: np.random.Generator, image: np.ndarray, amount: float = 0.3) -> np
     out = image.astype(np.float32)
     h, w = image.shape[:2]
     for _ in range(int(amount * 12)):
-        mask = np.zeros((h, w), np.float32)
+        mask: np.ndarray = np.zeros((h, w), np.float32)
         centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         axes = (
             int(rng.integers(w // 30 + 1, w // 6 + 2)),

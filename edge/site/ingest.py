@@ -125,7 +125,8 @@ class Ingest:
             )
             if tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(broker.reconnect_min_s, broker.reconnect_max_s)
+        # paho annotates the delays int; its _reconnect_wait only adds them to a float clock
+        client.reconnect_delay_set(broker.reconnect_min_s, broker.reconnect_max_s)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -394,7 +394,7 @@ class Intake:
 
 def not_kept_spans(result: dict[str, Any], first: int, last: int) -> list[tuple[int, int]]:
     """The reply's ``not_kept`` ranges, clipped to the request; malformed entries ignored."""
-    spans = []
+    spans: list[tuple[int, int]] = []
     raw = result.get("not_kept")
     if not isinstance(raw, list):
         return spans

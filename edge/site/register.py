@@ -73,7 +73,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
         for version, name, sql in migrations():
             if version in done:
                 continue
-            conn.execute(sql.encode())  # type: ignore[call-overload]
+            conn.execute(sql.encode())
             conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
             )
@@ -746,7 +746,8 @@ def find_crossings(
     """Crossings, newest first: by plate, since a time, in a lane (``L`` or ``CP/L``)."""
     from edge.site.intake import normalise_plate
 
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if plate is not None:
         where.append("%s = ANY(c.plates)")
         params.append(normalise_plate(plate))
@@ -774,7 +775,7 @@ def find_crossings(
         + " ORDER BY c.start_at DESC LIMIT %s"
     )
     params.append(limit)
-    rows = conn.cursor(row_factory=dict_row).execute(sql.encode(), params).fetchall()  # type: ignore[call-overload]
+    rows = conn.cursor(row_factory=dict_row).execute(sql.encode(), params).fetchall()
     return [{k: _plain(v) for k, v in row.items()} for row in rows]
 
 
