@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, SecretStr
 
+from drivers import text
 from drivers.codec import printable
 from drivers.errors import DriverError, DriverProtocolError
 from drivers.readings import Reading
@@ -460,11 +461,12 @@ class Driver(ABC):
 
 
 def _summary(reading: Reading) -> str:
-    fields = getattr(reading, "__dataclass_fields__", {})
-    parts = []
-    for name in fields:
-        if name in {"device_id", "captured_at", "monotonic", "image"}:
-            continue
-        value = getattr(reading, name)
-        parts.append(f"{name}={value}")
-    return f"{type(reading).__name__}({', '.join(parts)[:200]})"
+    """One line for `lane diag probe`: `weight: gross_kg 18,650, stable yes`."""
+    names = getattr(reading, "__dataclass_fields__", {})
+    shown = {
+        name: getattr(reading, name)
+        for name in names
+        if name not in {"device_id", "captured_at", "monotonic", "image"}
+    }
+    kind = type(reading).__name__.removesuffix("Reading").lower() or "reading"
+    return f"{kind}: {text.fields(shown)}"[:240]

@@ -758,10 +758,11 @@ class Correlator:
             occupancy_start=o.start,
             occupancy_end=o.end,
             gamma_max_cps=float(o.gamma_max_cps),
-            gamma_background_cps=o.gamma_background_cps,
+            # Counts are whole numbers; a background or a sigma shown past 0.1 / 0.01 is noise.
+            gamma_background_cps=_rounded(o.gamma_background_cps, 1),
             neutron_max_cps=float(o.neutron_max),
-            neutron_background_cps=o.neutron_background,
-            sigma=o.sigma,
+            neutron_background_cps=_rounded(o.neutron_background, 1),
+            sigma=_rounded(o.sigma, 2),
             gamma_alarm=o.gamma_alarm,
             neutron_alarm=o.neutron_alarm,
         )
@@ -1032,3 +1033,8 @@ def vote(
         camera=best.camera,
         position=position,
     )
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+

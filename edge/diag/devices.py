@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers import text
 from drivers.base import Driver, Health, HealthState, Probe
 from drivers.errors import DriverError, UnsupportedCommandError
 from drivers.readings import (
@@ -315,4 +316,4 @@ def describe(fields: dict[str, Any]) -> str:
     if "max_c" in fields:
         regions = ", ".join(f"r{k} {v:.1f}C" for k, v in fields["regions"].items() if v is not None)
         return f"max {fields['max_c']} C ({regions})"
-    return ", ".join(f"{k}={v}" for k, v in fields.items())
+    return text.fields(fields)

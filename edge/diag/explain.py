@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers import text
 from edge.config import LaneConfig
 from edge.diag.errors import NotFoundError
 from edge.diag.models import ExplainOutput
@@ -65,7 +66,7 @@ def _resolve(outbox: Outbox, wanted: str, keep: int) -> str:
 
 
 def _trace_line(step: dict[str, Any]) -> str:
-    detail = ", ".join(f"{k}={v}" for k, v in step.items() if k not in ("t", "what"))
+    detail = text.fields({k: v for k, v in step.items() if k not in ("t", "what")})
     return f"+{float(step.get('t', 0.0)):7.3f} s  {step.get('what')}" + (
         f": {detail}" if detail else ""
     )
@@ -86,7 +87,8 @@ def _event_line(event: dict[str, Any]) -> str:
     weight = event.get("weight")
     if weight:
         parts.append(
-            f"weight {weight.get('gross_kg')} kg{' stable' if weight.get('stable') else ''}"
+            f"weight {text.plain(weight.get('gross_kg'))} kg"
+            f"{' stable' if weight.get('stable') else ''}"
         )
     radiation = event.get("radiation")
     if radiation:
