@@ -1037,4 +1037,3 @@ def vote(
 
 def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
-

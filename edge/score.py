@@ -203,6 +203,23 @@ def evidence_check(harness: LaneHarness) -> dict[str, int]:
     return {"named": named, "received_intact": matched}
 
 
+def _progress(harness: LaneHarness, elapsed_s: float, width: int = 30) -> str:
+    """`[#########.........] 9/30 vehicles, 8 crossings, ETA 1 min 5 s`."""
+    total = max(1, len(harness.lane.vehicles))
+    done = len(harness.truth)
+    filled = int(width * done / total)
+    eta = f"ETA {_duration(elapsed_s / done * (total - done))}" if done else "ETA -"
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} vehicles, "
+        f"{len(harness.crossings('end'))} crossings, {eta}   "
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def run_score(
     scenario_path: Path,
     *,
@@ -232,13 +249,7 @@ def run_score(
         while not harness.vehicles_done():
             harness.poll(0.5)
             if progress and sys.stdout.isatty():
-                done = len(harness.truth)
-                print(
-                    f"\rvehicles {done}/{len(harness.lane.vehicles)}  crossings "
-                    f"{len(harness.crossings('end'))}",
-                    end="",
-                    flush=True,
-                )
+                print(f"\r{_progress(harness, time.monotonic() - started)}", end="", flush=True)
             if not harness.agent_alive():
                 raise RuntimeError(f"the agent died; see {harness.agent_log}")
         deadline = time.monotonic() + settle_s + 5

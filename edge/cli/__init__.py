@@ -327,16 +327,20 @@ def _exit_on_sigterm() -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     import tempfile
 
+    from drivers.text import plain
     from edge.harness import DEFAULT_SCENARIO
     from edge.score import run_score
 
     _exit_on_sigterm()
+    workdir = Path(tempfile.mkdtemp(prefix="lane-score-"))
+    if not args.json:
+        print(f"work dir {workdir} (lane config, agent log, ground truth)", flush=True)
     result = run_score(
         args.scenario or DEFAULT_SCENARIO,
         vehicles=args.vehicles,
         speedup=args.speedup,
         settle_s=args.settle_s,
-        workdir=Path(tempfile.mkdtemp(prefix="lane-score-")),
+        workdir=workdir,
         progress=not args.json,
     )
     if args.json:
@@ -346,7 +350,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             if isinstance(value, list) and value:
                 print(key)  # one wrong plate, split or phantom a line
                 for item in value:
-                    print(f"  {item}")
+                    print(f"  {plain(item)}")
             else:
-                print(f"{key:<22} {value}")
+                print(f"{key:<22} {plain(value)}")
     return 0
