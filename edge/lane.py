@@ -84,8 +84,9 @@ RELOADABLE = ("telemetry", "storage")
 class LaneLock:
     """One agent per lane: an exclusive flock on ``<state_dir>/lane.lock``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, lane: str = "<lane>") -> None:
         self.path = state_dir / "lane.lock"
+        self.lane = lane
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -102,7 +103,7 @@ class LaneLock:
             handle.close()
             raise AlreadyRunningError(
                 f"another lane agent (pid {holder}) already runs on {self.path.parent}; "
-                "stop it first (systemctl stop lane@<lane>)"
+                f"stop it first (systemctl stop lane@{self.lane})"
             ) from None
         try:
             handle.seek(0)
@@ -147,7 +148,7 @@ class LaneAgent:
         self.config = config
         self.topics = Topics(config.mqtt.topic_prefix, config.checkpoint, config.lane)
         self.state_dir = config.storage.resolved_state_dir()
-        self.lock = LaneLock(self.state_dir)
+        self.lock = LaneLock(self.state_dir, lane=config.lane)
         self.started = time.monotonic()
         self.crossings_total = 0
         self.boot_seq = 0

@@ -288,7 +288,10 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
     events = outbox.latest_crossings(args.n)
     outbox.close()
     for event in events:
-        print(dumps(event) if args.json else f"{describe_event(event)}  [{event['_delivery']}]")
+        if args.json:
+            print(dumps(event))
+        else:  # the crossing id, for `lane diag explain`
+            print(f"{describe_event(event)}  [{event['_delivery']}]  {event.get('crossing_id')}")
     return 0
 
 

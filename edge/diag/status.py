@@ -165,7 +165,7 @@ def _direct(config: LaneConfig, seconds: float | None, problems: list[str]) -> S
 def _problems(out: StatusOutput) -> list[str]:
     found = []
     if not out.agent.running:
-        found.append("the lane agent is not running (systemctl start lane@<lane>)")
+        found.append(f"the lane agent is not running (systemctl start lane@{out.lane})")
     elif out.agent.stalled:
         found.append("agent stages stalled: " + "; ".join(out.agent.stalled))
     if out.broker is not None and not out.broker.connected:

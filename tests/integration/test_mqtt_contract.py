@@ -191,6 +191,8 @@ def test_events_tail_reads_the_local_store_without_a_broker(tmp_path: Path, caps
     assert len(lines) == 5 and all("[pending]" in line for line in lines)
     assert main(["events", "tail", "--config", str(config), "--json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # Each line names its crossing, so a technician can `lane diag explain` it.
+    assert lines[-1].endswith(str(events[-1]["crossing_id"]))
     assert [e["lane_seq"] for e in events] == list(range(1, 9))
     ends = [e for e in events if e["type"] == "end"]
     assert len(ends) == 4 and all(e["plates"] for e in ends)
