@@ -34,7 +34,8 @@ from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
-from edge.recognize.pipeline import MotionGate, PlateRecognizer
+from edge.recognize.motion import MotionGate
+from edge.recognize.pipeline import PlateRecognizer
 from edge.redact import redact_text
 
 log = logging.getLogger(__name__)

@@ -309,7 +309,7 @@ def interleaved(
 
 
 def gate_cost_ms() -> float:
-    from edge.recognize.pipeline import MotionGate
+    from edge.recognize.motion import MotionGate
 
     gate = MotionGate()
     frame = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)

@@ -86,7 +86,8 @@ def iter_images(paths: list[Path]) -> Iterator[Path]:
 def cmd_recognize(args: argparse.Namespace) -> int:
     from edge.config import RecognitionConfig, load_config, with_overrides
     from edge.errors import LaneError
-    from edge.recognize.pipeline import PlateRecognizer, load_image
+    from edge.recognize.image import load_image
+    from edge.recognize.pipeline import PlateRecognizer
 
     config = load_config(args.config).recognition if args.config else RecognitionConfig()
     overrides = {}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge.recognize.grammar import FORMATS, best, fit, fold, interpret, score_key
+from edge.recognize.judge import fit_glyphs
 from edge.recognize.ocr import PLATE_ALPHABET
-from edge.recognize.pipeline import _fit_glyphs
 
 
 def test_fold_maps_cyrillic_lookalikes_and_drops_separators() -> None:
@@ -142,7 +142,7 @@ def test_the_readers_own_letter_beats_the_confusable_tables_look_alike() -> None
     uz = next(f for f in FORMATS if f.country == "UZ" and f.type == "standard")
     plain = [{c: 1.0} for c in "01Z787"]
     last = {"Z": 1.0}
-    offered = _fit_glyphs(_dists([*plain, {"7": 0.63, "Z": 0.25, "2": 0.12}, last]), uz)
+    offered = fit_glyphs(_dists([*plain, {"7": 0.63, "Z": 0.25, "2": 0.12}, last]), uz)
     assert offered is not None and offered[0] == "01Z787ZZ"
-    not_offered = _fit_glyphs(_dists([*plain, {"7": 0.9, "2": 0.1}, last]), uz)
+    not_offered = fit_glyphs(_dists([*plain, {"7": 0.9, "2": 0.1}, last]), uz)
     assert not_offered is not None and not_offered[0] == "01Z787TZ"

@@ -11,14 +11,9 @@ import pytest
 
 from edge.config import RecognitionConfig
 from edge.recognize.grammar import score_key
-from edge.recognize.pipeline import (
-    PlateCandidate,
-    PlateRecognizer,
-    PlateResult,
-    _plate_like,
-    load_image,
-    vote,
-)
+from edge.recognize.image import load_image
+from edge.recognize.judge import plate_like
+from edge.recognize.pipeline import PlateRecognizer
 from tests.recognition.conftest import DATA, SHARED_PLATES, small_uz_plates
 
 
@@ -55,53 +50,6 @@ def test_scene_boxes_locate_the_plates(recognizer: PlateRecognizer) -> None:
     for plate in plates:
         x, y, w, h = plate.box
         assert x >= 0 and y >= 0 and x + w <= image.shape[1] and y + h <= image.shape[0]
-
-
-def test_result_maps_to_the_wire_type(recognizer: PlateRecognizer) -> None:
-    name = next(n for n in EXPECTED if n.startswith("kz_1row"))
-    plate = recognizer.read(load_image(DATA / name))[0]
-    wire = plate.to_plate_read(camera="cam-front", position="front")
-    assert wire.text == plate.text and wire.country == "KZ" and wire.rows == 1
-    assert wire.raw == plate.raw and wire.camera == "cam-front"
-    assert [c.text for c in wire.candidates] == [c.text for c in plate.candidates]
-
-
-def _read(text: str, confidence: float, *others: tuple[str, float]) -> PlateResult:
-    candidates = (PlateCandidate(text, confidence), *(PlateCandidate(t, c) for t, c in others))
-    return PlateResult(text, text, "KZ", "standard", 1, confidence, (0, 0, 10, 5), candidates)
-
-
-def test_vote_prefers_the_agreeing_majority() -> None:
-    reads = [
-        _read("123ABC01", 0.9),
-        _read("123ABC01", 0.8),
-        _read("128ABC01", 0.95, ("123ABC01", 0.6)),
-        _read("123ABC01", 0.7),
-    ]
-    final = vote(reads)
-    assert final is not None and final.text == "123ABC01"
-    assert 0 < final.confidence < 0.9  # one dissenting frame lowers it
-    assert final.candidates[0].text == "123ABC01"
-    assert "128ABC01" in {c.text for c in final.candidates}
-
-
-def test_vote_unanimous_and_empty() -> None:
-    assert vote([]) is None
-    assert vote([_read("", 0.5)]) is None
-    single = vote([_read("A123BC77", 0.93)])
-    assert single is not None and single.text == "A123BC77"
-    assert single.confidence == pytest.approx(0.93)
-
-
-def test_vote_runner_up_can_win() -> None:
-    # Two frames each misread one glyph differently; both list the true plate second.
-    reads = [
-        _read("01A177AB", 0.6, ("01A177AA", 0.55)),
-        _read("01A171AA", 0.6, ("01A177AA", 0.55)),
-        _read("01A177AA", 0.5),
-    ]
-    final = vote(reads)
-    assert final is not None and final.text == "01A177AA"
 
 
 # (images, least exact share). uz_crops: 19 of these 20 with the region-cell pass, 17 without.
@@ -153,12 +101,12 @@ def test_a_tight_crop_with_no_line_found_is_searched_again_with_a_margin(
 ) -> None:
     crops = small_uz_plates(60, width=70, seed=3)  # 15 px tall
     lines = [
-        any(_plate_like(b) for b in recognizer.detector(crop, max_side=512)) for _, crop in crops
+        any(plate_like(b) for b in recognizer.detector(crop, max_side=512)) for _, crop in crops
     ]
     missed = [c for c, found in zip(crops, lines, strict=True) if not found]
     assert len(missed) >= 3, "the detector finds only fragments of the line in these crops"
     for _, crop in missed:
-        boxes = [b for b in recognizer._detect_with_margin(crop, 512) if _plate_like(b)]
+        boxes = [b for b in recognizer._detect_with_margin(crop, 512) if plate_like(b)]
         assert boxes, "with room round it the line is found"
         x, _, width, _ = boxes[0].rect  # in the crop's own coordinates, not the padded image's
         assert x >= -3 and x + width <= crop.shape[1] + 3 and width > 0.6 * crop.shape[1]

@@ -10,8 +10,9 @@ import pytest
 
 from edge.config import RecognitionConfig
 from edge.recognize import grammar, region, synth
+from edge.recognize.cells import cell_plate, tail_jobs
 from edge.recognize.ocr import ALPHABET_INDEX, PLATE_ALPHABET, LineRead, ctc_log_likelihood
-from edge.recognize.pipeline import PlateRecognizer, _cell_plate, _tail_jobs
+from edge.recognize.pipeline import PlateRecognizer
 from tests.recognition.conftest import small_uz_plates
 
 K = len(PLATE_ALPHABET) + 1
@@ -123,17 +124,17 @@ def _line(text: str) -> LineRead:
 
 def test_tail_jobs_find_the_main_part_behind_a_misread_cell() -> None:
     layouts = region.cell_layouts()
-    jobs = _tail_jobs(_line("G1A728YA"), layouts)
+    jobs = tail_jobs(_line("G1A728YA"), layouts)
     standard = max(jobs, key=lambda j: j.score)
     assert (standard.start, standard.text, standard.layout.format.type) == (2, "A728YA", "standard")
     assert standard.prior == 1.0  # two glyphs before the main part: the cell's own
     # A third glyph before the main part is unexplained and costs like a dropped one.
-    assert max(j.score for j in _tail_jobs(_line("XG1A728YA"), layouts)) < standard.score
+    assert max(j.score for j in tail_jobs(_line("XG1A728YA"), layouts)) < standard.score
     # Nothing is dropped at the right, and five-glyph main parts are not read for a cell.
-    jobs = _tail_jobs(_line("1B80338"), layouts)
+    jobs = tail_jobs(_line("1B80338"), layouts)
     assert all(j.end == 7 and len(j.text) == 6 for j in jobs)
     # A joined read has no glyph positions: no cell to find.
-    assert _tail_jobs(LineRead.join([_line("A728YA")]), layouts) == []
+    assert tail_jobs(LineRead.join([_line("A728YA")]), layouts) == []
 
 
 def test_a_code_the_classifier_sees_clearly_needs_no_digits_from_the_general_reader() -> None:
@@ -141,7 +142,7 @@ def test_a_code_the_classifier_sees_clearly_needs_no_digits_from_the_general_rea
     to the classifier: its evidence of two digits counts as much as the reader's. Where it
     sees no digits, or was not asked (the unsure path), a blank read makes no plate."""
     read = _line("S333JB")
-    job = max(_tail_jobs(read, region.cell_layouts()), key=lambda j: j.score)
+    job = max(tail_jobs(read, region.cell_layouts()), key=lambda j: j.score)
     assert (job.start, job.text) == (0, "S333JB")
     blank = np.zeros((12, 1 + len(PLATE_ALPHABET)), np.float32)
     blank[:, 0] = 1.0  # CTC blank in every frame: the reader saw nothing
@@ -149,12 +150,12 @@ def test_a_code_the_classifier_sees_clearly_needs_no_digits_from_the_general_rea
     assert region.code_present(frames, 2) < region.MIN_EVIDENCE
     sure = np.full((region.READ_CUTS, 2, region.NO_DIGIT + 1), np.log(0.001), np.float32)
     sure[:, 0, 0] = sure[:, 1, 1] = np.log(0.99)  # "01" in every cut
-    plate = _cell_plate(job, read, frames, sure, "", (0, 0, 80, 20), 3)
+    plate = cell_plate(job, read, frames, sure, "", (0, 0, 80, 20), 3)
     assert plate is not None and plate.text == "01S333JB" and plate.country == "UZ"
     none = np.full_like(sure, np.log(0.001))
     none[:, :, region.NO_DIGIT] = np.log(0.99)
-    assert _cell_plate(job, read, frames, none, "", (0, 0, 80, 20), 3) is None
-    assert _cell_plate(job, read, frames, sure[:0], "", (0, 0, 80, 20), 3) is None
+    assert cell_plate(job, read, frames, none, "", (0, 0, 80, 20), 3) is None
+    assert cell_plate(job, read, frames, sure[:0], "", (0, 0, 80, 20), 3) is None
 
 
 def test_czech_layout() -> None:

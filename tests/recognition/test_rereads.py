@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 
 from edge.config import RecognitionConfig
+from edge.recognize.image import load_image
+from edge.recognize.judge import PlateCandidate, PlateResult
 from edge.recognize.ocr import TextBox
-from edge.recognize.pipeline import (
-    PlateCandidate,
-    PlateRecognizer,
-    PlateResult,
-    _agree,
-    _View,
-    load_image,
-)
+from edge.recognize.pipeline import PlateRecognizer, _agree, _View
 from tests.recognition.conftest import DATA
 from tests.recognition.make_test_images import REREAD_IMAGE
 

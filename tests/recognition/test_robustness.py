@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.recognize.image import as_bgr, load_image
 from edge.recognize.models import ImageError
-from edge.recognize.pipeline import MotionGate, PlateRecognizer, as_bgr, load_image
+from edge.recognize.motion import MotionGate
+from edge.recognize.pipeline import PlateRecognizer
 
 
 @pytest.mark.parametrize(
