@@ -84,14 +84,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace, work: Any) -> Any:
-    from edge.site.register import connect
+    from edge.site.schema import connect
 
     with connect(_config(args), autocommit=True) as conn:
         return work(conn)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from edge.site.register import forward_report, lane_report
+    from edge.site.queries import forward_report, lane_report
 
     lanes = _read(args, lane_report)
     forwards = _read(args, forward_report)
@@ -119,7 +119,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from edge.site.register import find_crossings
+    from edge.site.queries import find_crossings
 
     if args.plate is None and args.since is None and args.lane is None:
         print("error: give --plate, --since or --lane")

@@ -37,7 +37,8 @@ from paho.mqtt.properties import Properties
 
 from edge.site.config import IngestConfig
 from edge.site.intake import Intake, Item
-from edge.site.register import Register, ReplayRequest, StoreCounts, connect, migrate
+from edge.site.register import Register, ReplayRequest, StoreCounts
+from edge.site.schema import connect, migrate
 
 log = logging.getLogger(__name__)
 

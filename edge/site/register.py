@@ -1,4 +1,5 @@
-"""The register in PostgreSQL: migrations, storing messages, gaps and their replay.
+"""The register in PostgreSQL: storing messages, gaps and their replay (the schema is
+``schema.py``, the operator's queries ``queries.py``, evidence files ``evidence.py``).
 
 Only the ingest's writer thread calls ``Register.store`` and the replay methods; it owns the
 connection. Every message of a batch is stored inside its own savepoint of one transaction,
@@ -15,19 +16,15 @@ reset its sequence: flagged in ``lane_flags``, and its tracking starts a new epo
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from importlib import resources
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from edge.site.config import IngestConfig
+from edge.site.evidence import EvidenceFiles
 from edge.site.intake import (
     CrossingItem,
     DeviceStatusItem,
@@ -42,51 +39,6 @@ from edge.site.intake import (
 )
 
 log = logging.getLogger(__name__)
-
-MIGRATION_LOCK = 0x6C616E65  # pg_advisory_xact_lock key: one migrator at a time
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every file in edge/site/migrations, in order."""
-    found = []
-    for entry in resources.files("edge.site").joinpath("migrations").iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _n, _s in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two migrations share a number: {sorted(versions)}")
-    return found
-
-
-def migrate(conn: psycopg.Connection[Any]) -> list[str]:
-    """Apply the migrations not yet recorded in schema_migrations. Returns their names."""
-    applied = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, name, sql in migrations():
-            if version in done:
-                continue
-            conn.execute(sql.encode())
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
-            )
-            applied.append(name)
-    return applied
-
-
-def connect(config: IngestConfig, *, autocommit: bool = False) -> psycopg.Connection[Any]:
-    db = config.database
-    extra: dict[str, Any] = {"connect_timeout": db.connect_timeout_s}
-    if db.password is not None:
-        extra["password"] = db.password.read()
-    return psycopg.connect(db.dsn, autocommit=autocommit, **extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,39 +72,6 @@ class StoreCounts:
     quarantined: int = 0
     gaps_opened: int = 0
     gaps_closed: int = 0
-
-
-class EvidenceFiles:
-    """The content-addressed evidence directory: ``<dir>/<sha256[:2]>/<sha256>``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def path(self, sha256: str) -> Path:
-        return self.directory / sha256[:2] / sha256
-
-    def put(self, sha256: str, data: bytes) -> Path:
-        """Write once, durably (temp file, fsync, rename); an existing file is kept."""
-        target = self.path(sha256)
-        if target.exists():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return target
 
 
 class Register:
@@ -699,112 +618,3 @@ def _topic(item: Item) -> str:
 
 
 # --- reports: `lane ingest status` and `lane ingest query` -----------------------------------
-
-
-def lane_report(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Per lane: last seen, last lane_seq, open gaps, repairs, losses, quarantined, flags."""
-    rows = (
-        conn.cursor(row_factory=dict_row)
-        .execute(
-            "SELECT l.checkpoint, l.lane, l.boot_seq, l.last_lane_seq, l.events, l.last_seen,"
-            " l.last_event_at, s.state AS status, s.alarms AS status_alarms,"
-            " (SELECT count(*) FROM gaps g WHERE g.checkpoint = l.checkpoint AND g.lane = l.lane"
-            "   AND g.state = 'open') AS open_gaps,"
-            " (SELECT COALESCE(sum(g.missing), 0) FROM gaps g WHERE g.checkpoint = l.checkpoint"
-            "   AND g.lane = l.lane AND g.state = 'open') AS missing,"
-            " (SELECT count(*) FROM gaps g WHERE g.checkpoint = l.checkpoint AND g.lane = l.lane)"
-            "   AS gaps_opened,"
-            " (SELECT count(*) FROM gaps g WHERE g.checkpoint = l.checkpoint AND g.lane = l.lane"
-            "   AND g.state = 'repaired') AS gaps_repaired,"
-            " (SELECT count(*) FROM gaps g WHERE g.checkpoint = l.checkpoint AND g.lane = l.lane"
-            "   AND g.state IN ('lost', 'partly_lost')) AS gaps_with_loss,"
-            " (SELECT COALESCE(sum(x.count), 0) FROM losses x WHERE x.checkpoint = l.checkpoint"
-            "   AND x.lane = l.lane) AS lost,"
-            " (SELECT count(*) FROM quarantine q WHERE q.checkpoint = l.checkpoint"
-            "   AND q.lane = l.lane) AS quarantined,"
-            " (SELECT count(*) FROM lane_flags f WHERE f.checkpoint = l.checkpoint"
-            "   AND f.lane = l.lane) AS flags,"
-            " (SELECT count(*) FROM crossings c WHERE c.checkpoint = l.checkpoint"
-            "   AND c.lane = l.lane) AS crossings"
-            " FROM lanes l LEFT JOIN lane_status s"
-            " ON s.checkpoint = l.checkpoint AND s.lane = l.lane"
-            " ORDER BY l.checkpoint, l.lane"
-        )
-        .fetchall()
-    )
-    return [{k: _plain(v) for k, v in row.items()} for row in rows]
-
-
-def find_crossings(
-    conn: psycopg.Connection[Any],
-    *,
-    plate: str | None = None,
-    since: datetime | None = None,
-    lane: str | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Crossings, newest first: by plate, since a time, in a lane (``L`` or ``CP/L``)."""
-    from edge.site.intake import normalise_plate
-
-    where: list[str] = []
-    params: list[object] = []
-    if plate is not None:
-        where.append("%s = ANY(c.plates)")
-        params.append(normalise_plate(plate))
-    if since is not None:
-        where.append("c.start_at >= %s")
-        params.append(since if since.tzinfo else since.replace(tzinfo=UTC))
-    if lane is not None:
-        if "/" in lane:
-            checkpoint, lane_id = lane.split("/", 1)
-            where.append("c.checkpoint = %s AND c.lane = %s")
-            params += [checkpoint, lane_id]
-        else:
-            where.append("c.lane = %s")
-            params.append(lane)
-    sql = (
-        "SELECT c.crossing_id, c.checkpoint, c.lane, c.direction, c.start_at, c.end_at, c.ended,"
-        " c.end_reason, c.identified, c.plates, c.gross_kg, c.alarms, c.lane_seq,"
-        " c.body -> 'coverage' -> 'notes' AS coverage_notes,"
-        " (SELECT count(*) FROM evidence e WHERE e.crossing_id = c.crossing_id"
-        "   AND e.state = 'verified') AS evidence_verified,"
-        " (SELECT count(*) FROM evidence e WHERE e.crossing_id = c.crossing_id"
-        "   AND e.state <> 'verified') AS evidence_unverified"
-        " FROM crossings c"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY c.start_at DESC LIMIT %s"
-    )
-    params.append(limit)
-    rows = conn.cursor(row_factory=dict_row).execute(sql.encode(), params).fetchall()
-    return [{k: _plain(v) for k, v in row.items()} for row in rows]
-
-
-def forward_report(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Per forward target: where its cursor is and how many committed events wait."""
-    rows = conn.execute(
-        "SELECT f.target, f.commit_seq, f.forwarded, f.duplicates, f.updated_at,"
-        " (SELECT count(*) FROM events e WHERE e.commit_seq > f.commit_seq) FROM forward_cursor f"
-        " ORDER BY f.target"
-    ).fetchall()
-    return [
-        {
-            "target": target,
-            "commit_seq": seq,
-            "forwarded": forwarded,
-            "duplicates": duplicates,
-            "updated_at": _plain(updated),
-            "behind": behind,
-        }
-        for target, seq, forwarded, duplicates, updated, behind in rows
-    ]
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: times as ISO 8601 UTC, decimals as numbers."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
