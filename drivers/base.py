@@ -467,6 +467,7 @@ def _summary(reading: Reading) -> str:
         name: getattr(reading, name)
         for name in names
         if name not in {"device_id", "captured_at", "monotonic", "image"}
+        and getattr(reading, name) is not None
     }
     kind = type(reading).__name__.removesuffix("Reading").lower() or "reading"
     return f"{kind}: {text.fields(shown)}"[:240]

@@ -90,7 +90,7 @@ def test_running_agent(
         )
         samples = [WatchSample.model_validate(s) for s in watched.lines()]
         assert len(samples) == 2 and samples[-1].state == "UP"
-        assert "gross_kg=3000" in samples[-1].summary
+        assert "gross_kg 3,000" in samples[-1].summary
         tare = diag(capsys, "scale", "tare", "-c", config, "--yes", "--json")
         assert ActionOutput.model_validate_json(tare.out).via == "control socket"
         wait_until(lambda: sims["scale"].tare_kg == 3_000, 5, "the indicator tared")
@@ -123,7 +123,7 @@ def test_running_agent(
     assert "presence" in steps and "end" in steps
     assert any(s["what"] == "weight" and s["kg"] == 24_000 for s in story.trace)
     human = diag(capsys, "explain", str(crossing), "-c", config)
-    assert "24000" in human.out  # the weight behind the crossing
+    assert "24,000" in human.out  # the weight behind the crossing
     for part in (str(crossing)[:13], str(crossing)[-8:]):  # a unique start or end of the id
         short = diag(capsys, "explain", part, "-c", config, "--json")
         assert ExplainOutput.model_validate_json(short.out).crossing_id == crossing

@@ -72,7 +72,7 @@ def test_probe_reads_identity_values_and_raw_frames(
     assert result.code == 0, result.err
     probe = ProbeOutput.model_validate_json(result.out)
     assert probe.source == "direct probe" and probe.device.state == "UP"
-    assert probe.values and "gross_kg=8000" in probe.values[-1]
+    assert probe.values and "gross_kg 8,000" in probe.values[-1]
     assert probe.first_reading_s is not None and probe.first_reading_s < 1.5
     assert probe.reading_interval_ms is not None and 20 <= probe.reading_interval_ms <= 200
     assert probe.raw_frames and probe.raw_frames[-1].hex  # what the indicator really sent
