@@ -96,7 +96,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="what the running agent learned each camera stamps into its pictures",
         description="Where each camera's date/time/name stamp is, as the running agent "
         "learned it from its reads (those reads are never taken for plates), and why.",
-        epilog="example: lane diag camera overlay -c /etc/lane/C1.yaml cam_front",
     )
     _common(learned, cmd_overlay)
     learned.add_argument("camera", nargs="?", help="one camera (default: all)")
