@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from typing import Any
 
@@ -51,6 +52,9 @@ class SerialLink:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         self._stop.clear()
+        missing = _missing_device(self.url)
+        if missing:
+            raise DriverConnectionError(missing)
         try:
             self._port = await asyncio.to_thread(
                 serial.serial_for_url, self.url, timeout=0.05, write_timeout=2.0, **self.settings
@@ -170,3 +174,17 @@ class TcpLink:
                 async with asyncio.timeout(1.0):
                     await self._writer.wait_closed()
         self._reader = self._writer = None
+
+
+def _missing_device(url: str) -> str | None:
+    """Why a serial device path cannot be opened, said plainly; None for URLs and paths that exist.
+
+    A link whose target is gone (a simulator's pty link after the simulator stopped, a
+    udev link of an unplugged adapter) is said to be one, with its target.
+    """
+    if "://" in url or os.path.exists(url):
+        return None
+    if os.path.islink(url):
+        target = os.readlink(url)
+        return f"{url} is a link to {target}, which is gone (unplugged, or a simulator stopped)"
+    return f"{url} does not exist (device unplugged, or a simulator that is not running)"

@@ -3,8 +3,11 @@
 Every configured device gets its driver from the registry; readings of all drivers land in
 one bounded queue. Camera frames go to the plate recogniser (a worker thread, one frame at a
 time per camera, newest frame wins) only while a vehicle is in the lane or the picture moves,
-so an empty lane costs almost nothing. Device health is polled once a second; a change is
-handed to the correlator (coverage) and to the agent (retained device status).
+so an empty lane costs almost nothing. What a camera stamps into its pictures (date, time,
+name) is learned per camera from the reads (edge/recognize/overlay.py) and never taken for
+a plate; a configured ``plate_area`` masks on top of it. Device health is polled once a
+second; a change is handed to the correlator (coverage) and to the agent (retained device
+status).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encod
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
 from edge.recognize.motion import MotionGate
+from edge.recognize.overlay import OverlayLearner, TextRead
 from edge.recognize.pipeline import PlateRecognizer
 from edge.redact import redact_text
 
@@ -113,6 +117,12 @@ class Acquisition:
         self.kinds = {d.id: d.kind for d in devices}
         self.roles = {d.id: d.role for d in devices}
         self.plate_areas = {d.id: d.plate_area for d in devices if d.plate_area is not None}
+        # Each camera's stamped text (date, time, name), learned from its reads.
+        self.overlays = {
+            d.id: OverlayLearner()
+            for d in devices
+            if d.kind.startswith("anpr.") and d.role != "overview"
+        }
         self.drivers: dict[str, Driver] = {
             d.id: create_driver(d.id, d.kind, d.driver_options(), d.timeout_ms) for d in devices
         }
@@ -220,9 +230,17 @@ class Acquisition:
         now = time.monotonic()
         height, width = frame.image.shape[:2]
         area = self.plate_areas.get(camera)
-        for result in results:
-            if result.confidence < self.config.recognition.min_confidence:
-                continue
+        overlay = self.overlays.setdefault(camera, OverlayLearner())
+        current = self.correlator.current
+        stamped = overlay.observe(
+            [TextRead(r.box, r.text, r.raw) for r in results],
+            width=width,
+            height=height,
+            crossing=current.record.crossing_id if current is not None else None,
+        )
+        for result, stamp in zip(results, stamped, strict=True):
+            if result.confidence < self.config.recognition.min_confidence or stamp:
+                continue  # unsure, or the camera's own date/time/name text
             if area is not None and not _inside(result.box, area, width, height):
                 continue  # the camera's overlay text, a sign, a parked car's plate
             await self._handle(

@@ -84,9 +84,6 @@ class LaneHarness:
         self._vehicles = asyncio.run_coroutine_threadsafe(self.lane.wait(), self.loop)
         config = self.lane.lane_config()
         config["devices"] = [self._secret_refs(d) for d in config["devices"]]
-        for device in config["devices"]:
-            if device["kind"].startswith("anpr."):
-                device["plate_area"] = [0.0, 0.08, 1.0, 0.92]  # below the date/name overlay
         config["mqtt"] = {"host": "127.0.0.1", "port": self.broker.port}
         config["storage"] = {"state_dir": str(self.workdir / "state")}
         config["fusion"] = {"settle_s": self.settle_s, "min_gap_s": 0.3, **self.fusion}

@@ -141,6 +141,9 @@ class SceneVehicle:
     view: str = "front"  # front: cab; rear: the back of the trailer
 
 
+OSD_BAND_PX = 32  # the camera's date/name stamp is drawn in this band at the top
+
+
 def render_scene(
     vehicle: SceneVehicle | None,
     *,

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulators.camera import CameraSimulator
 from simulators.modbus import AspectSimulator, LaneIoSimulator, ThermalSimulator
-from simulators.render import Plate, SceneVehicle, make_plate, render_scene
+from simulators.render import OSD_BAND_PX, Plate, SceneVehicle, make_plate, render_scene
 from simulators.rpm import RapiscanSimulator, RpmVehicle
 from simulators.rtsp import RtspCameraSimulator
 from simulators.weighbridge import WeighbridgeSimulator
@@ -332,9 +332,19 @@ class SimulatedLane:
     """All simulators of one lane, driven by one scenario."""
 
     def __init__(
-        self, scenario: Scenario, *, truth_path: Path | None = None, host: str = "127.0.0.1"
+        self,
+        scenario: Scenario,
+        *,
+        truth_path: Path | None = None,
+        host: str = "127.0.0.1",
+        run_dir: Path | None = None,
     ) -> None:
         self.scenario = scenario
+        # Where the sim keeps a link to each of its ptys: the config names the link, which
+        # goes when the sim stops, so a config copied from a finished sim opens nothing (a
+        # bare /dev/pts/N may meanwhile belong to another process).
+        self.run_dir = run_dir
+        self.links: list[Path] = []
         self.vehicles = plan(scenario)
         self.truth_path = truth_path
         self.host = host
@@ -350,6 +360,7 @@ class SimulatedLane:
         self.truth: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
         self._wall0 = datetime.now(UTC)
+        self.begun = False
         self._tasks: list[asyncio.Task[None]] = []
         self._aspect_task: asyncio.Task[Any] | None = None
 
@@ -363,6 +374,8 @@ class SimulatedLane:
         return self._wall0 + timedelta(seconds=t / self.scenario.speedup)
 
     def current(self, t: float | None = None) -> PlannedVehicle | None:
+        if not self.begun:
+            return None  # devices up, the timeline not begun: an empty lane
         t = self.now_s() if t is None else t
         for v in self.vehicles:
             if v.start_s <= t < v.end_s:
@@ -376,7 +389,9 @@ class SimulatedLane:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> dict[str, str]:
+    async def start(self, *, begin: bool = True) -> dict[str, str]:
+        """Start every simulator; the timeline too unless ``begin`` is False (then
+        :meth:`begin` starts it: until then the lane is empty)."""
         lane = self.scenario.lane
         self._t0 = time.monotonic()
         self._wall0 = datetime.now(UTC)
@@ -389,6 +404,8 @@ class SimulatedLane:
             )  # fmt: skip
             self.weighbridge.profile = lambda _t: self._weight()
             self.endpoints["weighbridge"] = await self.weighbridge.start()
+            if wb.transport == "pty" and self.run_dir is not None:
+                self.endpoints["weighbridge"] = self._link("scale.tty", self.weighbridge.url)
         if lane.rpm is not None and lane.rpm.protocol == "rapiscan":
             self.rpm = RapiscanSimulator(
                 host=self.host,
@@ -432,17 +449,40 @@ class SimulatedLane:
                     )  # fmt: skip
                     self.rtsp[role] = rtsp
                     self.endpoints[f"camera.{role}.rtsp"] = await rtsp.start()
+        if begin:
+            self.begin()
+        return self.endpoints
+
+    def begin(self) -> None:
+        """Start the timeline now: the first vehicle comes ``start_delay_s`` later."""
+        if self.begun:
+            return
+        self._t0 = time.monotonic()
+        self._wall0 = datetime.now(UTC)
+        self.begun = True
         self._tasks = [
             asyncio.create_task(self._vehicles_task()),
             asyncio.create_task(self._faults_task()),
         ]
-        return self.endpoints
+
+    def _link(self, name: str, target: str) -> str:
+        assert self.run_dir is not None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        link = self.run_dir / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        self.links.append(link)
+        return str(link.absolute())
 
     async def wait(self) -> None:
         """Until every vehicle has passed and its ground truth is written."""
+        while not self._tasks:
+            await asyncio.sleep(0.1)
         await self._tasks[0]
 
     async def stop(self) -> None:
+        for link in self.links:  # first: an agent reconnecting meanwhile finds no pty
+            link.unlink(missing_ok=True)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -454,6 +494,9 @@ class SimulatedLane:
             await rtsp.stop()
         for cam in self.cameras.values():
             await asyncio.to_thread(cam.stop)
+        if self.links and self.run_dir is not None:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()  # only when empty: nothing of anyone else's goes
 
     # -- device models -------------------------------------------------------------------
 
@@ -480,7 +523,8 @@ class SimulatedLane:
                 self.laneio.state[name] = on
         if "axles" in self.laneio.count:
             # An axle detector at the entry loop: one pulse per axle, spread over the loop.
-            self.laneio.count["axles"] = sum(axles_passed(v, t) for v in self.vehicles)
+            passed = sum(axles_passed(v, t) for v in self.vehicles) if self.begun else 0
+            self.laneio.count["axles"] = passed
         LaneIoSimulator._refresh(self.laneio)
 
     def _frame(self, role: str) -> Any:
@@ -613,7 +657,8 @@ class SimulatedLane:
             kind = {"toledo": "weighbridge.toledo", "sics": "weighbridge.sics"}.get(
                 lane.weighbridge.protocol, "weighbridge.xk3190"
             )
-            entry: dict[str, Any] = {"id": "scale", "kind": kind, "url": self.weighbridge.url,
+            url = self.endpoints.get("weighbridge") or self.weighbridge.url
+            entry: dict[str, Any] = {"id": "scale", "kind": kind, "url": url,
                                      "timeout_ms": 1000}  # fmt: skip
             if kind == "weighbridge.xk3190":
                 entry["mode"] = (
@@ -644,16 +689,21 @@ class SimulatedLane:
                 "counters": self.laneio.counters, "timeout_ms": 1000,
             })  # fmt: skip
         for role, cam in self.cameras.items():
+            # Below the date/name stamp: the agent learns it anyway, the mask says it at once.
+            height = lane.cameras.height if lane.cameras is not None else 540
+            area = [0.0, round(max(0.08, OSD_BAND_PX / height), 3), 1.0]
+            area.append(round(1.0 - area[1], 3))
             if role in self.rtsp:
                 devices.append({
                     "id": f"cam_{role}", "kind": "anpr.stream", "role": role,
                     "url": self.rtsp[role].url, "reader": "opencv", "timeout_ms": 3000,
+                    "plate_area": area,
                 })  # fmt: skip
                 continue
             devices.append({
                 "id": f"cam_{role}", "kind": "anpr.stream", "role": role, "url": cam.mjpeg_url,
                 "reader": "http", "username": cam.username, "password": cam.password,
-                "timeout_ms": 3000,
+                "timeout_ms": 3000, "plate_area": area,
             })  # fmt: skip
         return {"checkpoint": "KZ-SIM", "lane": "SIM1", "direction": "entry",
                 "lane_type": "truck", "devices": devices}  # fmt: skip

@@ -91,6 +91,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(snap, cmd_snapshot)
     snap.add_argument("camera", help="camera device id from the lane config")
     snap.add_argument("--out", type=Path, required=True, help="image file (.jpg, .png)")
+    learned = csub.add_parser(
+        "overlay",
+        help="what the running agent learned each camera stamps into its pictures",
+        description="Where each camera's date/time/name stamp is, as the running agent "
+        "learned it from its reads (those reads are never taken for plates), and why.",
+    )
+    _common(learned, cmd_overlay)
+    learned.add_argument("camera", nargs="?", help="one camera (default: all)")
 
     bundle = command("bundle", "one archive for support (no secrets)", cmd_bundle)
     bundle.add_argument("--out", type=Path, required=True, help="archive (.tar.gz)")
@@ -453,6 +461,28 @@ def cmd_snapshot(args: argparse.Namespace, config: LaneConfig, p: Printer) -> in
         )
     if not report.plates:
         p.line("  no plate found in this frame")
+    return 0
+
+
+def cmd_overlay(args: argparse.Namespace, config: LaneConfig, p: Printer) -> int:
+    from edge.diag.camera import overlay
+
+    report = overlay(config, args.camera)
+    if args.json:
+        _emit(args, report)
+        return 0
+    for cam in report.cameras:
+        p.line(f"{cam.camera}: {cam.frames_read} frames read, {cam.reads_ignored} reads ignored")
+        for region in cam.regions:
+            x, y, w, h = region.box
+            p.line(
+                f"  overlay at x {x:.2f} y {y:.2f} w {w:.2f} h {h:.2f} ({region.why}; "
+                f"{region.sightings} sightings, last {', '.join(region.texts[-3:])})"
+            )
+        if not cam.regions:
+            p.line("  no overlay learned (yet)")
+        if cam.plate_area is not None:
+            p.line(f"  plate_area (configured) {list(cam.plate_area)}")
     return 0
 
 

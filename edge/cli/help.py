@@ -61,6 +61,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "sim": (
         "lane sim --scenario simulators/scenarios/default.yaml --config-out sim-lane.yaml",
+        "lane sim -s simulators/scenarios/default.yaml --config-out sim-lane.yaml "
+        "--wait-for-agent --broker 127.0.0.1:1883   # then: lane run -c sim-lane.yaml",
         "lane sim -s simulators/scenarios/default.yaml --plan",
     ),
     "diag": (f"lane diag status --config {CONFIG}",),
@@ -84,6 +86,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "diag barrier": (f"lane diag barrier --config {CONFIG} open",),
     "diag camera": (f"lane diag camera snapshot --config {CONFIG} front --out front.jpg",),
     "diag camera snapshot": (f"lane diag camera snapshot --config {CONFIG} front --out front.jpg",),
+    "diag camera overlay": (
+        f"lane diag camera overlay --config {CONFIG}",
+        "lane diag camera overlay -c F cam_front --json",
+    ),
     "diag bundle": (f"lane diag bundle --config {CONFIG} --out /tmp/lane-T1-support.tar.gz",),
     "diag explain": (
         f"lane events tail --config {CONFIG}   # take a crossing id from here",

@@ -3,6 +3,8 @@
 Opens the camera itself, also while the agent runs: IP cameras serve several clients, and
 the agent's stream is not disturbed. The plate area (``plate_area``) is drawn in blue;
 plates below ``recognition.min_confidence`` (the agent ignores them) in orange.
+`lane diag camera overlay` asks the running agent what it learned each camera stamps into
+its pictures (date, time, name: edge/recognize/overlay.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ import numpy as np
 
 from drivers.readings import Frame
 from edge.config import LaneConfig
+from edge.diag import control
 from edge.diag.devices import budget_s, find_device, open_driver
-from edge.diag.models import PlateBox, SnapshotOutput
+from edge.diag.errors import DiagError
+from edge.diag.models import (
+    CameraOverlayReport,
+    OverlayOutput,
+    OverlayRegionReport,
+    PlateBox,
+    SnapshotOutput,
+)
 from edge.errors import DeviceError
 
 GREEN, ORANGE, BLUE = (40, 200, 40), (0, 140, 255), (255, 120, 0)
@@ -112,4 +122,33 @@ async def snapshot(config: LaneConfig, camera: str, out: Path) -> SnapshotOutput
         height=height,
         recognition_ms=round(spent_ms, 1),
         plates=plates,
+    )
+
+
+def overlay(config: LaneConfig, camera: str | None = None) -> OverlayOutput:
+    """The running agent's learned overlay of each camera (or of ``camera``)."""
+    if camera is not None:
+        find_device(config, camera, kind_prefix="anpr.")
+    state_dir = config.storage.resolved_state_dir()
+    if control.agent_pid(state_dir) is None:
+        raise DiagError(
+            f"no agent runs on lane {config.lane}: the overlay is learned by the running agent "
+            f"(start it: systemctl start lane@{config.lane})"
+        )
+    data = control.request(state_dir, {"op": "overlay"})
+    if data is None:
+        raise DiagError("the agent is still opening its devices: ask again in a few seconds")
+    areas = {d.id: d.plate_area for d in config.devices}
+    return OverlayOutput(
+        cameras=[
+            CameraOverlayReport(
+                camera=name,
+                frames_read=report["frames_read"],
+                reads_ignored=report["reads_ignored"],
+                regions=[OverlayRegionReport.model_validate(r) for r in report["regions"]],
+                plate_area=areas.get(name),
+            )
+            for name, report in sorted(data.items())
+            if camera is None or name == camera
+        ]
     )

@@ -108,6 +108,8 @@ class ControlServer:
                 async with asyncio.timeout(max(5.0, 2 * driver.timeout_s)):
                     probe = await driver.probe()
                 return {"ok": True, "result": probe.as_dict()}
+            if op == "overlay":
+                return {"ok": True, "result": self._overlay()}
             if op == "action":
                 driver = self._driver(request)
                 detail = await run_action(driver, str(request.get("action")))
@@ -134,6 +136,22 @@ class ControlServer:
             known = ", ".join(sorted(drivers)) or "none"
             raise NotFoundError(f"the agent runs no device {name!r} (running: {known})")
         return drivers[name]
+
+    def _overlay(self) -> dict[str, Any] | None:
+        """Each camera's learned stamp (date, time, name): where, and why it is one; None
+        while the agent is still opening its devices."""
+        acquisition = getattr(self.agent, "acquisition", None)
+        if acquisition is None:
+            return None
+        learners = acquisition.overlays
+        return {
+            camera: {
+                "frames_read": learner.frames,
+                "reads_ignored": learner.ignored,
+                "regions": [r.as_dict() for r in learner.regions()],
+            }
+            for camera, learner in learners.items()
+        }
 
     async def _status(self) -> dict[str, Any]:
         agent = self.agent

@@ -195,6 +195,29 @@ class SnapshotOutput(Report):
     plates: list[PlateBox]
 
 
+class OverlayRegionReport(Report):
+    box: tuple[float, float, float, float] = Field(
+        description="x, y, width, height as fractions of the frame."
+    )
+    sightings: int
+    why: str = Field(description="The evidence it was learned on.")
+    texts: list[str] = Field(description="The last texts read there (a clock ticks).")
+
+
+class CameraOverlayReport(Report):
+    camera: str
+    frames_read: int = Field(description="Frames the agent read since it started.")
+    reads_ignored: int = Field(description="Reads ignored as overlay or lines of text.")
+    regions: list[OverlayRegionReport]
+    plate_area: tuple[float, float, float, float] | None = Field(
+        description="The configured mask, applied on top of the learned overlay."
+    )
+
+
+class OverlayOutput(Report):
+    cameras: list[CameraOverlayReport]
+
+
 class BundleOutput(Report):
     out: str
     bytes: int
@@ -227,6 +250,7 @@ SCHEMAS: dict[str, type[Report]] = {
     "mqtt-check": MqttCheckOutput,
     "action": ActionOutput,
     "snapshot": SnapshotOutput,
+    "overlay": OverlayOutput,
     "bundle": BundleOutput,
     "explain": ExplainOutput,
     "error": ErrorOutput,

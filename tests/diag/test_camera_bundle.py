@@ -14,11 +14,12 @@ from typing import Any
 import cv2
 import pytest
 
-from edge.diag.models import BundleOutput, SnapshotOutput
+from edge.diag.models import BundleOutput, OverlayOutput, SnapshotOutput
 from edge.localbroker import LocalBroker
 from simulators.camera import CameraSimulator
 from simulators.render import SceneVehicle, make_plate, render_scene
 from tests.diag.support import diag, write_lane
+from tests.integration.support import Agent, wait_until
 
 CAMERA_PASSWORD = "cam-s3cret-9431"
 MQTT_PASSWORD = "mqtt-s3cret-7720"
@@ -121,3 +122,32 @@ def test_bundle_has_the_facts_and_no_secrets(
     status = json.loads(members["status.json"])
     assert {d["id"]: d["state"] for d in status["devices"]}["rpm"] == "DOWN"
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_overlay_is_asked_of_the_running_agent(
+    capsys: pytest.CaptureFixture[str],
+    broker: LocalBroker,
+    camera: tuple[CameraSimulator, str],
+    tmp_path: Path,
+) -> None:
+    sim, _text = camera
+    config = camera_lane(tmp_path, broker.port, sim)
+    stopped = diag(capsys, "camera", "overlay", "-c", config)
+    assert stopped.code == 1 and "no agent runs" in stopped.err
+    assert diag(capsys, "camera", "overlay", "nope", "-c", config).code == 11
+    with Agent(config):
+        wait_until((tmp_path / "state" / "control.sock").exists, 30, "the control socket")
+
+        answers = []
+
+        def answered() -> bool:
+            answers.append(diag(capsys, "camera", "overlay", "cam-front", "-c", config, "--json"))
+            assert answers[-1].code == 0 or "still opening" in answers[-1].err, answers[-1].err
+            return answers[-1].code == 0
+
+        wait_until(answered, 60, "the agent's devices open")
+        result = answers[-1]
+        (report,) = OverlayOutput.model_validate_json(result.out).cameras
+        assert report.camera == "cam-front" and report.plate_area is None
+        human = diag(capsys, "camera", "overlay", "-c", config)
+        assert human.code == 0 and "cam-front:" in human.out and "frames read" in human.out

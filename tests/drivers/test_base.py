@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,15 @@ def test_a_kind_without_a_staleness_rule_is_never_stale() -> None:
     driver._last_useful_mono -= 3600
     assert driver.stale_after_s is None and driver._stale_for(time.monotonic()) is None
     driver._check_useful()  # no rule: never raises
+
+
+def test_a_serial_link_whose_target_is_gone_says_so(tmp_path: Path) -> None:
+    """A config copied from a stopped `lane sim` names its pty link: it must not open."""
+    from drivers.errors import DriverConnectionError
+
+    gone = tmp_path / "sim-lane.run" / "scale.tty"
+    gone.parent.mkdir()
+    gone.symlink_to(tmp_path / "no-such-pty")
+    for path, said in ((gone, "which is gone"), (tmp_path / "absent", "does not exist")):
+        with pytest.raises(DriverConnectionError, match=said):
+            asyncio.run(SerialLink(str(path)).open())

@@ -51,6 +51,13 @@ def test_lane_sim_prints_endpoints_and_a_valid_config(tmp_path: Path) -> None:
     assert all(str(d.model_extra["url"]).startswith("rtsp://") for d in cameras)
     raw = yaml.safe_load(config_path.read_text())
     assert all(isinstance(d.get("password", {}), dict) for d in raw["devices"])  # never inline
+    # The simulator knows where it stamps its date/name: the mask comes with the config.
+    assert all(d["plate_area"][1] > 0 for d in raw["devices"] if d["kind"] == "anpr.stream")
+    assert raw["mqtt"] == {"host": "127.0.0.1", "port": 1883}
+    # The scale's pty is named by a link the sim owned, gone now that it stopped.
+    (scale,) = [d for d in raw["devices"] if d["id"] == "scale"]
+    assert Path(scale["url"]).parent == (tmp_path / "sim-lane.run").absolute()
+    assert not Path(scale["url"]).exists() and not Path(scale["url"]).is_symlink()
     lines = [json.loads(line) for line in truth.read_text().splitlines()]
     assert [v["index"] for v in lines] == [1, 2]
     assert lines[0]["plates"]["front"]["country"] == "KG"

@@ -46,7 +46,7 @@ faults:
   - {at_s: 4, device: weighbridge, kind: bad_checksum, count: 2}
 """
 
-COMMON = {"id", "kind", "role", "timeout_ms", "enabled"}
+COMMON = {"id", "kind", "role", "timeout_ms", "enabled", "plate_area"}  # not driver options
 
 
 def drivers_for(config: dict[str, Any]) -> list[Driver]:
