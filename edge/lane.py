@@ -51,6 +51,7 @@ from edge.events import (
     SensorState,
     Telemetry,
     agent_version,
+    parse_crossing,
     utc_now,
 )
 from edge.evidence import EvidenceFile
@@ -295,7 +296,7 @@ class LaneAgent:
         ends = []
         for stored in await asyncio.to_thread(self.outbox.unfinished_crossings):
             try:
-                last = CrossingEvent.model_validate_json(stored)
+                last = parse_crossing(stored)
             except ValueError as exc:  # an event no longer readable: say so, do not guess
                 log.error("a stored crossing event cannot be read, not ended: %s", exc)
                 continue
