@@ -103,9 +103,7 @@ def asyncapi() -> dict[str, Any]:
             "address": spec.pattern,
             "description": spec.description,
             "parameters": {p: {"description": _PARAMETERS[p]} for p in params},
-            "messages": {
-                m: {"$ref": f"#/components/messages/{m}"} for m in [spec.name, *legacy]
-            },
+            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in [spec.name, *legacy]},
         }
         operations[f"{spec.direction}-{spec.name}"] = {
             "action": "send" if spec.direction == "publish" else "receive",
