@@ -15,6 +15,7 @@ from edge.events import (
     Radiation,
     Thermal,
     Weight,
+    Xray,
     agent_version,
     utc_now,
     uuid7,
@@ -39,6 +40,7 @@ class CrossingRecord:
     vehicle_class: str | None = None
     axle_count: int | None = None
     speed_kmh: float | None = None
+    xray: Xray | None = None  # the X-ray scan matched to it (edge.cargo.xray_link)
     # Every input and decision behind the record, for `lane diag explain`; not on the wire.
     trace: list[dict[str, object]] = field(default_factory=list)
     # position -> key of the frame behind the winning plate read (edge.evidence.FrameCache).
@@ -85,6 +87,7 @@ def make_event(
         vehicle_class=record.vehicle_class,
         axle_count=record.axle_count,
         speed_kmh=record.speed_kmh,
+        xray=record.xray,
         agent_version=agent_version(),
     )
 

@@ -15,10 +15,14 @@ input at ``t`` seconds (the agent's monotonic receive time)::
                              "start": 2.0, "end": 6.0}}
     {"t": 4.3, "recognition_started": {"camera": "cam-rear", "captured": 4.3}}
     {"t": 6.3, "recognition_done": {"camera": "cam-rear", "captured": 4.3}}
+    {"t": 40.0, "xray": {"device": "xray1", "scan_id": "S1", "started": 2.0, "finished": 30.0,
+                         "plate": "123ABC02", "container": "CSQU3054383"}}
     {"t": 9.0, "tick": true}
 
 ``recognition_started`` / ``recognition_done`` bracket a frame's plate recognition (``captured``
 is its capture time); a plate it yielded comes between them, with ``"seen"`` = ``captured``.
+An ``xray`` scan's ``started`` / ``finished`` are seconds on the *scanner's* clock (a skewed
+scanner is recorded as such); scans the correlator sends alone come from ``take_scans``.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from drivers.readings import (
     LaneIoState,
     LoopFault,
     RpmOccupancy,
+    ScanFile,
     ThermalRegion,
     ThermalRegions,
     WeightReading,
+    XrayScan,
 )
 from edge.correlate import (
     Correlator,
@@ -145,6 +151,22 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
             ),
             t,
         )
+    if "xray" in step:
+        x = step["xray"]
+        scan = XrayScan(
+            device_id=x.get("device", "xray1"),
+            captured_at=at,
+            monotonic=t,
+            scan_id=x["scan_id"],
+            started=_at(x["started"]),
+            finished=_at(x["finished"]),
+            files=tuple(
+                ScanFile(name=f, size=None, sha256=None) for f in x.get("files", ["scan.img"])
+            ),
+            scanner_plate=x.get("plate"),
+            scanner_container=x.get("container"),
+        )
+        return correlator.on_reading(scan, t)
     if "neighbour" in step:
         n = step["neighbour"]
         sighting = NeighbourSighting(
@@ -197,6 +219,8 @@ def summary(emission: Emission) -> dict[str, Any]:
         out["class"] = r.vehicle_class
     if r.alarms:
         out["alarms"] = [a.code for a in r.alarms]
+    if r.xray:
+        out["xray"] = r.xray.scan_id
     if r.coverage.notes:
         out["coverage"] = r.coverage.notes
     if r.start and r.end:
