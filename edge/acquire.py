@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from drivers.base import Driver, HealthState
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
+from edge.cargo.xray_link import LinkedScan
 from edge.config import LaneConfig
 from edge.correlate import (
     Correlator,
@@ -56,6 +57,7 @@ _STATE = {
 EmitFn = Callable[[Emission], Awaitable[None]]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
 EvidenceFn = Callable[[str, list[EvidenceFile]], None]
+ScanFn = Callable[[LinkedScan], None]
 
 
 def monotonic_to_utc() -> Callable[[float], datetime]:
@@ -79,6 +81,10 @@ def fusion_settings(config: LaneConfig) -> FusionSettings:
         axle_counter=f.axle_counter,
         max_axle_kg=f.max_axle_kg,
         neighbour_window_s=f.neighbour_window_s,
+        xray_wait_s=f.xray_wait_s,
+        xray_clock_tolerance_s=f.xray_clock_tolerance_s,
+        xray_max_offset_s=f.xray_max_offset_s,
+        xray_clock_offset=f.xray_clock_offset,
         top_n=config.recognition.top_n,
     )
 
@@ -91,10 +97,12 @@ class Acquisition:
         emit: EmitFn,
         on_health: HealthFn,
         on_evidence: EvidenceFn = lambda _crossing, _files: None,
+        on_scan: ScanFn = lambda _scan: None,
         recognizer: PlateRecognizer | None = None,
     ) -> None:
         self.config = config
         self._emit = emit
+        self._on_scan = on_scan  # an X-ray scan sent on its own topic (late, unmatched)
         self._on_evidence = on_evidence
         self.frames = FrameCache()
         storage = config.storage
@@ -154,8 +162,7 @@ class Acquisition:
         for driver in self.drivers.values():
             with contextlib.suppress(Exception):
                 await driver.close()
-        for emission in self.correlator.shutdown(time.monotonic()):
-            await self._deliver(emission)
+        await self._handle(self.correlator.shutdown(time.monotonic()))
 
     def device_health(self) -> dict[str, SensorState]:
         return {d: _STATE[drv.health().state] for d, drv in self.drivers.items()}
@@ -301,6 +308,8 @@ class Acquisition:
     async def _handle(self, emissions: list[Emission]) -> None:
         for emission in emissions:
             await self._deliver(emission)
+        for scan in self.correlator.take_scans():  # after the crossings they may refer to
+            self._on_scan(scan)
 
     async def _deliver(self, emission: Emission) -> None:
         """An ``end`` takes its evidence along: files first, then the event naming them."""

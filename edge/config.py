@@ -396,6 +396,27 @@ class FusionConfig(StrictModel):
     neighbour_window_s: float = Field(
         10.0, ge=0, description="How close in time a neighbour's read of our plate counts."
     )
+    xray_wait_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Truck lane with an X-ray device: how long past settle_s a truck's end "
+        "waits for its scan; a later scan goes out alone on the xray topic (docs/cargo.md).",
+    )
+    xray_clock_tolerance_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="A scan's own start..finish is widened by this when matched to a crossing.",
+    )
+    xray_max_offset_s: float = Field(
+        600.0, gt=0, le=86400, description="A scanner clock sample further off is refused."
+    )
+    xray_clock_offset: bool = Field(
+        True,
+        description="Estimate the scanner's clock offset from its scans' times; false: trust "
+        "both clocks as NTP-synchronised (an export always later than the tolerance).",
+    )
 
 
 class ScriptedConfig(StrictModel):

@@ -42,7 +42,7 @@ from typing import Literal
 
 from drivers.readings import XrayScan
 from edge.cargo.xray import CrossingWindow, xray_field, xray_mismatch_alarm
-from edge.events import Alarm, Xray
+from edge.events import Alarm, Xray, XrayScanEvent, agent_version, utc_now, uuid7
 
 ENDED_LIMIT = 32  # ended crossings a late scan may still be linked to
 PUBLISHED_LIMIT = 256  # scans waiting to go out on their own (the host drains them at once)
@@ -189,6 +189,22 @@ class ScanLink:
         out = list(self._out)
         self._out.clear()
         return out
+
+
+def scan_event(linked: LinkedScan, *, checkpoint: str, lane: str, boot_seq: int) -> XrayScanEvent:
+    """The ``lane.xray-scan/1`` message of a scan sent alone (event_id minted here, once)."""
+    return XrayScanEvent(
+        event_id=str(uuid7()),
+        checkpoint=checkpoint,
+        lane=lane,
+        crossing_id=linked.crossing_id,
+        reason=linked.reason,
+        xray=xray_record(linked.scan, linked.clock_offset_s),
+        alarms=list(linked.alarms),
+        boot_seq=boot_seq,
+        produced=utc_now(),
+        agent_version=agent_version(),
+    )
 
 
 def xray_record(scan: XrayScan, offset_s: float | None) -> Xray:
