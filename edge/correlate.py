@@ -598,6 +598,8 @@ class Correlator:
         if target is not None:
             window = self._window(target)
             self.xray.send_alone(scan, "second_scan", chosen, offset_s=offset, plates=window.plates)
+        elif chosen is None and self.xray.last_was_stale:
+            self.xray.stale += 1  # the archive re-read after a restart: sent by the last run
         else:
             self.xray.send_alone(scan, "late" if chosen else "unmatched", chosen, offset_s=offset)
         return []

@@ -67,12 +67,14 @@ class ClockOffset:
         self.tolerance_s = tolerance_s
         self.refused = 0
 
-    def add(self, finished: datetime, received: datetime) -> None:
+    def add(self, finished: datetime, received: datetime) -> bool:
+        """Take one sample; False when it is refused (further than ``max_offset_s``)."""
         sample = (finished - received).total_seconds()
         if abs(sample) > self.max_offset_s:
             self.refused += 1
-            return
+            return False
         self._samples.append(sample)
+        return True
 
     @property
     def best_s(self) -> float | None:
@@ -129,6 +131,10 @@ class ScanLink:
         self.linked = 0  # scans attached to a crossing before its end
         self.sent_alone: dict[str, int] = {"late": 0, "unmatched": 0, "second_scan": 0}
         self.dropped = 0  # sent-alone scans pushed out of a full queue (host not draining)
+        # Scans received long after they finished that fit no crossing: the drop folder's
+        # archive re-read after a restart (handled by the previous run), not sent again.
+        self.stale = 0
+        self._fresh = True
 
     def observe(self, scan: XrayScan, received: datetime) -> float:
         """Learn from one scan's times; the offset now applied to that scanner's times."""
@@ -140,8 +146,13 @@ class ScanLink:
                 tolerance_s=self._tolerance_s,
             )
             self.offsets[scan.device_id] = clock
-        clock.add(scan.finished, received)
+        self._fresh = clock.add(scan.finished, received)
         return clock.offset_s if self._estimate else 0.0
+
+    @property
+    def last_was_stale(self) -> bool:
+        """Whether the last observed scan was received over ``max_offset_s`` after its end."""
+        return not self._fresh
 
     @staticmethod
     def in_agent_time(scan: XrayScan, offset_s: float | None) -> XrayScan:

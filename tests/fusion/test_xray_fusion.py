@@ -212,3 +212,15 @@ def test_every_scan_is_either_on_a_crossing_or_sent_alone(name: str) -> None:
     }
     assert on_crossings | alone == recorded and not on_crossings & alone
     assert correlator.xray.linked == len(on_crossings)
+
+
+def test_the_archive_re_read_after_a_restart_is_not_sent_again(tmp_path: Path) -> None:
+    header = truck_lines()[0]
+    old = {"scan_id": "OLD", "started": 0.0, "finished": 30.0}  # finished 2 h before receipt
+    fresh = {"scan_id": "NEW", "started": 7000.0, "finished": 7150.0}  # 50 s ago: unmatched
+    correlator, _e, scans = run_lines(
+        tmp_path,
+        [header, json.dumps({"t": 7200.0, "xray": fresh}), json.dumps({"t": 7230.0, "xray": old})],
+    )
+    assert [s.scan.scan_id for _t, s in scans] == ["NEW"]
+    assert correlator.xray.stale == 1
