@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from drivers.base import Driver, HealthState
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
+from edge.cargo.readers import CargoReaders
 from edge.cargo.xray_link import LinkedScan
 from edge.config import LaneConfig
 from edge.correlate import (
@@ -117,6 +118,7 @@ class Acquisition:
         )
         self._on_health = on_health
         self.recognizer = recognizer
+        self.cargo = CargoReaders.of(recognizer)
         devices = [d for d in config.devices if d.enabled]
         self.kinds = {d.id: d.kind for d in devices}
         self.roles = {d.id: d.role for d in devices}
@@ -196,7 +198,10 @@ class Acquisition:
 
     async def _recognize(self, camera: str) -> None:
         ready = self._frame_ready[camera]
-        position = PlatePosition(self.roles.get(camera) or "front")
+        role = self.roles.get(camera) or "front"
+        if role == "container":
+            return await self._read_containers(camera)
+        position = PlatePosition(role)
         while True:
             await ready.wait()
             ready.clear()
@@ -209,6 +214,7 @@ class Acquisition:
                 self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
             )
             await self._read(camera, frame, position)
+            await self._read_adr(camera, frame, position)
             await self._handle(
                 self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
             )
@@ -253,6 +259,43 @@ class Acquisition:
                     now,
                     seen=frame.monotonic,
                 )
+            )
+
+    async def _read_containers(self, camera: str) -> None:
+        """A ``container`` camera's frames: container codes, no plates (edge.cargo)."""
+        ready = self._frame_ready[camera]
+        while True:
+            await ready.wait()
+            ready.clear()
+            frame = self._frames.pop(camera, None)
+            if frame is None or self.cargo is None:
+                continue
+            try:
+                found = await asyncio.to_thread(self.cargo.containers.read, frame.image)
+            except Exception as exc:  # one bad frame must not stop the camera
+                log.warning("container reading failed on %s: %s", camera, exc)
+                continue
+            for sighting in found:
+                await self._handle(
+                    self.correlator.on_container(
+                        sighting, camera, time.monotonic(), seen=frame.monotonic
+                    )
+                )
+
+    async def _read_adr(self, camera: str, frame: Frame, position: PlatePosition) -> None:
+        """Orange plates in a front or rear frame."""
+        if self.cargo is None or position not in (PlatePosition.FRONT, PlatePosition.REAR):
+            return
+        try:
+            plates = await asyncio.to_thread(
+                self.cargo.adr.read, frame.image, position=position.value, device=camera
+            )
+        except Exception as exc:  # one bad frame must not stop the camera
+            log.warning("orange plate reading failed on %s: %s", camera, exc)
+            return
+        for plate in plates:
+            await self._handle(
+                self.correlator.on_adr(plate, time.monotonic(), seen=frame.monotonic)
             )
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:

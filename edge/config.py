@@ -323,11 +323,13 @@ class DeviceConfig(StrictModel):
 
     id: Annotated[str, Field(pattern=IDENTIFIER)]
     kind: str = Field(description="Driver, e.g. weighbridge.toledo, rpm.rapiscan, anpr.stream.")
-    role: Literal["front", "rear", "trailer", "overview"] | None = Field(
+    role: Literal["front", "rear", "trailer", "overview", "container"] | None = Field(
         None,
         description="Cameras: front, rear or trailer, the plate position its reads fill "
-        "(default front); overview, a scene camera whose frames are not read for plates "
-        "(supervised and listed in coverage like any device).",
+        "(default front; front and rear frames are also searched for orange ADR plates); "
+        "overview, a scene camera whose frames are not read for plates (supervised and "
+        "listed in coverage like any device); container, a side or top view read for ISO "
+        "6346 container codes instead of plates (docs/cargo.md).",
     )
     timeout_ms: int = Field(1000, ge=10, le=120_000)
     enabled: bool = True

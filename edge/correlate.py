@@ -38,6 +38,9 @@ from drivers.readings import (
     WeightReading,
     XrayScan,
 )
+from edge.cargo.adr import AdrPlate
+from edge.cargo.container_read import ContainerSighting
+from edge.cargo.crossing_cargo import CargoVotes
 from edge.cargo.xray import CrossingWindow, match_scan, unscanned_note, xray_mismatch_alarm
 from edge.cargo.xray_link import LinkedScan, ScanLink, xray_record
 from edge.crossing import CrossingRecord
@@ -205,6 +208,7 @@ class _Open:
     # Strong front reads unlike its own, held until a second like them confirms a tailgater.
     rivals: list[tuple[float, PlateObservation]] = field(default_factory=list)
     xray: tuple[XrayScan, float | None] | None = None  # its scan and the clock offset used
+    cargo: CargoVotes = field(default_factory=CargoVotes)  # container codes, orange plates
 
     def note(self, now: float, what: str, **detail: object) -> None:
         """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
@@ -545,7 +549,43 @@ class Correlator:
             out += self._finish(self.current, "shutdown", now)
         return out
 
-    # --- X-ray scans --------------------------------------------------------------------
+    # --- cargo: container codes, orange plates, X-ray scans -------------------------------
+
+    def on_container(
+        self, sighting: ContainerSighting, camera: str, now: float, *, seen: float | None = None
+    ) -> list[Emission]:
+        """A container code a ``container`` camera read (``seen``: its frame's capture)."""
+        target = self._cargo_target(now if seen is None else seen)
+        if target is not None:
+            first = not target.cargo.codes
+            target.cargo.add_container(sighting, camera, now)
+            target.saw.add(camera)
+            if sighting.code in target.cargo.codes and target.cargo.codes[sighting.code].reads == 1:
+                target.note(now, "container", code=sighting.code, level=sighting.level.value)
+            if first:
+                return self._update(target, "containers") + self.tick(now)
+        return self.tick(now)
+
+    def on_adr(self, plate: AdrPlate, now: float, *, seen: float | None = None) -> list[Emission]:
+        """An orange plate a front or rear camera saw (``seen``: its frame's capture)."""
+        target = self._cargo_target(now if seen is None else seen)
+        if target is not None:
+            first = not target.cargo.adr
+            target.cargo.add_adr(plate)
+            target.note(now, "adr", position=plate.position, plate=plate.label)
+            if first:
+                return self._update(target, "adr") + self.tick(now)
+        return self.tick(now)
+
+    def _cargo_target(self, seen: float) -> _Open | None:
+        """The vehicle a frame captured at ``seen`` shows: in the lane, else the one leaving."""
+        current = self.current
+        if current is not None and seen >= current.started:
+            return current
+        for leaving in reversed(self.closing):
+            if seen >= leaving.started:
+                return leaving
+        return current
 
     def take_scans(self) -> list[LinkedScan]:
         """Scans to send on their own (late, unmatched, second): drain after every call."""
@@ -778,7 +818,8 @@ class Correlator:
                     opened.record.start,
                     opened.record.end,
                     tuple(sorted({p.text for obs in opened.plates.values() for p in obs})),
-                )
+                ),
+                opened.cargo.codes_read(),
             )
         plates = {p.text for obs in opened.plates.values() for p in obs}
         self._previous_plates = (now, plates)
@@ -829,6 +870,8 @@ class Correlator:
             record.weight.gross_kg if record.weight is not None else None,
             trailer=PlatePosition.TRAILER in opened.plates,
         )
+        record.containers = opened.cargo.containers()
+        record.adr = opened.cargo.adr_field()
         if opened.xray is not None:
             record.xray = xray_record(*opened.xray)
         note = unscanned_note(
@@ -992,9 +1035,12 @@ class Correlator:
                 )
             )
         alarms += self._neighbour_alarms(record)
+        alarms += opened.cargo.alarms()
         if opened.xray is not None:
             mismatch = xray_mismatch_alarm(
-                opened.xray[0], plates=[p.text for p in record.plates], containers=[]
+                opened.xray[0],
+                plates=[p.text for p in record.plates],
+                containers=opened.cargo.codes_read(),
             )
             alarms += [mismatch] if mismatch is not None else []
         weight = record.weight.gross_kg if record.weight is not None else None

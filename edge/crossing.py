@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from edge.events import (
+    Adr,
     Alarm,
+    ContainerRead,
     Coverage,
     CrossingEvent,
     EventType,
@@ -40,6 +42,8 @@ class CrossingRecord:
     vehicle_class: str | None = None
     axle_count: int | None = None
     speed_kmh: float | None = None
+    containers: list[ContainerRead] | None = None  # edge.cargo.crossing_cargo
+    adr: Adr | None = None
     xray: Xray | None = None  # the X-ray scan matched to it (edge.cargo.xray_link)
     # Every input and decision behind the record, for `lane diag explain`; not on the wire.
     trace: list[dict[str, object]] = field(default_factory=list)
@@ -87,6 +91,8 @@ def make_event(
         vehicle_class=record.vehicle_class,
         axle_count=record.axle_count,
         speed_kmh=record.speed_kmh,
+        containers=record.containers,
+        adr=record.adr,
         xray=record.xray,
         agent_version=agent_version(),
     )
