@@ -79,8 +79,11 @@ class _Row:
 
 
 def _same_row(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Side by side on one line of paint: level, and no wider apart than two glyph heights
+    (the groups of one code; the next box's code on the same level is another line)."""
     ca, cb = a[1] + a[3] / 2, b[1] + b[3] / 2
-    return abs(ca - cb) <= 0.5 * min(a[3], b[3])
+    gap = max(a[0], b[0]) - min(a[0] + a[2], b[0] + b[2])
+    return abs(ca - cb) <= 0.5 * min(a[3], b[3]) and gap <= 2 * max(a[3], b[3])
 
 
 def _below(top: _Row, bottom: _Row) -> bool:
@@ -151,10 +154,11 @@ def assemble(
     grouped = rows(lines)
     for i in range(len(grouped)):
         block = [grouped[i]]
-        for j in range(i + 1, min(len(grouped), i + MAX_ROWS_JOINED)):
-            if not _below(block[-1], grouped[j]):
+        for j in range(i + 1, len(grouped)):  # rows beside this block are skipped over
+            if len(block) == MAX_ROWS_JOINED:
                 break
-            block.append(grouped[j])
+            if _below(block[-1], grouped[j]):
+                block.append(grouped[j])
         for n in range(1, len(block) + 1):
             used = block[:n]
             text = "".join(r.text for r in used)

@@ -107,3 +107,14 @@ def test_no_wrong_check_digit_becomes_a_verified_code(seed: int) -> None:
     found = assemble(lines)
     assert all(not s.verification.check_digit_ok for s in found), [s.code for s in found]
     assert [s.code for s in found] == [text]
+
+
+def test_two_boxes_side_by_side_at_one_level_are_two_codes() -> None:
+    lines = [
+        line("CSQU", 65, 105, 116, 40),
+        line("1425736", 66, 176, 197, 35),
+        line("22G1", 64, 242, 113, 38),
+        line("TGHU5318820", 548, 107, 331, 36),
+        line("22G1", 542, 172, 121, 44),
+    ]
+    assert sorted(s.code for s in assemble(lines)) == ["CSQU1425736", "TGHU5318820"]
