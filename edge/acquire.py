@@ -48,6 +48,7 @@ STARTUP_GRACE_S = 3.0
 OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows another moment
 OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
 OVERVIEW = "overview"  # the overview pictures' key among the evidence files by position
+CONTAINER_READ_GAP_S = 0.3  # pause between two reads of a container camera
 
 _STATE = {
     HealthState.UP: SensorState.UP,
@@ -213,13 +214,19 @@ class Acquisition:
             await self._handle(
                 self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
             )
-            await self._read(camera, frame, position)
-            await self._read_adr(camera, frame, position)
+            orange = await self._read_adr(camera, frame, position)
+            await self._read(camera, frame, position, orange)
             await self._handle(
                 self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
             )
 
-    async def _read(self, camera: str, frame: Frame, position: PlatePosition) -> None:
+    async def _read(
+        self,
+        camera: str,
+        frame: Frame,
+        position: PlatePosition,
+        orange: list[tuple[int, int, int, int]] | None = None,
+    ) -> None:
         """One frame through the recogniser; its plates to the correlator."""
         start = time.perf_counter()
         assert self.recognizer is not None  # _offer_frame starts no reader without one
@@ -238,6 +245,8 @@ class Acquisition:
                 continue
             if area is not None and not _inside(result.box, area, width, height):
                 continue  # the camera's overlay text, a sign, a parked car's plate
+            if orange and any(_within(result.box, box) for box in orange):
+                continue  # the digits of an orange ADR plate, not a number plate
             await self._handle(
                 self.correlator.on_plate(
                     PlateObservation(
@@ -281,22 +290,28 @@ class Acquisition:
                         sighting, camera, time.monotonic(), seen=frame.monotonic
                     )
                 )
+            # A full-frame text search costs a core for most of a second: leave the plate
+            # cameras (and the loops' driver) their share; the newest frame is read next.
+            await asyncio.sleep(CONTAINER_READ_GAP_S)
 
-    async def _read_adr(self, camera: str, frame: Frame, position: PlatePosition) -> None:
-        """Orange plates in a front or rear frame."""
+    async def _read_adr(
+        self, camera: str, frame: Frame, position: PlatePosition
+    ) -> list[tuple[int, int, int, int]]:
+        """Orange plates in a front or rear frame; their boxes (no number plate is there)."""
         if self.cargo is None or position not in (PlatePosition.FRONT, PlatePosition.REAR):
-            return
+            return []
         try:
-            plates = await asyncio.to_thread(
-                self.cargo.adr.read, frame.image, position=position.value, device=camera
+            found = await asyncio.to_thread(
+                self.cargo.adr.read_boxes, frame.image, position=position.value, device=camera
             )
         except Exception as exc:  # one bad frame must not stop the camera
             log.warning("orange plate reading failed on %s: %s", camera, exc)
-            return
-        for plate in plates:
+            return []
+        for plate, _box in found:
             await self._handle(
                 self.correlator.on_adr(plate, time.monotonic(), seen=frame.monotonic)
             )
+        return [box for _plate, box in found]
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:
         """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
@@ -428,6 +443,12 @@ class Acquisition:
                     )
                     self._on_health(device_id, self.kinds[device_id], state, reason)
             await asyncio.sleep(HEALTH_POLL_S)
+
+
+def _within(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    """Whether the centre of box ``inner`` lies in box ``outer`` (x, y, w, h)."""
+    cx, cy = inner[0] + inner[2] / 2, inner[1] + inner[3] / 2
+    return outer[0] <= cx <= outer[0] + outer[2] and outer[1] <= cy <= outer[1] + outer[3]
 
 
 def _inside(

@@ -15,6 +15,7 @@ under it, in one of two Hershey fonts, with dirt and glare.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CARGO_SEED = 0xCA760
 OWNERS = ("CSQU", "MSCU", "MAEU", "CMAU", "HLXU", "OOLU", "TGHU", "TCNU", "BICU", "CBHU")
-ADR_COMMON = (("33", "1203"), ("30", "1202"), ("23", "1965"), ("80", "1830"), ("268", "1005"),
-              ("336", "1230"), ("50", "1942"), ("90", "3082"), ("30", "1863"), ("886", "1790"))  # fmt: skip
+ADR_COMMON = (
+    ("33", "1203"),
+    ("30", "1202"),
+    ("23", "1965"),
+    ("80", "1830"),
+    ("268", "1005"),
+    ("336", "1230"),
+    ("50", "1942"),
+    ("90", "3082"),
+    ("30", "1863"),
+    ("886", "1790"),
+)
 FONTS = (cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SIMPLEX)
 
 
@@ -76,10 +87,14 @@ class CargoPlan:
     def truth(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "containers": [
-                {"code": b.code, "size_type": b.size_type, "check_digit_ok": b.check_digit_ok,
-                 "layout": "vertical" if b.vertical else "row"}
+                {
+                    "code": b.code,
+                    "size_type": b.size_type,
+                    "check_digit_ok": b.check_digit_ok,
+                    "layout": "vertical" if b.vertical else "row",
+                }
                 for b in self.boxes
-            ],  # fmt: skip
+            ],
         }
         if self.adr is not None:
             out["adr"] = {"kemler": self.adr[0], "un": self.adr[1]}
@@ -103,9 +118,14 @@ def plan_cargo(spec: CargoSpec, index: int, vehicle_class: str, rng: random.Rand
                 digit = (digit + rng.randint(1, 9)) % 10
             size = "22G1" if two else rng.choice(["42G1", "45G1", "22G1"])
             plan.boxes.append(
-                Box(f"{owner}{serial}{digit}", size, ok, rng.random() < spec.vertical_share,
+                Box(
+                    f"{owner}{serial}{digit}",
+                    size,
+                    ok,
+                    rng.random() < spec.vertical_share,
                     rng.choice([(40, 60, 150), (120, 90, 30), (60, 120, 40), (150, 150, 150)]),
-                    rng.choice(FONTS))  # fmt: skip
+                    rng.choice(FONTS),
+                )
             )
     if rng.random() < spec.adr_share:
         plan.adr = rng.choice(ADR_COMMON)
@@ -119,8 +139,9 @@ def draw_adr(image: np.ndarray, x: int, y: int, width: int, adr: tuple[str, str]
     """An orange plate (40 x 30 cm look) with its black border and divider at (x, y)."""
     height = width * 3 // 4
     border = max(2, width // 25)
-    cv2.rectangle(image, (x - border, y - border), (x + width + border, y + height + border),
-                  (10, 10, 10), -1)  # fmt: skip
+    cv2.rectangle(
+        image, (x - border, y - border), (x + width + border, y + height + border), (10, 10, 10), -1
+    )
     cv2.rectangle(image, (x, y), (x + width, y + height), (0, 120, 255), -1)
     cv2.line(image, (x, y + height // 2), (x + width, y + height // 2), (10, 10, 10), border)
     for text, row in ((adr[0], 0), (adr[1], 1)):
@@ -128,8 +149,15 @@ def draw_adr(image: np.ndarray, x: int, y: int, width: int, adr: tuple[str, str]
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
         tx = x + (width - tw) // 2
         ty = y + row * height // 2 + (height // 2 + th) // 2
-        cv2.putText(image, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (10, 10, 10),
-                    max(2, width // 40))  # fmt: skip
+        cv2.putText(
+            image,
+            text,
+            (tx, ty),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (10, 10, 10),
+            max(2, width // 40),
+        )
 
 
 def render_side(
@@ -139,8 +167,25 @@ def render_side(
     w, h = size
     image = np.full((h, w, 3), (110, 110, 110), np.uint8)
     cv2.rectangle(image, (0, int(h * 0.85)), (w, h), (70, 70, 70), -1)  # the road
-    if not plan.boxes:
-        return image
+    if plan.boxes:
+        _draw_boxes(image, plan, progress, rng)
+    noise = np.frombuffer(rng.randbytes(w * h), np.uint8).reshape(h, w) % 7
+    image = cv2.add(image, cv2.cvtColor(noise, cv2.COLOR_GRAY2BGR))
+    cv2.putText(
+        image,
+        f"CONTAINER {time.time():.3f}",
+        (10, 24),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
+    return image
+
+
+def _draw_boxes(image: np.ndarray, plan: CargoPlan, progress: float, rng: random.Random) -> None:
+    h, w = image.shape[:2]
     shift = int((0.5 - progress) * w * 0.3)  # the trailer drives past, slowly in frame
     per = w // len(plan.boxes)
     for i, box in enumerate(plan.boxes):
@@ -152,8 +197,11 @@ def render_side(
         white = (235, 235, 235)
         scale = min(1.2, (x1 - x0) / 420)
         tx, ty = x0 + (x1 - x0) // 8, y0 + int(60 * scale) + 10
-        rows = ([box.code[:4], f"{box.code[4:10]} {box.code[10]}"] if box.vertical
-                else [f"{box.code[:4]} {box.code[4:10]} {box.code[10]}"])  # fmt: skip
+        rows = (
+            [box.code[:4], f"{box.code[4:10]} {box.code[10]}"]
+            if box.vertical
+            else [f"{box.code[:4]} {box.code[4:10]} {box.code[10]}"]
+        )
         for row in [*rows, box.size_type]:
             cv2.putText(image, row, (tx, ty), box.font, scale * 1.3, white, max(2, int(3 * scale)))
             ty += int(62 * scale)
@@ -162,6 +210,7 @@ def render_side(
             cv2.circle(image, (cx, cy), rng.randrange(3, 12), (50, 50, 40), -1)
     cv2.rectangle(image, (0, int(h * 0.8)), (w, int(h * 0.85)), (30, 30, 30), -1)  # chassis
     glare = image.copy()
-    cv2.ellipse(glare, (rng.randrange(w), int(h * 0.3)), (w // 10, h // 14), 0, 0, 360,
-                (255, 255, 255), -1)  # fmt: skip
-    return cv2.addWeighted(glare, 0.25, image, 0.75, 0)
+    cv2.ellipse(
+        glare, (rng.randrange(w), int(h * 0.3)), (w // 10, h // 14), 0, 0, 360, (255, 255, 255), -1
+    )
+    image[:] = cv2.addWeighted(glare, 0.25, image, 0.75, 0)

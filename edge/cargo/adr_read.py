@@ -119,17 +119,22 @@ class AdrReader:
     def read(
         self, frame: np.ndarray, *, position: str, device: str | None = None
     ) -> list[AdrPlate]:
+        return [plate for plate, _box in self.read_boxes(frame, position=position, device=device)]
+
+    def read_boxes(
+        self, frame: np.ndarray, *, position: str, device: str | None = None
+    ) -> list[tuple[AdrPlate, tuple[int, int, int, int]]]:
+        """Each plate with its box (x, y, w, h): its digits are no number plate."""
         plates = []
         for region in orange_regions(frame):
             top, bottom = halves(frame, region)
             reads = self.reader([top, bottom])
             texts = [_digits(r.text) for r in reads]
             confidence = min((r.confidence for r in reads if r.text), default=None)
-            plates.append(
-                read_plate(
-                    texts[0], texts[1], position=position, device=device, confidence=confidence
-                )
+            plate = read_plate(
+                texts[0], texts[1], position=position, device=device, confidence=confidence
             )
+            plates.append((plate, region.box))
         return plates
 
 

@@ -188,7 +188,7 @@ class ContainerReader:
         reader: Any,
         *,
         owners: OwnerRegistry | None = None,
-        max_side: int = 960,
+        max_side: int = 640,
     ) -> None:
         self.detector = detector
         self.reader = reader
