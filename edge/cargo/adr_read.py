@@ -48,11 +48,12 @@ def orange_regions(frame: np.ndarray) -> list[OrangeRegion]:
     mask = cv2.inRange(
         hsv, np.array([HUE[0], MIN_SATURATION, MIN_VALUE]), np.array([HUE[1], 255, 255])
     )
-    # The black dividing line cuts the orange in two: closed over with a tall kernel (the
-    # line is about 5 % of the plate's height: up to 25 px bridges a plate 500 px high).
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((25, 3), np.uint8))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # No morphological closing: even a 3 x 3 one bridges a thin black border (a distant
+    # plate's is 2 px) and joins the plate to an orange or red cab around it.
+    # Every outline, nested ones too: a plate on an orange or red cab is an island in a hole
+    # of the cab's orange. Outlines of holes are refused by the border check below.
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    contours = _join_halves([c for c in contours if cv2.contourArea(c) >= MIN_AREA_PX / 4])
     found = []
     for contour in contours:
         # The plate's digits and divider are holes in the orange: fill them for the shape.
@@ -73,7 +74,39 @@ def orange_regions(frame: np.ndarray) -> list[OrangeRegion]:
         if _framed(hsv, region):
             found.append(region)
     found.sort(key=lambda r: -r.box[2] * r.box[3])
-    return found[:MAX_PLATES]
+    distinct: list[OrangeRegion] = []
+    for region in found:  # an outline and the hole around it: one plate
+        if not any(_centre_in(region.box, kept.box) for kept in distinct):
+            distinct.append(region)
+    return distinct[:MAX_PLATES]
+
+
+def _centre_in(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    cx, cy = inner[0] + inner[2] / 2, inner[1] + inner[3] / 2
+    return outer[0] <= cx <= outer[0] + outer[2] and outer[1] <= cy <= outer[1] + outer[3]
+
+
+def _join_halves(contours: list[np.ndarray]) -> list[np.ndarray]:
+    """The dividing line cuts a numbered plate's orange in two: halves of one width, one
+    just above the other, are taken together."""
+    boxes = [cv2.boundingRect(c) for c in contours]
+    used: set[int] = set()
+    out = []
+    for i, (x, y, w, h) in enumerate(boxes):
+        if i in used:
+            continue
+        for j, (x2, y2, w2, h2) in enumerate(boxes):
+            if j == i or j in used or y2 <= y:
+                continue
+            overlap = min(x + w, x2 + w2) - max(x, x2)
+            gap = y2 - (y + h)
+            if overlap >= 0.8 * max(w, w2) and 0 <= gap <= 0.4 * max(h, h2):
+                used.update((i, j))
+                out.append(np.concatenate([contours[i], contours[j]]))
+                break
+        else:
+            out.append(contours[i])
+    return out
 
 
 def _framed(hsv: np.ndarray, region: OrangeRegion) -> bool:

@@ -58,3 +58,24 @@ def test_no_plate_and_an_orange_cab_are_no_plate(reader: AdrReader) -> None:
     assert orange_regions(cab) == []
     unframed = truck(border=False)
     assert orange_regions(unframed) == []
+
+
+@pytest.mark.parametrize("position", [0.5, 0.8, 1.0])
+def test_a_plate_on_a_red_cab_in_a_simulated_scene(reader: AdrReader, position: float) -> None:
+    """The cab's colour is within the orange range: the plate's thin black border alone
+    separates them (a closing or an outer-contour search would merge them)."""
+    import random
+    from datetime import UTC, datetime
+
+    from simulators.render import SceneVehicle, make_plate, render_scene
+
+    rng = random.Random(1)
+    scene = SceneVehicle(
+        make_plate("KZ", rng), (60, 80, 160), position, "front", adr=("33", "1203")
+    )
+    image = render_scene(scene, now=datetime(2026, 12, 2, tzinfo=UTC), rng=rng)
+    (found,) = reader.read(image, position="front")
+    assert (found.kemler, found.un) == ("33", "1203")
+    scene = SceneVehicle(make_plate("KZ", rng), (60, 80, 160), position, "front")
+    assert reader.read(render_scene(scene, now=datetime(2026, 12, 2, tzinfo=UTC), rng=rng),
+                       position="front") == []  # fmt: skip
