@@ -627,6 +627,9 @@ class Correlator:
             [self._window(o) for o in live] + self.xray.ended_windows(),
             now=received,
             clock_tolerance_s=self.settings.xray_clock_tolerance_s,
+            # An applied offset comes from delayed samples: the scan was then at or before
+            # the times it is moved to, never after.
+            lead_s=self.settings.xray_clock_tolerance_s if offset else 0.0,
         )
         target = next((o for o in live if o.record.crossing_id == chosen), None)
         if target is not None and target.xray is None:

@@ -22,8 +22,8 @@ import numpy as np
 from edge.cargo.adr import AdrPlate, read_plate
 
 HUE = (5, 22)
-MIN_SATURATION = 110
-MIN_VALUE = 90
+MIN_SATURATION = 100
+MIN_VALUE = 55  # a plate at night, in a dim frame, is still orange
 MIN_AREA_PX = 900  # smaller: too few pixels for its digits
 MAX_PLATES = 4  # per frame (front and rear plates of a unit, a trailer's)
 ASPECT = (1.1, 2.2)

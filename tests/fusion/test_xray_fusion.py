@@ -224,3 +224,19 @@ def test_the_archive_re_read_after_a_restart_is_not_sent_again(tmp_path: Path) -
     )
     assert [s.scan.scan_id for _t, s in scans] == ["NEW"]
     assert correlator.xray.stale == 1
+
+
+def test_a_short_crossing_is_not_outweighed_by_a_longer_neighbour_inside_the_tolerance() -> None:
+    from drivers.readings import XrayScan
+    from edge.cargo.xray import CrossingWindow, match_scan
+
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    windows = [
+        CrossingWindow("long", at(0), at(4)),  # the truck before: 4 s in the lane
+        CrossingWindow("short", at(5), at(7)),  # the scanned one: 2 s
+    ]
+    scan = XrayScan(device_id="x", scan_id="S", started=at(5.5), finished=at(6.5), files=())
+    # Widened by 5 s both ways, the scan would overlap the long one more (4 s > 2 s).
+    assert match_scan(scan, windows, now=at(20), clock_tolerance_s=5.0) == "short"
+    early = XrayScan(device_id="x", scan_id="S", started=at(4.3), finished=at(4.8), files=())
+    assert match_scan(early, windows, now=at(20), clock_tolerance_s=5.0) == "long"
