@@ -176,14 +176,16 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
     if "container" in step:
         c = step["container"]
         verification = read_code(c["text"])
-        sighting = ContainerSighting(
+        container = ContainerSighting(
             verification.text,
             verification,
             float(c.get("confidence", 0.9)),
             (0, 0, 1, 1),
             c.get("size_type"),
         )
-        return correlator.on_container(sighting, c.get("camera", "cam-side"), t, seen=c.get("seen"))
+        return correlator.on_container(
+            container, c.get("camera", "cam-side"), t, seen=c.get("seen")
+        )
     if "adr" in step:
         a = step["adr"]
         plate = read_plate(a.get("kemler"), a.get("un"), position=a["position"])

@@ -170,7 +170,7 @@ def render_side(
     if plan.boxes:
         _draw_boxes(image, plan, progress, rng)
     noise = np.frombuffer(rng.randbytes(w * h), np.uint8).reshape(h, w) % 7
-    image = cv2.add(image, cv2.cvtColor(noise, cv2.COLOR_GRAY2BGR))
+    image = np.asarray(cv2.add(image, cv2.cvtColor(noise, cv2.COLOR_GRAY2BGR)), np.uint8)
     cv2.putText(
         image,
         f"CONTAINER {time.time():.3f}",

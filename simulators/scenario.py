@@ -88,7 +88,7 @@ class RandomVehicles(Strict):
     hot_share: float = Field(0.1, ge=0, le=1)
     gap_s: tuple[float, float] = (2.0, 8.0)
     classes: list[VehicleClass] = Field(  # drawn with equal odds; repeat one to favour it
-        ["truck_trailer", "truck_trailer", "truck", "van", "car", "bus"]  # type: ignore[arg-type]
+        ["truck_trailer", "truck_trailer", "truck", "van", "car", "bus"]
     )
 
 

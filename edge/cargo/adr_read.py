@@ -70,7 +70,8 @@ def orange_regions(frame: np.ndarray) -> list[OrangeRegion]:
         if fill < MIN_FILL:
             continue
         corners = cv2.boxPoints(((cx, cy), (w, h), angle)).astype(np.float32)
-        region = OrangeRegion(_order(corners), cv2.boundingRect(hull), float(fill))
+        bx, by, bw, bh = cv2.boundingRect(hull)
+        region = OrangeRegion(_order(corners), (bx, by, bw, bh), float(fill))
         if _framed(hsv, region):
             found.append(region)
     found.sort(key=lambda r: -r.box[2] * r.box[3])

@@ -121,10 +121,10 @@ class CargoVotes:
                 ContainerRead(
                     code=code.best.code,
                     size_type=_size_type(code),
-                    position=position,  # type: ignore[arg-type]
+                    position=position,
                     confidence=round(min(1.0, code.best.confidence * (0.5 + 0.5 * agreement)), 4),
                     check_digit_ok=code.best.verification.check_digit_ok,
-                    verification=code.best.level.value,  # type: ignore[arg-type]
+                    verification=code.best.level.value,
                     camera=code.camera,
                 )
             )
