@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from drivers.base import Driver, HealthState
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
+from edge.cargo.readers import CargoReaders
+from edge.cargo.xray_link import LinkedScan
 from edge.config import LaneConfig
 from edge.correlate import (
     Correlator,
@@ -50,6 +52,7 @@ STARTUP_GRACE_S = 3.0
 OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows another moment
 OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
 OVERVIEW = "overview"  # the overview pictures' key among the evidence files by position
+CONTAINER_READ_GAP_S = 0.3  # pause between two reads of a container camera
 
 _STATE = {
     HealthState.UP: SensorState.UP,
@@ -60,6 +63,7 @@ _STATE = {
 EmitFn = Callable[[Emission], Awaitable[None]]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
 EvidenceFn = Callable[[str, list[EvidenceFile]], None]
+ScanFn = Callable[[LinkedScan], None]
 
 
 def monotonic_to_utc() -> Callable[[float], datetime]:
@@ -83,6 +87,10 @@ def fusion_settings(config: LaneConfig) -> FusionSettings:
         axle_counter=f.axle_counter,
         max_axle_kg=f.max_axle_kg,
         neighbour_window_s=f.neighbour_window_s,
+        xray_wait_s=f.xray_wait_s,
+        xray_clock_tolerance_s=f.xray_clock_tolerance_s,
+        xray_max_offset_s=f.xray_max_offset_s,
+        xray_clock_offset=f.xray_clock_offset,
         top_n=config.recognition.top_n,
     )
 
@@ -95,10 +103,12 @@ class Acquisition:
         emit: EmitFn,
         on_health: HealthFn,
         on_evidence: EvidenceFn = lambda _crossing, _files: None,
+        on_scan: ScanFn = lambda _scan: None,
         recognizer: PlateRecognizer | None = None,
     ) -> None:
         self.config = config
         self._emit = emit
+        self._on_scan = on_scan  # an X-ray scan sent on its own topic (late, unmatched)
         self._on_evidence = on_evidence
         self.frames = FrameCache()
         storage = config.storage
@@ -113,6 +123,7 @@ class Acquisition:
         )
         self._on_health = on_health
         self.recognizer = recognizer
+        self.cargo = CargoReaders.of(recognizer)
         devices = [d for d in config.devices if d.enabled]
         self.kinds = {d.id: d.kind for d in devices}
         self.roles = {d.id: d.role for d in devices}
@@ -164,8 +175,7 @@ class Acquisition:
         for driver in self.drivers.values():
             with contextlib.suppress(Exception):
                 await driver.close()
-        for emission in self.correlator.shutdown(time.monotonic()):
-            await self._deliver(emission)
+        await self._handle(self.correlator.shutdown(time.monotonic()))
 
     def device_health(self) -> dict[str, SensorState]:
         return {d: _STATE[drv.health().state] for d, drv in self.drivers.items()}
@@ -199,7 +209,10 @@ class Acquisition:
 
     async def _recognize(self, camera: str) -> None:
         ready = self._frame_ready[camera]
-        position = PlatePosition(self.roles.get(camera) or "front")
+        role = self.roles.get(camera) or "front"
+        if role == "container":
+            return await self._read_containers(camera)
+        position = PlatePosition(role)
         while True:
             await ready.wait()
             ready.clear()
@@ -211,12 +224,19 @@ class Acquisition:
             await self._handle(
                 self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
             )
-            await self._read(camera, frame, position)
+            orange = await self._read_adr(camera, frame, position)
+            await self._read(camera, frame, position, orange)
             await self._handle(
                 self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
             )
 
-    async def _read(self, camera: str, frame: Frame, position: PlatePosition) -> None:
+    async def _read(
+        self,
+        camera: str,
+        frame: Frame,
+        position: PlatePosition,
+        orange: list[tuple[int, int, int, int]] | None = None,
+    ) -> None:
         """One frame through the recogniser; its plates to the correlator."""
         start = time.perf_counter()
         assert self.recognizer is not None  # _offer_frame starts no reader without one
@@ -243,6 +263,8 @@ class Acquisition:
                 continue  # unsure, or the camera's own date/time/name text
             if area is not None and not _inside(result.box, area, width, height):
                 continue  # the camera's overlay text, a sign, a parked car's plate
+            if orange and any(_within(result.box, box) for box in orange):
+                continue  # the digits of an orange ADR plate, not a number plate
             await self._handle(
                 self.correlator.on_plate(
                     PlateObservation(
@@ -265,6 +287,49 @@ class Acquisition:
                     seen=frame.monotonic,
                 )
             )
+
+    async def _read_containers(self, camera: str) -> None:
+        """A ``container`` camera's frames: container codes, no plates (edge.cargo)."""
+        ready = self._frame_ready[camera]
+        while True:
+            await ready.wait()
+            ready.clear()
+            frame = self._frames.pop(camera, None)
+            if frame is None or self.cargo is None:
+                continue
+            try:
+                found = await asyncio.to_thread(self.cargo.containers.read, frame.image)
+            except Exception as exc:  # one bad frame must not stop the camera
+                log.warning("container reading failed on %s: %s", camera, exc)
+                continue
+            for sighting in found:
+                await self._handle(
+                    self.correlator.on_container(
+                        sighting, camera, time.monotonic(), seen=frame.monotonic
+                    )
+                )
+            # A full-frame text search costs a core for most of a second: leave the plate
+            # cameras (and the loops' driver) their share; the newest frame is read next.
+            await asyncio.sleep(CONTAINER_READ_GAP_S)
+
+    async def _read_adr(
+        self, camera: str, frame: Frame, position: PlatePosition
+    ) -> list[tuple[int, int, int, int]]:
+        """Orange plates in a front or rear frame; their boxes (no number plate is there)."""
+        if self.cargo is None or position not in (PlatePosition.FRONT, PlatePosition.REAR):
+            return []
+        try:
+            found = await asyncio.to_thread(
+                self.cargo.adr.read_boxes, frame.image, position=position.value, device=camera
+            )
+        except Exception as exc:  # one bad frame must not stop the camera
+            log.warning("orange plate reading failed on %s: %s", camera, exc)
+            return []
+        for plate, _box in found:
+            await self._handle(
+                self.correlator.on_adr(plate, time.monotonic(), seen=frame.monotonic)
+            )
+        return [box for _plate, box in found]
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:
         """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
@@ -319,6 +384,8 @@ class Acquisition:
     async def _handle(self, emissions: list[Emission]) -> None:
         for emission in emissions:
             await self._deliver(emission)
+        for scan in self.correlator.take_scans():  # after the crossings they may refer to
+            self._on_scan(scan)
 
     async def _deliver(self, emission: Emission) -> None:
         """An ``end`` takes its evidence along: files first, then the event naming them."""
@@ -394,6 +461,12 @@ class Acquisition:
                     )
                     self._on_health(device_id, self.kinds[device_id], state, reason)
             await asyncio.sleep(HEALTH_POLL_S)
+
+
+def _within(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    """Whether the centre of box ``inner`` lies in box ``outer`` (x, y, w, h)."""
+    cx, cy = inner[0] + inner[2] / 2, inner[1] + inner[3] / 2
+    return outer[0] <= cx <= outer[0] + outer[2] and outer[1] <= cy <= outer[1] + outer[3]
 
 
 def _inside(

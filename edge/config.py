@@ -323,11 +323,13 @@ class DeviceConfig(StrictModel):
 
     id: Annotated[str, Field(pattern=IDENTIFIER)]
     kind: str = Field(description="Driver, e.g. weighbridge.toledo, rpm.rapiscan, anpr.stream.")
-    role: Literal["front", "rear", "trailer", "overview"] | None = Field(
+    role: Literal["front", "rear", "trailer", "overview", "container"] | None = Field(
         None,
         description="Cameras: front, rear or trailer, the plate position its reads fill "
-        "(default front); overview, a scene camera whose frames are not read for plates "
-        "(supervised and listed in coverage like any device).",
+        "(default front; front and rear frames are also searched for orange ADR plates); "
+        "overview, a scene camera whose frames are not read for plates (supervised and "
+        "listed in coverage like any device); container, a side or top view read for ISO "
+        "6346 container codes instead of plates (docs/cargo.md).",
     )
     timeout_ms: int = Field(1000, ge=10, le=120_000)
     enabled: bool = True
@@ -395,6 +397,27 @@ class FusionConfig(StrictModel):
     )
     neighbour_window_s: float = Field(
         10.0, ge=0, description="How close in time a neighbour's read of our plate counts."
+    )
+    xray_wait_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Truck lane with an X-ray device: how long past settle_s a truck's end "
+        "waits for its scan; a later scan goes out alone on the xray topic (docs/cargo.md).",
+    )
+    xray_clock_tolerance_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="A scan's own start..finish is widened by this when matched to a crossing.",
+    )
+    xray_max_offset_s: float = Field(
+        600.0, gt=0, le=86400, description="A scanner clock sample further off is refused."
+    )
+    xray_clock_offset: bool = Field(
+        True,
+        description="Estimate the scanner's clock offset from its scans' times; false: trust "
+        "both clocks as NTP-synchronised (an export always later than the tolerance).",
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from edge.config import config_json_schema
-from edge.events import WIRE_MODELS, agent_version
+from edge.events import CROSSING_V2_KEYS, WIRE_MODELS, agent_version
 from edge.topics import contract_topics
 
 SCHEMA_DIR = Path("config/schemas")
@@ -26,10 +26,46 @@ COMMAND_SCHEMA: dict[str, Any] = {
 }
 
 
+# Older versions still on the wire, described beside the current one (a consumer accepts
+# both): schema file stem -> the current payload it is an older version of.
+LEGACY_PAYLOADS = {"crossing-v1": "crossing"}
+
+
 def wire_schema(name: str) -> dict[str, Any]:
+    if name in LEGACY_PAYLOADS:
+        return crossing_v1_schema()
     schema = WIRE_MODELS[name].model_json_schema(by_alias=True, mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"lane.{name}/1"
+    schema["$id"] = schema["properties"]["schema"]["const"]  # e.g. lane.crossing/2
+    return schema
+
+
+def crossing_v1_schema() -> dict[str, Any]:
+    """``lane.crossing/1``: the /2 schema without the keys /2 added (and their definitions).
+
+    /2 only added optional keys, so this is exactly what /1 agents published; it is kept so
+    that a consumer validating strictly can accept events of both versions.
+    """
+    schema = wire_schema("crossing")
+    for key in CROSSING_V2_KEYS:
+        del schema["properties"][key]
+    schema["properties"]["schema"]["const"] = "lane.crossing/1"
+    schema["properties"]["schema"]["default"] = "lane.crossing/1"
+    schema["$id"] = "lane.crossing/1"
+    schema["description"] = (
+        "lane.crossing/1, as published before the cargo keys (containers, adr, xray) came in "
+        "lane.crossing/2. " + schema.get("description", "")
+    )
+    defs = schema.get("$defs", {})
+    reachable: set[str] = set()
+    todo = [json.dumps(schema["properties"])]
+    while todo:  # keep the definitions still referenced, directly or through others
+        text = todo.pop()
+        for name in defs:
+            if name not in reachable and f'"#/$defs/{name}"' in text:
+                reachable.add(name)
+                todo.append(json.dumps(defs[name]))
+    schema["$defs"] = {name: body for name, body in defs.items() if name in reachable}
     return schema
 
 
@@ -53,12 +89,21 @@ def asyncapi() -> dict[str, Any]:
             message = {"name": spec.name, "contentType": "application/json", "payload": payload}
         message["bindings"] = {"mqtt": {"qos": spec.qos, "retain": spec.retain}}
         messages[spec.name] = message
+        legacy = [old for old, current in LEGACY_PAYLOADS.items() if current == spec.payload]
+        for old in legacy:
+            messages[old] = {
+                "name": old,
+                "contentType": "application/json",
+                "summary": f"The previous version of {spec.name}, still accepted by consumers.",
+                "payload": {"$ref": f"../config/schemas/{old}.schema.json"},
+                "bindings": message["bindings"],
+            }
         params = [p.split("}")[0] for p in spec.pattern.split("{")[1:]]
         channels[spec.name] = {
             "address": spec.pattern,
             "description": spec.description,
             "parameters": {p: {"description": _PARAMETERS[p]} for p in params},
-            "messages": {spec.name: {"$ref": f"#/components/messages/{spec.name}"}},
+            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in [spec.name, *legacy]},
         }
         operations[f"{spec.direction}-{spec.name}"] = {
             "action": "send" if spec.direction == "publish" else "receive",
@@ -72,7 +117,12 @@ def asyncapi() -> dict[str, Any]:
             "version": agent_version().split("+")[0],
             "description": (
                 "Events of one checkpoint lane. Delivery is at least once (QoS 1): dedupe on "
-                "event_id; lane_seq is contiguous per lane and boot_seq counts agent starts."
+                "event_id; lane_seq is contiguous per lane and boot_seq counts agent starts. "
+                "Crossings are lane.crossing/2: /1 plus the optional cargo keys containers, "
+                "adr and xray. The schemas forbid unknown keys, so adding them needed a new "
+                "version; an agent's outbox may still drain /1 events after an upgrade, and a "
+                "consumer accepts both (crossing-v1). X-ray scans that come after their "
+                "crossing's end go out on the xray topic (lane.xray-scan/1)."
             ),
         },
         "defaultContentType": "application/json",
@@ -97,7 +147,7 @@ def rendered(root: Path) -> dict[Path, str]:
     """Every contract file, path -> exact content."""
     files: dict[Path, str] = {}
     files[root / SCHEMA_DIR / "lane-config.schema.json"] = _json(config_json_schema())
-    for name in WIRE_MODELS:
+    for name in [*WIRE_MODELS, *LEGACY_PAYLOADS]:
         files[root / SCHEMA_DIR / f"{name}.schema.json"] = _json(wire_schema(name))
     files[root / ASYNCAPI_FILE] = (
         "# Generated by `lane contract export`; do not edit by hand.\n"

@@ -11,7 +11,11 @@ been clear for ``settle_s`` (late RPM occupancies and plate reads still attach),
 an ``end`` with an ``end_reason``. While a frame captured before the lane went clear is still
 in plate recognition (``on_recognition_started`` .. ``on_recognition_done``), that ``end``
 waits up to ``recognition_wait_s`` more, on every input and tick alike, so the frame's plate
-joins its own vehicle instead of being dropped or given to the next one.
+joins its own vehicle instead of being dropped or given to the next one. In a truck lane
+with an X-ray scanner, a truck's ``end`` likewise waits up to ``xray_wait_s`` for its scan,
+parked among the leaving vehicles so that the next one can come in; a scan that arrives
+after its crossing's end, or fits none, is handed out alone (``take_scans``), see
+:mod:`edge.cargo.xray_link`.
 
 Presence comes from the first *available* source in ``presence_order`` (lane I/O loops and
 light curtain, then weight, then RPM occupancy, then plate reads), so a dead loop degrades to
@@ -32,7 +36,13 @@ from drivers.readings import (
     RpmOccupancy,
     ThermalRegions,
     WeightReading,
+    XrayScan,
 )
+from edge.cargo.adr import AdrPlate
+from edge.cargo.container_read import ContainerSighting
+from edge.cargo.crossing_cargo import CargoVotes
+from edge.cargo.xray import CrossingWindow, match_scan, unscanned_note, xray_mismatch_alarm
+from edge.cargo.xray_link import LinkedScan, ScanLink, xray_record
 from edge.crossing import CrossingRecord
 from edge.events import (
     Alarm,
@@ -77,6 +87,7 @@ COVERAGE_WORDS = {
     "anpr": "plate not read",
     "thermal": "no thermal scan",
     "laneio": "no loop presence",
+    "xray": "not X-rayed",
 }
 # What a device that was not UP during a crossing still delivered for it: the note then says
 # so, instead of "not weighed" beside a stable weight.
@@ -155,6 +166,10 @@ class FusionSettings:
     axle_counter: str = "axles"  # lane I/O pulse counter wired to an axle detector
     max_axle_kg: float = 13_000.0  # more per axle: axles miscounted, or an overloaded axle
     neighbour_window_s: float = 10.0  # a plate in the next lane this close in time is flagged
+    xray_wait_s: float = 60.0  # most a truck's end waits for its X-ray scan (past settle_s)
+    xray_clock_tolerance_s: float = 5.0  # a scan's window widened by this when matching
+    xray_max_offset_s: float = 600.0  # a scanner clock sample further off is refused
+    xray_clock_offset: bool = True  # estimate the scanner's clock offset (edge.cargo.xray_link)
 
     def order(self) -> tuple[str, ...]:
         return self.presence_order or DEFAULT_PRESENCE_ORDER.get(self.lane_type, PRESENCE_SOURCES)
@@ -192,6 +207,8 @@ class _Open:
     front_since: float | None = None  # when its first front plate was read
     # Strong front reads unlike its own, held until a second like them confirms a tailgater.
     rivals: list[tuple[float, PlateObservation]] = field(default_factory=list)
+    xray: tuple[XrayScan, float | None] | None = None  # its scan and the clock offset used
+    cargo: CargoVotes = field(default_factory=CargoVotes)  # container codes, orange plates
 
     def note(self, now: float, what: str, **detail: object) -> None:
         """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
@@ -244,6 +261,12 @@ class Correlator:
         self._neighbours: dict[str, NeighbourSighting] = {}
         # Frames in plate recognition: (camera, capture time) -> when their read began.
         self._in_recognition: dict[tuple[str, float], float] = {}
+        self.xray = ScanLink(
+            tolerance_s=self.settings.xray_clock_tolerance_s,
+            max_offset_s=self.settings.xray_max_offset_s,
+            estimate=self.settings.xray_clock_offset,
+        )
+        self._scanners = [d for d, dev in self.devices.items() if dev.device_class == "xray"]
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -317,6 +340,8 @@ class Correlator:
                     neutron_alarm=reading.neutron_alarm,
                 )
                 out += self._update(target, "radiation")
+        elif isinstance(reading, XrayScan):
+            out += self._on_scan(reading, now)
         elif isinstance(reading, ThermalRegions) and self.current is None:
             if not self.closing:
                 self._learn_empty_lane(reading, now)
@@ -466,6 +491,8 @@ class Correlator:
             held = reading_since is not None and reading_since <= (opened.clear_since or now)
             waited = now - (opened.clear_since or now)
             limit = self.settings.settle_s + (self.settings.recognition_wait_s if held else 0)
+            if self._awaits_scan(opened):
+                limit = max(limit, self.settings.settle_s + self.settings.xray_wait_s)
             if waited >= limit:
                 out += self._finish(opened, opened.leaving_reason, now)
         current = self.current
@@ -484,7 +511,7 @@ class Correlator:
         if source == "camera":
             last = self._last_seen.get("camera", current.started)
             if now - last >= self.settings.camera_gap_s:
-                return out + self._finish(current, "exit", now)
+                return out + self._leave(current, "exit", now)
         if current.clear_since is not None and now - current.clear_since >= self.settings.settle_s:
             reason = "exit"
             if (
@@ -494,10 +521,25 @@ class Correlator:
                 and not current.exit_faulty
             ):
                 reason = "reversed"
-            return out + self._finish(current, reason, now)
+            return out + self._leave(current, reason, now)
         if now - current.started >= self.settings.max_crossing_s:
             return out + self._finish(current, "timeout", now)
         return out
+
+    def _leave(self, opened: _Open, reason: str, now: float) -> list[Emission]:
+        """The vehicle has left: end it, or park it among the leaving ones to wait for its
+        X-ray scan (the lane is free for the next vehicle meanwhile)."""
+        waited = now - (opened.clear_since if opened.clear_since is not None else now)
+        if (
+            not self._awaits_scan(opened)
+            or waited >= self.settings.settle_s + self.settings.xray_wait_s
+        ):
+            return self._finish(opened, reason, now)
+        opened.leaving_reason = reason
+        opened.note(now, "waiting for X-ray scan", most_s=self.settings.xray_wait_s)
+        self.closing.append(opened)
+        self._release(opened)
+        return []
 
     def shutdown(self, now: float) -> list[Emission]:
         out: list[Emission] = []
@@ -506,6 +548,104 @@ class Correlator:
         if self.current is not None:
             out += self._finish(self.current, "shutdown", now)
         return out
+
+    # --- cargo: container codes, orange plates, X-ray scans -------------------------------
+
+    def on_container(
+        self, sighting: ContainerSighting, camera: str, now: float, *, seen: float | None = None
+    ) -> list[Emission]:
+        """A container code a ``container`` camera read (``seen``: its frame's capture)."""
+        target = self._cargo_target(now if seen is None else seen)
+        if target is not None:
+            first = not target.cargo.codes
+            target.cargo.add_container(sighting, camera, now)
+            target.saw.add(camera)
+            if sighting.code in target.cargo.codes and target.cargo.codes[sighting.code].reads == 1:
+                target.note(now, "container", code=sighting.code, level=sighting.level.value)
+            if first:
+                return self._update(target, "containers") + self.tick(now)
+        return self.tick(now)
+
+    def on_adr(self, plate: AdrPlate, now: float, *, seen: float | None = None) -> list[Emission]:
+        """An orange plate a front or rear camera saw (``seen``: its frame's capture)."""
+        target = self._cargo_target(now if seen is None else seen)
+        if target is not None:
+            first = not target.cargo.adr
+            target.cargo.add_adr(plate)
+            target.note(now, "adr", position=plate.position, plate=plate.label)
+            if first:
+                return self._update(target, "adr") + self.tick(now)
+        return self.tick(now)
+
+    def _cargo_target(self, seen: float) -> _Open | None:
+        """The vehicle a frame captured at ``seen`` shows: in the lane, else the one leaving."""
+        current = self.current
+        if current is not None and seen >= current.started:
+            return current
+        for leaving in reversed(self.closing):
+            if seen >= leaving.started:
+                return leaving
+        return current
+
+    def take_scans(self) -> list[LinkedScan]:
+        """Scans to send on their own (late, unmatched, second): drain after every call."""
+        return self.xray.take()
+
+    def _awaits_scan(self, opened: _Open) -> bool:
+        """A truck in a truck lane with a scanner up, and no scan yet: its end waits."""
+        if opened.xray is not None or self.settings.lane_type != "truck":
+            return False
+        if not any(self.health[d][0] != SensorState.DOWN for d in self._scanners):
+            return False
+        return self._vehicle_class(opened) != "light_vehicle"
+
+    def _vehicle_class(self, opened: _Open) -> str | None:
+        weight = self._weight(opened)
+        return vehicle_class(
+            opened.counted_axles or opened.rpm_axles,
+            weight.gross_kg if weight is not None else None,
+            trailer=PlatePosition.TRAILER in opened.plates,
+        )
+
+    def _window(self, opened: _Open) -> CrossingWindow:
+        left = opened.clear_since
+        return CrossingWindow(
+            opened.record.crossing_id,
+            opened.record.start,
+            self.wall(left) if left is not None else None,
+            tuple(sorted({p.text for reads in opened.plates.values() for p in reads})),
+        )
+
+    def _on_scan(self, scan: XrayScan, now: float) -> list[Emission]:
+        """Match a scan by the scanner's times (on the agent's clock) to a crossing."""
+        received = self.wall(now)
+        offset = self.xray.observe(scan, received)
+        moved = self.xray.in_agent_time(scan, offset)
+        live = [o for o in [*self.closing, self.current] if o is not None]
+        chosen = match_scan(
+            moved,
+            [self._window(o) for o in live] + self.xray.ended_windows(),
+            now=received,
+            clock_tolerance_s=self.settings.xray_clock_tolerance_s,
+            # An applied offset comes from delayed samples: the scan was then at or before
+            # the times it is moved to, never after.
+            lead_s=self.settings.xray_clock_tolerance_s if offset else 0.0,
+        )
+        target = next((o for o in live if o.record.crossing_id == chosen), None)
+        if target is not None and target.xray is None:
+            target.xray = (scan, offset)
+            target.saw.add(scan.device_id)
+            target.note(now, "xray", scan_id=scan.scan_id, clock_offset_s=offset)
+            self.xray.linked += 1
+            return self._update(target, "xray")
+        if target is not None:
+            window = self._window(target)
+            self.xray.send_alone(scan, "second_scan", chosen, offset_s=offset, plates=window.plates)
+        elif chosen is None and self.xray.last_was_stale:
+            self.xray.stale += 1  # the archive re-read after a restart: sent by the last run
+        else:
+            self.xray.send_alone(scan, "late" if chosen else "unmatched", chosen, offset_s=offset)
+        return []
 
     # --- presence -----------------------------------------------------------------------
 
@@ -674,6 +814,16 @@ class Correlator:
             )
         opened.note(now, "end", reason=reason)
         self._ended_at = now
+        if self._scanners:
+            self.xray.crossing_ended(
+                CrossingWindow(
+                    opened.record.crossing_id,
+                    opened.record.start,
+                    opened.record.end,
+                    tuple(sorted({p.text for obs in opened.plates.values() for p in obs})),
+                ),
+                opened.cargo.codes_read(),
+            )
         plates = {p.text for obs in opened.plates.values() for p in obs}
         self._previous_plates = (now, plates)
         return [*out, Emission(EventType.END, self._snapshot(opened, final=True))]
@@ -723,6 +873,20 @@ class Correlator:
             record.weight.gross_kg if record.weight is not None else None,
             trailer=PlatePosition.TRAILER in opened.plates,
         )
+        record.containers = opened.cargo.containers()
+        record.adr = opened.cargo.adr_field()
+        if opened.xray is not None:
+            record.xray = xray_record(*opened.xray)
+        note = unscanned_note(
+            lane_type=self.settings.lane_type,
+            xray_devices=self._scanners,
+            scanned=opened.xray is not None,
+            vehicle_class=record.vehicle_class,
+        )
+        if final and note is not None:
+            record.coverage = record.coverage.model_copy(
+                update={"notes": [*record.coverage.notes, note]}
+            )
         record.alarms = self._alarms(opened, record, final=final)
         if final:
             record.evidence_keys = {
@@ -874,6 +1038,14 @@ class Correlator:
                 )
             )
         alarms += self._neighbour_alarms(record)
+        alarms += opened.cargo.alarms()
+        if opened.xray is not None:
+            mismatch = xray_mismatch_alarm(
+                opened.xray[0],
+                plates=[p.text for p in record.plates],
+                containers=opened.cargo.codes_read(),
+            )
+            alarms += [mismatch] if mismatch is not None else []
         weight = record.weight.gross_kg if record.weight is not None else None
         if final:
             alarms += self._axle_alarms(record, weight)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from edge.events import (
+    Adr,
     Alarm,
+    ContainerRead,
     Coverage,
     CrossingEvent,
     EventType,
@@ -15,6 +17,7 @@ from edge.events import (
     Radiation,
     Thermal,
     Weight,
+    Xray,
     agent_version,
     utc_now,
     uuid7,
@@ -39,6 +42,9 @@ class CrossingRecord:
     vehicle_class: str | None = None
     axle_count: int | None = None
     speed_kmh: float | None = None
+    containers: list[ContainerRead] | None = None  # edge.cargo.crossing_cargo
+    adr: Adr | None = None
+    xray: Xray | None = None  # the X-ray scan matched to it (edge.cargo.xray_link)
     # Every input and decision behind the record, for `lane diag explain`; not on the wire.
     trace: list[dict[str, object]] = field(default_factory=list)
     # position -> key of the frame behind the winning plate read (edge.evidence.FrameCache).
@@ -85,6 +91,9 @@ def make_event(
         vehicle_class=record.vehicle_class,
         axle_count=record.axle_count,
         speed_kmh=record.speed_kmh,
+        containers=record.containers,
+        adr=record.adr,
+        xray=record.xray,
         agent_version=agent_version(),
     )
 

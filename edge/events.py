@@ -3,13 +3,18 @@
 The JSON Schema files in ``config/schemas/`` and the AsyncAPI document in ``docs/`` are
 generated from these models (``lane contract export``); a test fails when they drift.
 
-Compatibility rule: within ``lane.crossing/1`` fields are only ever added, never renamed,
-retyped or removed. Consumers ignore fields they do not know.
+Compatibility rule: within one schema version fields are only ever added, never renamed,
+retyped or removed. The published JSON Schemas say ``additionalProperties: false``, so a
+consumer that validates strictly refuses a key it does not know: a new key is a new version.
+``lane.crossing/2`` is ``lane.crossing/1`` plus the optional cargo keys ``containers``,
+``adr`` and ``xray`` (docs/cargo.md); an event without cargo differs from a ``/1`` event only
+in its ``schema`` string, and a consumer accepts both (``CROSSING_SCHEMAS``).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 import uuid
@@ -19,7 +24,12 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-CROSSING_SCHEMA: Final = "lane.crossing/1"
+CROSSING_SCHEMA: Final = "lane.crossing/2"
+# Every crossing schema a consumer may meet (an outbox filled by an older agent drains /1).
+CROSSING_SCHEMAS: Final = ("lane.crossing/1", "lane.crossing/2")
+# The keys /2 added to /1; a /1 schema is the /2 schema without them (edge.contract).
+CROSSING_V2_KEYS: Final = ("containers", "adr", "xray")
+XRAY_SCAN_SCHEMA: Final = "lane.xray-scan/1"
 DEVICE_STATUS_SCHEMA: Final = "lane.device-status/1"
 LANE_STATUS_SCHEMA: Final = "lane.status/1"
 TELEMETRY_SCHEMA: Final = "lane.telemetry/1"
@@ -180,10 +190,64 @@ class Coverage(WireModel):
     )
 
 
+class ContainerRead(WireModel):
+    """One container's identification as the lane read it (ISO 6346)."""
+
+    code: str = Field(description="Owner code + category + serial + check digit, 11 characters.")
+    size_type: str | None = Field(None, description="ISO 6346 size and type code, e.g. 45G1.")
+    position: Literal["front", "rear", "whole"] = Field(
+        description="front / rear: one of two 20 ft boxes on the trailer; whole: one box."
+    )
+    confidence: float = Field(ge=0, le=1)
+    check_digit_ok: bool
+    verification: Literal["read_only", "check_digit", "check_digit_and_owner"] = Field(
+        description="read_only: nothing vouches for the read (a wrong check digit never rises "
+        "above it); check_digit: the check digit agrees; check_digit_and_owner: and the owner "
+        "prefix is in the lane's owner list."
+    )
+    camera: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Adr(WireModel):
+    """The orange ADR plates of the transport unit (ADR 5.3.2)."""
+
+    present: bool
+    kemler: str | None = Field(None, description="Hazard identification number, e.g. 33.")
+    un: str | None = Field(None, description="UN number, 4 digits, e.g. 1203.")
+    description: str | None = None
+    consistent: bool | None = Field(
+        None, description="Whether the hazard number's first digit fits the UN entry's class."
+    )
+
+
+class ScanFileRef(WireModel):
+    name: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+class Xray(WireModel):
+    """The X-ray / NII scan of the vehicle, as the scanner described it."""
+
+    device: str
+    scan_id: str
+    started: UtcTime = Field(description="The scanner's own start time (its clock).")
+    finished: UtcTime = Field(description="The scanner's own finish time (its clock).")
+    clock_offset_s: float | None = Field(
+        None,
+        description="The scanner's clock minus the agent's, as estimated when matching "
+        "(docs/cargo.md); scanner time minus this is agent time.",
+    )
+    files: list[ScanFileRef] = Field(default_factory=list)
+    scanner_plate: str | None = None
+    scanner_container: str | None = None
+
+
 class CrossingEvent(WireModel):
     """One message of a crossing's life: new -> update* -> end."""
 
-    schema_: Literal["lane.crossing/1"] = Field(CROSSING_SCHEMA, alias="schema")
+    schema_: Literal["lane.crossing/2"] = Field(CROSSING_SCHEMA, alias="schema")
     type: EventType
     event_id: str = Field(description="UUIDv7, fixed when the event is made; dedupe on it.")
     crossing_id: str = Field(description="Same for every event of one vehicle's crossing.")
@@ -221,6 +285,55 @@ class CrossingEvent(WireModel):
     )
     speed_kmh: float | None = None
     historical: bool = Field(False, description="Sent after an outage, not live.")
+    agent_version: str
+    containers: list[ContainerRead] | None = Field(
+        None,
+        description="Since /2. Container codes read on the vehicle: up to two 20 ft boxes "
+        "(front, rear) or one (whole); absent when none was read.",
+    )
+    adr: Adr | None = Field(None, description="Since /2. Orange plates; absent when none seen.")
+    xray: Xray | None = Field(
+        None,
+        description="Since /2. The X-ray scan matched to this crossing by time; a scan that "
+        "arrives after the end goes out on the xray topic instead (lane.xray-scan/1).",
+    )
+
+
+def parse_crossing(data: bytes | str) -> CrossingEvent:
+    """A stored or received crossing event of any version in ``CROSSING_SCHEMAS``.
+
+    A /1 event is a /2 event without the cargo keys, so it is read as /2; anything else
+    raises ``ValueError`` (pydantic's ``ValidationError`` is one).
+    """
+    raw = json.loads(data)
+    if not isinstance(raw, dict) or raw.get("schema") not in CROSSING_SCHEMAS:
+        raise ValueError(f"not a crossing event of {', '.join(CROSSING_SCHEMAS)}")
+    raw["schema"] = CROSSING_SCHEMA
+    return CrossingEvent.model_validate(raw)
+
+
+class XrayScanEvent(WireModel):
+    """An X-ray scan published on its own: it came after its crossing's end, or matched none."""
+
+    schema_: Literal["lane.xray-scan/1"] = Field(XRAY_SCAN_SCHEMA, alias="schema")
+    event_id: str = Field(description="UUIDv7; dedupe on it.")
+    checkpoint: str
+    lane: str
+    crossing_id: str | None = Field(
+        None,
+        description="The crossing the scan was matched to (its end already sent); absent "
+        "when it matched no crossing.",
+    )
+    reason: Literal["late", "unmatched", "second_scan"] = Field(
+        description="late: after its crossing's end; unmatched: no crossing's time fits; "
+        "second_scan: the crossing already carries a scan."
+    )
+    xray: Xray
+    alarms: list[Alarm] = Field(
+        default_factory=list, description="cargo.xray_mismatch against the linked crossing."
+    )
+    boot_seq: int = Field(ge=1)
+    produced: UtcTime
     agent_version: str
 
 
@@ -289,6 +402,7 @@ PlateRead.model_rebuild()
 
 WIRE_MODELS: dict[str, type[WireModel]] = {
     "crossing": CrossingEvent,
+    "xray-scan": XrayScanEvent,
     "lane-status": LaneStatus,
     "device-status": DeviceStatus,
     "telemetry": Telemetry,

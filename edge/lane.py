@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.acquire import Acquisition
+from edge.cargo.xray_link import LinkedScan, scan_event
 from edge.config import LaneConfig, load_config
 from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
 from edge.diag.control import start_control
@@ -51,6 +52,7 @@ from edge.events import (
     SensorState,
     Telemetry,
     agent_version,
+    parse_crossing,
     utc_now,
 )
 from edge.evidence import EvidenceFile
@@ -68,7 +70,13 @@ from edge.outbox import Outbox, OutboxStats
 from edge.publish import Command, Publisher
 from edge.redact import redact_text
 from edge.scripted import scripted_crossings
-from edge.topics import PRIORITY_CONTROL, PRIORITY_EVIDENCE, PRIORITY_TELEMETRY, Topics
+from edge.topics import (
+    PRIORITY_CONTROL,
+    PRIORITY_CROSSING,
+    PRIORITY_EVIDENCE,
+    PRIORITY_TELEMETRY,
+    Topics,
+)
 from edge.writer import CrossingWriter
 
 log = logging.getLogger(__name__)
@@ -295,7 +303,7 @@ class LaneAgent:
         ends = []
         for stored in await asyncio.to_thread(self.outbox.unfinished_crossings):
             try:
-                last = CrossingEvent.model_validate_json(stored)
+                last = parse_crossing(stored)
             except ValueError as exc:  # an event no longer readable: say so, do not guess
                 log.error("a stored crossing event cannot be read, not ended: %s", exc)
                 continue
@@ -405,6 +413,7 @@ class LaneAgent:
             emit=lambda emission: self.emit(emission.record, emission.type),
             on_health=self._device_changed,
             on_evidence=self._queue_evidence,
+            on_scan=self._queue_scan,
             recognizer=recognizer,
         )
         await acquisition.start()
@@ -418,6 +427,27 @@ class LaneAgent:
     def _neighbour_crossing(self, lane: str, payload: bytes) -> None:
         if self.acquisition is not None:
             self.acquisition.neighbour_crossing(lane, payload)
+
+    def _queue_scan(self, linked: LinkedScan) -> None:
+        """An X-ray scan not carried by a crossing goes out alone (QoS 1, like crossings)."""
+        event = scan_event(
+            linked,
+            checkpoint=self.identity.checkpoint,
+            lane=self.identity.lane,
+            boot_seq=self.boot_seq,
+        )
+        log.warning(
+            "X-ray scan %s from %s sent on its own (%s)%s",
+            linked.scan.scan_id,
+            linked.scan.device_id,
+            linked.reason,
+            f", linked to crossing {linked.crossing_id}" if linked.crossing_id else "",
+        )
+        self._store_message(
+            kind="xray", topic=self.topics.xray, payload=event.to_json(), priority=PRIORITY_CROSSING
+        )
+        if self._publisher is not None:
+            self._publisher.wake()
 
     def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
         """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""

@@ -15,10 +15,17 @@ input at ``t`` seconds (the agent's monotonic receive time)::
                              "start": 2.0, "end": 6.0}}
     {"t": 4.3, "recognition_started": {"camera": "cam-rear", "captured": 4.3}}
     {"t": 6.3, "recognition_done": {"camera": "cam-rear", "captured": 4.3}}
+    {"t": 40.0, "xray": {"device": "xray1", "scan_id": "S1", "started": 2.0, "finished": 30.0,
+                         "plate": "123ABC02", "container": "CSQU3054383"}}
+    {"t": 5.0, "container": {"camera": "cam-side", "text": "CSQU3054383", "size_type": "22G1",
+                              "confidence": 0.9}}
+    {"t": 5.1, "adr": {"position": "front", "kemler": "33", "un": "1203"}}
     {"t": 9.0, "tick": true}
 
 ``recognition_started`` / ``recognition_done`` bracket a frame's plate recognition (``captured``
 is its capture time); a plate it yielded comes between them, with ``"seen"`` = ``captured``.
+An ``xray`` scan's ``started`` / ``finished`` are seconds on the *scanner's* clock (a skewed
+scanner is recorded as such); scans the correlator sends alone come from ``take_scans``.
 """
 
 from __future__ import annotations
@@ -33,10 +40,15 @@ from drivers.readings import (
     LaneIoState,
     LoopFault,
     RpmOccupancy,
+    ScanFile,
     ThermalRegion,
     ThermalRegions,
     WeightReading,
+    XrayScan,
 )
+from edge.cargo.adr import read_plate
+from edge.cargo.container_read import ContainerSighting
+from edge.cargo.iso6346 import read_code
 from edge.correlate import (
     Correlator,
     Device,
@@ -145,6 +157,39 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
             ),
             t,
         )
+    if "xray" in step:
+        x = step["xray"]
+        scan = XrayScan(
+            device_id=x.get("device", "xray1"),
+            captured_at=at,
+            monotonic=t,
+            scan_id=x["scan_id"],
+            started=_at(x["started"]),
+            finished=_at(x["finished"]),
+            files=tuple(
+                ScanFile(name=f, size=None, sha256=None) for f in x.get("files", ["scan.img"])
+            ),
+            scanner_plate=x.get("plate"),
+            scanner_container=x.get("container"),
+        )
+        return correlator.on_reading(scan, t)
+    if "container" in step:
+        c = step["container"]
+        verification = read_code(c["text"])
+        container = ContainerSighting(
+            verification.text,
+            verification,
+            float(c.get("confidence", 0.9)),
+            (0, 0, 1, 1),
+            c.get("size_type"),
+        )
+        return correlator.on_container(
+            container, c.get("camera", "cam-side"), t, seen=c.get("seen")
+        )
+    if "adr" in step:
+        a = step["adr"]
+        plate = read_plate(a.get("kemler"), a.get("un"), position=a["position"])
+        return correlator.on_adr(plate, t, seen=a.get("seen"))
     if "neighbour" in step:
         n = step["neighbour"]
         sighting = NeighbourSighting(
@@ -197,6 +242,12 @@ def summary(emission: Emission) -> dict[str, Any]:
         out["class"] = r.vehicle_class
     if r.alarms:
         out["alarms"] = [a.code for a in r.alarms]
+    if r.containers:
+        out["containers"] = {c.position: f"{c.code} {c.verification}" for c in r.containers}
+    if r.adr:
+        out["adr"] = f"{r.adr.kemler}/{r.adr.un}" if r.adr.kemler else "blank or unread"
+    if r.xray:
+        out["xray"] = r.xray.scan_id
     if r.coverage.notes:
         out["coverage"] = r.coverage.notes
     if r.start and r.end:

@@ -261,6 +261,11 @@ def run_score(
         print()
     ends = [(d.body, d.received.timestamp()) for d in harness.crossings("end")]
     result = score(harness.truth, ends)
+    if any("cargo" in v for v in harness.truth):
+        from edge.score_cargo import cargo_score
+
+        alone = [d.body for d in harness.delivered if d.topic.endswith("/xray")]
+        result |= cargo_score(harness.truth, ends, match_crossings(harness.truth, ends), alone)
     result["duplicates"] = harness.duplicates
     result["evidence"] = evidence_check(harness)
     result["speedup"] = scenario.speedup

@@ -33,6 +33,10 @@ class Topics:
         return f"{self.base}/crossing"
 
     @property
+    def xray(self) -> str:
+        return f"{self.base}/xray"
+
+    @property
     def status(self) -> str:
         return f"{self.base}/status"
 
@@ -76,6 +80,17 @@ def contract_topics() -> list[TopicSpec]:
             "new (a crossing a crash left open is ended on the next start with end_reason "
             "interrupted). Dedupe on event_id; lane_seq is contiguous per lane, boot_seq tells "
             "restarts from loss.",
+        ),
+        TopicSpec(
+            "xray",
+            t.xray,
+            "xray-scan",
+            1,
+            False,
+            "publish",
+            "X-ray scans published on their own: one that came after its crossing's end "
+            "(crossing_id names it), or one whose times fit no crossing. A scan that comes "
+            "in time rides on the crossing's end instead (its xray key).",
         ),
         TopicSpec(
             "status",

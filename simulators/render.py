@@ -139,6 +139,7 @@ class SceneVehicle:
     position: float
     """0: entering the view (far), 1: leaving (near)."""
     view: str = "front"  # front: cab; rear: the back of the trailer
+    adr: tuple[str, str] | None = None  # an orange plate (Kemler, UN) above the number plate
 
 
 OSD_BAND_PX = 32  # the camera's date/name stamp is drawn in this band at the top
@@ -186,6 +187,13 @@ def render_scene(
             px, py = cx - pw // 2, bottom - ph - max(4, vh // 14)
             if px >= 0 and px + pw <= w and py >= 0 and py + ph <= h:
                 img[py : py + ph, px : px + pw] = plate
+            if vehicle.adr is not None:
+                from simulators.cargo import draw_adr
+
+                aw = max(24, int(vw * 0.17))
+                ax, ay = cx - aw // 2, py - aw * 3 // 4 - max(8, vh // 12)
+                if ax >= 0 and ay >= 0:
+                    draw_adr(img, ax, ay, aw, vehicle.adr)
     if angle_deg:
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
         img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)

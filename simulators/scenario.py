@@ -23,6 +23,8 @@ import functools
 import json
 import math
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulators.camera import CameraSimulator
+from simulators.cargo import CARGO_SEED, CargoPlan, CargoSpec, plan_cargo, render_side
 from simulators.modbus import AspectSimulator, LaneIoSimulator, ThermalSimulator
 from simulators.render import OSD_BAND_PX, Plate, SceneVehicle, make_plate, render_scene
 from simulators.rpm import RapiscanSimulator, RpmVehicle
@@ -84,6 +87,9 @@ class RandomVehicles(Strict):
     source_share: float = Field(0.03, ge=0, le=1)
     hot_share: float = Field(0.1, ge=0, le=1)
     gap_s: tuple[float, float] = (2.0, 8.0)
+    classes: list[VehicleClass] = Field(  # drawn with equal odds; repeat one to favour it
+        ["truck_trailer", "truck_trailer", "truck", "van", "car", "bus"]
+    )
 
 
 class FaultSpec(Strict):
@@ -120,7 +126,7 @@ class LaneIoSpec(Strict):
 
 
 class CameraSpec(Strict):
-    roles: list[Literal["front", "rear", "trailer", "overview"]] = ["front", "rear"]
+    roles: list[Literal["front", "rear", "trailer", "overview", "container"]] = ["front", "rear"]
     fps: float = Field(10.0, gt=0, le=30)
     width: int = Field(960, ge=160, le=1920)
     height: int = Field(540, ge=120, le=1080)
@@ -146,6 +152,7 @@ class Scenario(Strict):
     vehicles: list[VehicleSpec] = Field(default_factory=list)
     random_vehicles: RandomVehicles | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
+    cargo: CargoSpec | None = Field(None, description="Containers, ADR plates, X-ray scans.")
 
     @classmethod
     def load(cls, path: str | Path) -> Scenario:
@@ -190,6 +197,7 @@ class PlannedVehicle:
     lighting: str
     # Filled while running:
     truth: dict[str, Any] = field(default_factory=dict)
+    cargo: CargoPlan = field(default_factory=CargoPlan)
 
     @property
     def end_s(self) -> float:
@@ -203,7 +211,7 @@ def plan(scenario: Scenario) -> list[PlannedVehicle]:
     if scenario.random_vehicles is not None:
         rv = scenario.random_vehicles
         for _ in range(rv.count):
-            cls = rng.choice(["truck_trailer", "truck_trailer", "truck", "van", "car", "bus"])
+            cls = rng.choice(rv.classes)
             country = rng.choice(rv.countries)
             roll = rng.random()
             radiation = (
@@ -277,6 +285,10 @@ def plan(scenario: Scenario) -> list[PlannedVehicle]:
             )
         )
         t += dwell + spec.gap_s
+    if scenario.cargo is not None:  # its own stream: the vehicles stay the same without it
+        cargo_rng = random.Random(scenario.seed ^ CARGO_SEED)
+        for v in out:
+            v.cargo = plan_cargo(scenario.cargo, v.index, v.vehicle_class, cargo_rng)
     return out
 
 
@@ -363,6 +375,7 @@ class SimulatedLane:
         self.begun = False
         self._tasks: list[asyncio.Task[None]] = []
         self._aspect_task: asyncio.Task[Any] | None = None
+        self.xray_dir: Path | None = None  # the X-ray portal's drop folder (cargo.xray)
 
     # -- clock ---------------------------------------------------------------------------
 
@@ -396,6 +409,9 @@ class SimulatedLane:
         self._t0 = time.monotonic()
         self._wall0 = datetime.now(UTC)
         seed = self.scenario.seed
+        if self.scenario.cargo is not None and self.scenario.cargo.xray:
+            self.xray_dir = Path(tempfile.mkdtemp(prefix="lane-sim-xray-"))
+            self.endpoints["xray"] = str(self.xray_dir)
         if lane.weighbridge is not None:
             wb = lane.weighbridge
             self.weighbridge = WeighbridgeSimulator(
@@ -497,6 +513,8 @@ class SimulatedLane:
         if self.links and self.run_dir is not None:
             with contextlib.suppress(OSError):
                 self.run_dir.rmdir()  # only when empty: nothing of anyone else's goes
+        if self.xray_dir is not None:
+            shutil.rmtree(self.xray_dir, ignore_errors=True)
 
     # -- device models -------------------------------------------------------------------
 
@@ -535,15 +553,21 @@ class SimulatedLane:
         scene = None
         light = {"day": 1.0, "dusk": 0.6, "night": 0.35}
         brightness, blur, angle = 1.0, 0, 0.0
+        if role == "container":
+            x = (t - v.start_s) / v.dwell_s if v is not None else -1.0
+            shown = v.cargo if v is not None and 0.25 <= x <= 0.75 else CargoPlan()
+            return render_side(shown, (x - 0.25) / 0.5, self.rng, (spec.width, spec.height))
         if v is not None:
             x = (t - v.start_s) / v.dwell_s
             if role in ("front", "overview") and x < 0.3:
-                scene = SceneVehicle(v.plates.get("front"), v.color, x / 0.3, "front")
+                scene = SceneVehicle(
+                    v.plates.get("front"), v.color, x / 0.3, "front", adr=v.cargo.adr
+                )
             elif role in ("rear", "trailer") and x >= 0.7:
                 plate = v.plates.get("trailer") if role == "trailer" else v.plates.get("rear")
                 if role == "rear" and "trailer" in v.plates:
                     plate = v.plates["trailer"]
-                scene = SceneVehicle(plate, v.color, (x - 0.7) / 0.3, "rear")
+                scene = SceneVehicle(plate, v.color, (x - 0.7) / 0.3, "rear", adr=v.cargo.adr)
             brightness = light[v.lighting]
             blur = v.index % 3
             angle = ((v.index * 7) % 9 - 4) * 0.75
@@ -577,6 +601,8 @@ class SimulatedLane:
                     )
                 )
             await self._sleep_until(v.end_s)
+            if self.xray_dir is not None and v.cargo.scan_id is not None:
+                self._tasks.append(asyncio.create_task(self._export_scan(v)))
             if rpm_done is not None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(10):
@@ -620,11 +646,34 @@ class SimulatedLane:
                 self._wall(v.start_s + 0.8 * v.dwell_s).isoformat(),
             ],
         }
+        if self.scenario.cargo is not None:
+            record["cargo"] = v.cargo.truth()
         v.truth = record
         self.truth.append(record)
         if self.truth_path is not None:
             with self.truth_path.open("a") as f:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    async def _export_scan(self, v: PlannedVehicle) -> None:
+        """The portal's export of a truck's scan, written into the drop folder in real time."""
+        from simulators.xray import ScanDrop, write_scan
+
+        assert self.scenario.cargo is not None and self.xray_dir is not None
+        await asyncio.sleep(self.scenario.cargo.xray_delay_s / self.scenario.speedup)
+        plate = v.plates.get("front")
+        shown = plate.rendered if plate is not None else None
+        if v.cargo.scanner_plate_wrong:
+            shown = "999XRY99"
+        drop = ScanDrop(
+            v.cargo.scan_id or "",
+            files={"scan.img": 40_000, "preview.jpg": 4_000},
+            started=self._wall(v.start_s + 0.3 * v.dwell_s),
+            finished=self._wall(v.start_s + 0.7 * v.dwell_s),
+            plate=shown,
+            container=", ".join(b.code for b in v.cargo.boxes) or None,
+            seed=self.scenario.seed,
+        )
+        await asyncio.to_thread(write_scan, drop, self.xray_dir)
 
     async def _faults_task(self) -> None:
         for fault in sorted(self.scenario.faults, key=lambda f: f.at_s):
@@ -705,6 +754,9 @@ class SimulatedLane:
                 "reader": "http", "username": cam.username, "password": cam.password,
                 "timeout_ms": 3000, "plate_area": area,
             })  # fmt: skip
+        if self.xray_dir is not None:
+            devices.append({"id": "xray1", "kind": "xray.uff_dir", "path": str(self.xray_dir),
+                            "poll_ms": 200, "settle_ms": 400, "timeout_ms": 5000})  # fmt: skip
         return {"checkpoint": "KZ-SIM", "lane": "SIM1", "direction": "entry",
                 "lane_type": "truck", "devices": devices}  # fmt: skip
 

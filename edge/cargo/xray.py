@@ -1,6 +1,6 @@
 """X-ray scans on crossings: which crossing a scan belongs to, and the alarm rules. Pure.
 
-Building blocks for the fusion (not yet wired into :mod:`edge.correlate`, see docs/cargo.md):
+Building blocks of the fusion (:mod:`edge.correlate`, with :mod:`edge.cargo.xray_link`):
 a scan carries the scanner's own start and finish times, so it is matched to the crossing
 whose time in the lane overlaps it most, the scan's window widened by a clock tolerance
 (both clocks NTP-synchronised). The alarm rule compares the scanner's own plate and
@@ -34,12 +34,19 @@ class CrossingWindow:
 
 
 def overlap_s(
-    scan: XrayScan, window: CrossingWindow, *, now: datetime, clock_tolerance_s: float
+    scan: XrayScan,
+    window: CrossingWindow,
+    *,
+    now: datetime,
+    clock_tolerance_s: float,
+    after_s: float | None = None,
 ) -> float:
-    """Seconds the scan's widened window shares with the crossing's (0: none)."""
+    """Seconds the scan's widened window shares with the crossing's (0: none). ``after_s``
+    widens the end by another amount than the start."""
     tolerance = timedelta(seconds=clock_tolerance_s)
+    after = tolerance if after_s is None else timedelta(seconds=after_s)
     first = max(scan.started - tolerance, window.start)
-    last = min(scan.finished + tolerance, window.end or now)
+    last = min(scan.finished + after, window.end or now)
     return max(0.0, (last - first).total_seconds())
 
 
@@ -49,16 +56,28 @@ def match_scan(
     *,
     now: datetime,
     clock_tolerance_s: float = 5.0,
+    lead_s: float = 0.0,
 ) -> str | None:
     """The id of the crossing the scan belongs to, or None when none or several fit.
 
-    The largest overlap wins; an equal overlap is settled by the scanner's plate matching
-    one crossing's plates; anything still tied is not guessed.
+    The largest overlap of the scan's own window wins, that window reaching ``lead_s``
+    earlier (a clock offset estimated from delayed samples puts a scan late, never early:
+    :mod:`edge.cargo.xray_link`); the window widened by the tolerance both ways only decides
+    among crossings that one does not overlap (widened, it may span a whole neighbouring
+    crossing: a vehicle is in the lane for seconds). An equal overlap is settled by the
+    scanner's plate matching one crossing's plates; anything still tied is not guessed.
     """
     scored = [
-        (overlap_s(scan, w, now=now, clock_tolerance_s=clock_tolerance_s), w) for w in windows
+        (
+            (
+                overlap_s(scan, w, now=now, clock_tolerance_s=lead_s, after_s=0.0),
+                overlap_s(scan, w, now=now, clock_tolerance_s=clock_tolerance_s),
+            ),
+            w,
+        )
+        for w in windows
     ]
-    scored = [(s, w) for s, w in scored if s > 0]
+    scored = [(s, w) for s, w in scored if s[1] > 0]
     if not scored:
         return None
     best = max(s for s, _ in scored)

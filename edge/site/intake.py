@@ -3,7 +3,10 @@
 The register follows each configured lane's topics; a message is one of a crossing event, a
 lane status, a device status, an evidence file or a replay reply, or it is ``Rejected`` with
 a reason (stored in the quarantine table). Unknown fields in an event are kept, never an error
-(the contract's compatibility rule: fields are only ever added within ``lane.crossing/1``).
+(the contract's compatibility rule: fields are only ever added within a schema version).
+Crossings of ``lane.crossing/1`` and ``/2`` (= /1 plus the optional cargo keys ``containers``,
+``adr``, ``xray``; docs/cargo.md) are both read: an agent upgraded with events still in its
+outbox sends /1 events after /2 ones.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.events import CROSSING_SCHEMA, DEVICE_STATUS_SCHEMA, LANE_STATUS_SCHEMA
+from edge.events import CROSSING_SCHEMAS, DEVICE_STATUS_SCHEMA, LANE_STATUS_SCHEMA
 
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -49,7 +52,7 @@ class AlarmSummary(_Lenient):
 
 
 class CrossingHeader(_Lenient):
-    schema_: Literal["lane.crossing/1"] = Field(alias="schema")
+    schema_: Literal["lane.crossing/1", "lane.crossing/2"] = Field(alias="schema")
     type: Literal["new", "update", "end"]
     event_id: Annotated[str, Field(pattern=SAFE_NAME)]
     crossing_id: Annotated[str, Field(pattern=SAFE_NAME)]
@@ -301,12 +304,13 @@ class Intake:
         if isinstance(body, Rejected):
             return body
         event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else None
-        if body.get("schema") != CROSSING_SCHEMA:
+        if body.get("schema") not in CROSSING_SCHEMAS:
             return self._reject(
                 topic,
                 lane,
                 "wrong_schema",
-                f"schema {str(body.get('schema'))[:40]!r}, this register reads {CROSSING_SCHEMA}",
+                f"schema {str(body.get('schema'))[:40]!r}, this register reads "
+                + " and ".join(CROSSING_SCHEMAS),
                 payload,
                 event_id,
             )

@@ -43,7 +43,7 @@ def test_agent_delivers_over_tls_and_refuses_an_unknown_ca(
                 "6 events delivered over TLS",
             )
             assert agent.stop() == 0, agent.output()[-8000:]
-        assert sum(b'"lane.crossing/1"' in p for p in received) == 6
+        assert sum(b'"lane.crossing/2"' in p for p in received) == 6
         with Agent(bad) as agent:
             wait_until(
                 lambda: "certificate verify failed" in agent.output(), 30, "a clear TLS error"

@@ -131,7 +131,7 @@ def crossing_event(
     evidence: list[dict[str, str]] | None = None,
     overview: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """A valid lane.crossing/1 event, built by the contract's own model."""
+    """A valid crossing event (the current lane.crossing version), built by the contract's model."""
     now = datetime.now(UTC)
     body: dict[str, Any] = {
         "type": kind,

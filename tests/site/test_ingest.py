@@ -106,7 +106,7 @@ def test_malformed_and_oversized_events_are_quarantined_and_never_block(
         no_seq = crossing_event(1)
         del no_seq["lane_seq"]
         lane.publish("crossing", no_seq)
-        lane.publish("crossing", {**crossing_event(1), "schema": "lane.crossing/2"})
+        lane.publish("crossing", {**crossing_event(1), "schema": "lane.crossing/3"})
         lane.publish("crossing", crossing_event(1, lane="T2"))  # on T1's topic
         lane.publish("crossing", {**crossing_event(1), "note": "a\u0000b"})  # jsonb refuses NUL
         lane.publish("crossing", b"[1, 2, 3]")  # JSON, not an object

@@ -42,6 +42,26 @@ def test_a_valid_event_is_read_and_historical_does_not_change_its_content() -> N
     assert item.content_sha256 != content_sha256({**event, "lane_seq": 8})
 
 
+@pytest.mark.parametrize("version", ["lane.crossing/1", "lane.crossing/2"])
+def test_both_crossing_versions_are_read_and_cargo_keys_kept(version: str) -> None:
+    event = {**crossing_event(3, kind="end", plate="01A123BC"), "schema": version}
+    if version == "lane.crossing/2":
+        event["containers"] = [
+            {
+                "code": "CSQU3054383",
+                "position": "whole",
+                "confidence": 0.9,
+                "check_digit_ok": True,
+                "verification": "check_digit",
+            }
+        ]
+        event["adr"] = {"present": True, "kemler": "33", "un": "1203"}
+    item = intake().classify("border/KZ-TEST/T1/crossing", json.dumps(event).encode())
+    assert isinstance(item, CrossingItem)
+    assert item.header.lane_seq == 3
+    assert item.body.get("adr") == event.get("adr")  # kept in the stored body
+
+
 @pytest.mark.parametrize(
     ("topic", "payload", "code"),
     [
@@ -54,7 +74,7 @@ def test_a_valid_event_is_read_and_historical_does_not_change_its_content() -> N
         ("border/KZ-TEST/T1/crossing", b'{"lane_seq": NaN}', "not_json"),
         ("border/KZ-TEST/T1/crossing", b'{"lane_seq": -Infinity}', "not_json"),
         ("border/KZ-TEST/T1/crossing", b'"text"', "invalid"),
-        ("border/KZ-TEST/T1/crossing", b'{"schema": "lane.crossing/2"}', "wrong_schema"),
+        ("border/KZ-TEST/T1/crossing", b'{"schema": "lane.crossing/3"}', "wrong_schema"),
         ("border/KZ-TEST/T1/status", b'{"schema": "lane.status/1"}', "invalid"),
         ("border/KZ-TEST/T1/evidence/c1/..", b"jpeg", "invalid"),
         ("border/KZ-TEST/T1/evidence/c1/f.jpg", b"j" * 101, "oversized"),

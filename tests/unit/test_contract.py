@@ -53,7 +53,7 @@ def test_crossing_event_wire_form() -> None:
     record = CrossingRecord.begin(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
     event = make_event(record, EventType.NEW, LaneIdentity("KZ-1", "T3", "entry", 4), 17)
     body = json.loads(event.to_json())
-    assert body["schema"] == "lane.crossing/1"
+    assert body["schema"] == "lane.crossing/2"
     assert body["type"] == "new"
     assert body["lane_seq"] == 17 and body["boot_seq"] == 4
     assert body["start"] == "2026-11-23T08:00:00.000Z"
