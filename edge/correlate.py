@@ -52,7 +52,10 @@ from edge.events import (
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 TRACE_LIMIT = 500
 NEIGHBOUR_LIMIT = 200
-RECOGNITION_LIMIT = 32  # frames in recognition at once (the agent reads one per camera)
+# Frames in recognition at once: each camera's waiting candidates (edge/recognize/schedule.py)
+# and the one it is reading.
+RECOGNITION_LIMIT = 128
+ATTEMPT_LIMIT = 64  # read attempts kept for a vehicle whose presence has not begun yet
 # How fast a thermal region's empty-lane floor may rise: 1 C a minute.
 THERMAL_FLOOR_RISE_C_PER_S = 1 / 60
 LIGHT_VEHICLE_KG = 3500.0  # at most: a car or small van (category M1/N1)
@@ -192,6 +195,7 @@ class _Open:
     front_since: float | None = None  # when its first front plate was read
     # Strong front reads unlike its own, held until a second like them confirms a tailgater.
     rivals: list[tuple[float, PlateObservation]] = field(default_factory=list)
+    frames_read: dict[str, int] = field(default_factory=dict)  # camera -> frames read
 
     def note(self, now: float, what: str, **detail: object) -> None:
         """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
@@ -244,6 +248,8 @@ class Correlator:
         self._neighbours: dict[str, NeighbourSighting] = {}
         # Frames in plate recognition: (camera, capture time) -> when their read began.
         self._in_recognition: dict[tuple[str, float], float] = {}
+        # Frames read before any presence began: (capture time, camera), for the next vehicle.
+        self._early_attempts: deque[tuple[float, str]] = deque(maxlen=ATTEMPT_LIMIT)
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -426,10 +432,46 @@ class Correlator:
             del self._in_recognition[next(iter(self._in_recognition))]
         return self.tick(now)
 
-    def on_recognition_done(self, camera: str, captured: float, now: float) -> list[Emission]:
-        """That frame's read is over; its plates, if any, were handed in before this."""
+    def on_recognition_done(
+        self, camera: str, captured: float, now: float, *, read: bool = True
+    ) -> list[Emission]:
+        """That frame's read is over; its plates, if any, were handed in before this.
+
+        ``read`` False: the frame was given up unread (a better one of its vehicle was read).
+        A read frame counts in its vehicle's coverage (``frames_read`` of the camera).
+        """
         self._in_recognition.pop((camera, captured), None)
+        if read:
+            self._count_attempt(camera, captured)
         return self.tick(now)
+
+    def _count_attempt(self, camera: str, captured: float) -> None:
+        """The vehicle a frame captured at ``captured`` shows gets one more frame read.
+
+        A front camera looks at vehicles coming: a frame captured after a vehicle's lane went
+        clear shows the next one. A rear or trailer camera looks at them leaving: such a frame
+        still shows the vehicle that is settling. A front camera's frame no vehicle claims is kept
+        for the vehicle that begins within ``plate_lead_s`` of its capture.
+        """
+        device = self.devices.get(camera)
+        leaving = device is not None and device.role in ("rear", "trailer")
+        lead = self.settings.plate_lead_s
+        opened = self.current
+        if (
+            opened is not None
+            and captured >= opened.started - lead
+            and (opened.clear_since is None or captured <= opened.clear_since or leaving)
+        ):
+            opened.frames_read[camera] = opened.frames_read.get(camera, 0) + 1
+            return
+        for settling in reversed(self.closing):
+            clear = settling.clear_since
+            came_after = not leaving and clear is not None and captured > clear
+            if captured >= settling.started - lead and not came_after:
+                settling.frames_read[camera] = settling.frames_read.get(camera, 0) + 1
+                return
+        if not leaving:
+            self._early_attempts.append((captured, camera))
 
     def _reading_since(self, now: float) -> float | None:
         """Capture time of the oldest frame still in recognition, if any.
@@ -587,6 +629,10 @@ class Correlator:
                 if plate.position == PlatePosition.FRONT and opened.front_since is None:
                     opened.front_since = seen
         self._recent_plates.clear()
+        for captured, camera in self._early_attempts:
+            if now - captured <= self.settings.plate_lead_s:
+                opened.frames_read[camera] = opened.frames_read.get(camera, 0) + 1
+        self._early_attempts.clear()
         self.current = opened
         self._last_seen["camera"] = now
         return self._confirm(opened, now)
@@ -797,6 +843,9 @@ class Correlator:
                     state=state,
                     saw_vehicle=device_id in opened.saw,
                     reason=reason,
+                    frames_read=opened.frames_read.get(device_id, 0)
+                    if device.device_class == "anpr" and device.role != "overview"
+                    else None,
                 )
             )
             words = COVERAGE_WORDS.get(device.device_class, "sensor unavailable")

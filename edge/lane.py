@@ -406,6 +406,7 @@ class LaneAgent:
             on_health=self._device_changed,
             on_evidence=self._queue_evidence,
             recognizer=recognizer,
+            metrics=self.metrics,
         )
         await acquisition.start()
         self.heartbeats.register(
