@@ -221,7 +221,10 @@ class Acquisition:
             captured=frame.monotonic,
             promise=sharpness(frame.image, self.plate_areas.get(camera)),
             moving=moving,
-            crossing=current.record.crossing_id if current is not None else None,
+            # A lane gone clear shows no vehicle in it: the next one may be coming.
+            crossing=current.record.crossing_id
+            if current is not None and current.clear_since is None
+            else None,
         )
         if kept is not None:
             # From now until its read is over (or it is given up) the frame holds the end of

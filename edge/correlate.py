@@ -238,6 +238,7 @@ class Correlator:
         # Each thermal region's empty-lane temperature: (device, region) -> (degC, when).
         self._empty_lane_c: dict[tuple[str, int], tuple[float, float]] = {}
         self._ended_at = float("-inf")
+        self._ended_clear = float("-inf")  # when the lane of the last vehicle ended went clear
         self.late_readings = 0
         self._axle_total: int | None = None
         # The axle counter when the last vehicle cleared the lane: pulses since then are the
@@ -366,8 +367,16 @@ class Correlator:
                     return self._late_plate(leaving, plate, now)
         if seen is not None and self.closing and (current is None or seen < current.started):
             last_vehicle = self.closing[-1]
-            if seen >= last_vehicle.started - self.settings.plate_lead_s:
+            if seen >= last_vehicle.started - self.settings.plate_lead_s and not _coming(
+                plate, last_vehicle, seen
+            ):
                 return self._late_plate(last_vehicle, plate, now)
+        if current is not None and _coming(plate, current, seen):
+            # A front camera sees vehicles coming: a plate it saw after this vehicle's lane
+            # went clear is the next vehicle's, not a tailgater's or this one's.
+            self._recent_plates.append((now, plate))
+            current.note(now, "plate kept", text=plate.text, why="the next vehicle's, coming")
+            return out + self.tick(now)
         if (
             current is not None
             and seen is not None
@@ -448,30 +457,33 @@ class Correlator:
     def _count_attempt(self, camera: str, captured: float) -> None:
         """The vehicle a frame captured at ``captured`` shows gets one more frame read.
 
-        A front camera looks at vehicles coming: a frame captured after a vehicle's lane went
-        clear shows the next one. A rear or trailer camera looks at them leaving: such a frame
-        still shows the vehicle that is settling. A front camera's frame no vehicle claims is kept
-        for the vehicle that begins within ``plate_lead_s`` of its capture.
+        A front camera looks at vehicles coming: its frame shows the first vehicle whose lane
+        was not yet clear at the capture (from ``plate_lead_s`` before its presence began); one
+        captured after every lane went clear is kept for the vehicle that begins within
+        ``plate_lead_s`` of it. A rear or trailer camera looks at them leaving: its frame shows
+        the last vehicle that was in the lane by the capture. A frame of a vehicle that has
+        ended already counts nowhere (its event is out).
         """
         device = self.devices.get(camera)
-        leaving = device is not None and device.role in ("rear", "trailer")
-        lead = self.settings.plate_lead_s
-        opened = self.current
-        if (
-            opened is not None
-            and captured >= opened.started - lead
-            and (opened.clear_since is None or captured <= opened.clear_since or leaving)
-        ):
-            opened.frames_read[camera] = opened.frames_read.get(camera, 0) + 1
-            return
-        for settling in reversed(self.closing):
-            clear = settling.clear_since
-            came_after = not leaving and clear is not None and captured > clear
-            if captured >= settling.started - lead and not came_after:
-                settling.frames_read[camera] = settling.frames_read.get(camera, 0) + 1
-                return
-        if not leaving:
-            self._early_attempts.append((captured, camera))
+        vehicles = [*self.closing, *([self.current] if self.current is not None else [])]
+        shown: _Open | None = None
+        if device is not None and device.role in ("rear", "trailer"):
+            shown = next((v for v in reversed(vehicles) if v.started <= captured), None)
+        elif captured > self._ended_clear:
+            lead = self.settings.plate_lead_s
+            shown = next(
+                (
+                    v
+                    for v in vehicles
+                    if captured >= v.started - lead
+                    and (v.clear_since is None or captured <= v.clear_since)
+                ),
+                None,
+            )
+            if shown is None:
+                self._early_attempts.append((captured, camera))
+        if shown is not None:
+            shown.frames_read[camera] = shown.frames_read.get(camera, 0) + 1
 
     def _reading_since(self, now: float) -> float | None:
         """Capture time of the oldest frame still in recognition, if any.
@@ -630,7 +642,7 @@ class Correlator:
                     opened.front_since = seen
         self._recent_plates.clear()
         for captured, camera in self._early_attempts:
-            if now - captured <= self.settings.plate_lead_s:
+            if now - captured <= self.settings.plate_lead_s and captured > self._ended_clear:
                 opened.frames_read[camera] = opened.frames_read.get(camera, 0) + 1
         self._early_attempts.clear()
         self.current = opened
@@ -720,6 +732,7 @@ class Correlator:
             )
         opened.note(now, "end", reason=reason)
         self._ended_at = now
+        self._ended_clear = max(self._ended_clear, end)
         plates = {p.text for obs in opened.plates.values() for p in obs}
         self._previous_plates = (now, plates)
         return [*out, Emission(EventType.END, self._snapshot(opened, final=True))]
@@ -1025,6 +1038,16 @@ def _add_plate(opened: _Open, plate: PlateObservation, now: float, **detail: obj
         confidence=round(plate.confidence, 3),
         camera=plate.camera,
         **detail,
+    )
+
+
+def _coming(plate: PlateObservation, opened: _Open, seen: float | None) -> bool:
+    """A front plate seen after ``opened``'s lane went clear: the next vehicle coming."""
+    return (
+        plate.position == PlatePosition.FRONT
+        and seen is not None
+        and opened.clear_since is not None
+        and seen > opened.clear_since
     )
 
 

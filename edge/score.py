@@ -124,6 +124,7 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
     plates_wrong: list[str] = []
     # Per plate camera: vehicles of which it read no frame (coverage ``frames_read`` 0).
     unread: dict[str, int] = {}
+    unread_detail: list[str] = []
     for ti, cis in matches.items():
         vehicle = truth[ti]
         event, arrived = ends[cis[0]]
@@ -135,6 +136,8 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
                     for s in ends[ci][0]["coverage"].get("sensors", [])
                 )
                 unread[sensor["device"]] = unread.get(sensor["device"], 0) + (not read_any)
+                if not read_any:
+                    unread_detail.append(f"vehicle {ti} {sensor['device']}")
         latencies.append((arrived - vehicles[ti][1]) * 1000)
         read = {p["position"]: p["text"] for p in event.get("plates", [])}
         for position in ("front", "rear"):
@@ -197,6 +200,7 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         "coverage_correct": round(coverage_ok / coverage_total, 4) if coverage_total else None,
         # None: the agent's events do not say (an agent from before frames_read).
         "vehicles_without_read_attempt": dict(sorted(unread.items())) if unread else None,
+        "unread_detail": unread_detail,
         "latency_p50_ms": _percentile(latencies, 0.5),
         "latency_p95_ms": _percentile(latencies, 0.95),
     }

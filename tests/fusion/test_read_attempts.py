@@ -83,3 +83,38 @@ def test_a_front_frame_after_the_lane_went_clear_is_the_next_vehicles(tmp_path: 
     first, second = _ends(tmp_path, steps)
     assert (_frames_read(first)["cam-front"], _frames_read(first)["cam-rear"]) == (0, 1)
     assert (_frames_read(second)["cam-front"], _frames_read(second)["cam-rear"]) == (1, 0)
+
+
+def _plate(camera: str, position: str, text: str, seen: float, t: float) -> dict[str, Any]:
+    return {
+        "t": t,
+        "plate": {
+            "camera": camera,
+            "position": position,
+            "text": text,
+            "confidence": 0.95,
+            "seen": seen,
+        },
+    }
+
+
+def test_a_front_plate_seen_while_the_last_vehicle_settles_is_the_next_vehicles(
+    tmp_path: Path,
+) -> None:
+    """The next truck comes into the front camera's view while the last one, its lane clear,
+    waits out settle_s: its plate is neither the last one's nor a tailgater's."""
+    steps = [
+        *_vehicle(1.0),  # clear at 5.0; settles until 6.5
+        *_read("cam-front", 1.5, 1.7),
+        _plate("cam-front", "front", "111AAA01", 1.5, 1.6),
+        *_read("cam-rear", 5.2, 5.5),
+        _plate("cam-rear", "rear", "111AAA01", 5.2, 5.4),
+        *_read("cam-front", 5.3, 5.8),
+        _plate("cam-front", "front", "222BBB02", 5.3, 5.7),
+        *_vehicle(6.0),  # its entry loop before the first one ended
+    ]
+    first, second = _ends(tmp_path, steps)
+    assert {p.position: p.text for p in first.plates} == {"front": "111AAA01", "rear": "111AAA01"}
+    assert {p.position: p.text for p in second.plates} == {"front": "222BBB02"}
+    assert (_frames_read(first)["cam-front"], _frames_read(first)["cam-rear"]) == (1, 1)
+    assert (_frames_read(second)["cam-front"], _frames_read(second)["cam-rear"]) == (1, 0)
