@@ -147,7 +147,9 @@ class ReadScheduler(Generic[T]):
         for old in busy[: max(0, len(busy) - EPISODES_KEPT)]:
             skipped += [Skipped(c, "late") for c in old.waiting]
             old.waiting.clear()
-        del self._episodes[: max(0, len(self._episodes) - 2 * EPISODES_KEPT)]
+        for old in self._episodes[: max(0, len(self._episodes) - 2 * EPISODES_KEPT)]:
+            skipped += [Skipped(c, "late") for c in old.waiting]
+            self._episodes.remove(old)
         kept = None if any(s.candidate is candidate for s in skipped) else candidate
         return kept, skipped
 

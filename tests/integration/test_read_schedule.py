@@ -29,7 +29,8 @@ from edge.recognize.pipeline import PlateRecognizer, PlateResult
 from edge.score import match_crossings
 from simulators.scenario import RandomVehicles, Scenario, SimulatedLane
 
-READ_DELAY_S = 0.5  # on top of each real read: the frames of one vehicle outnumber the reads
+READ_DELAY_S = 0.3  # on top of each real read: the frames of one vehicle outnumber the reads
+VEHICLES = 4
 
 
 class SlowRecognizer:
@@ -97,9 +98,9 @@ def test_every_vehicle_gets_a_read_per_camera_when_reads_are_slow(tmp_path: Path
     scenario = Scenario.load(DEFAULT_SCENARIO)
     scenario = scenario.model_copy(
         update={
-            "speedup": 4,
-            "start_delay_s": 4,
-            "vehicles": scenario.vehicles[:5],
+            "speedup": 2,
+            "start_delay_s": 2,
+            "vehicles": scenario.vehicles[:VEHICLES],
             "random_vehicles": RandomVehicles(count=0),
             "faults": [],
         }
@@ -128,14 +129,14 @@ def test_every_vehicle_gets_a_read_per_camera_when_reads_are_slow(tmp_path: Path
         thread.join(5)
 
     truth = list(lane.truth)
-    assert len(truth) == 5
+    assert len(truth) == VEHICLES
     identity = LaneIdentity(checkpoint="KZ-SIM", lane="SIM1", direction="entry", boot_seq=1)
     bodies = [
         (make_event(e.record, EventType.END, identity, k).model_dump(mode="json"), 0.0)
         for k, e in enumerate(ends, start=1)
     ]
     matching = match_crossings(truth, bodies)
-    assert sorted(matching.matches) == list(range(5)), (matching, bodies)
+    assert sorted(matching.matches) == list(range(VEHICLES)), (matching, bodies)
     for vehicle, crossings in matching.matches.items():
         for camera in ("cam_front", "cam_rear"):
             read = sum(

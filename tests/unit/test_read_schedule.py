@@ -151,7 +151,7 @@ _ops = st.lists(
         st.tuples(
             st.just("offer"),
             st.floats(0, 1),
-            st.sampled_from([None, "A", "B", "C"]),
+            st.sampled_from([None, "A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]),
             st.booleans(),
             st.floats(0, 3),
         ),
@@ -207,3 +207,14 @@ def test_every_frame_is_read_skipped_or_waiting_exactly_once(
     accounted = read + skipped
     assert len(accounted) == len(set(accounted))  # nothing given up or read twice
     assert len(accounted) + s.waiting == len(offered)
+
+
+def test_frames_of_a_vehicle_forgotten_for_newer_ones_come_back_as_skipped() -> None:
+    s = _scheduler(max_latency_s=100.0)
+    _offer(s, "still", 0.0, crossing="A", moving=False)  # waits: moving frames go first
+    skipped: list[Skipped[str]] = []
+    for k in range(1, 10):  # nine more vehicles, each read at once
+        skipped += _offer(s, f"v{k}", float(k), crossing=f"V{k}")
+        assert _take(s, float(k)) == f"v{k}"
+    assert [(x.candidate.item, x.reason) for x in skipped] == [("still", "late")]
+    assert s.waiting == 0
