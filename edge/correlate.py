@@ -540,15 +540,7 @@ class Correlator:
             if now - last >= self.settings.camera_gap_s:
                 return out + self._finish(current, "exit", now)
         if current.clear_since is not None and now - current.clear_since >= self.settings.settle_s:
-            reason = "exit"
-            if (
-                source == "io"
-                and current.entry_seen
-                and not current.exit_seen
-                and not current.exit_faulty
-            ):
-                reason = "reversed"
-            return out + self._finish(current, reason, now)
+            return out + self._finish(current, self._clear_reason(current, source), now)
         if now - current.started >= self.settings.max_crossing_s:
             return out + self._finish(current, "timeout", now)
         return out
@@ -580,10 +572,20 @@ class Correlator:
         if active:
             if current is None:
                 return self._start(now)
-            if current.clear_since is not None and self._left(current, source, now):
+            settled = (
+                current.clear_since is not None
+                and now - current.clear_since >= self.settings.settle_s
+            )
+            if current.clear_since is not None and (self._left(current, source, now) or settled):
                 # The previous vehicle has gone; this is the next one. The previous one
-                # still collects late results until its settle time is over.
-                current.leaving_reason = "exit"
+                # still collects late results until its settle time is over. (Clear for
+                # settle_s, it would have ended already but for a frame still being read: the
+                # hold waits for that read, it does not make the next vehicle part of this one.)
+                current.leaving_reason = (
+                    "exit"
+                    if self._left(current, source, now)
+                    else self._clear_reason(current, source)
+                )
                 current.note(now, "next vehicle", source=source)
                 self.closing.append(current)
                 self._release(current)
@@ -595,6 +597,13 @@ class Correlator:
             current.note(now, "lane clear", source=source)
             self._axle_mark = self._axle_total  # its axles are counted; later ones are the next's
         return []
+
+    def _clear_reason(self, opened: _Open, source: str) -> str:
+        """Why a vehicle whose lane has been clear for settle_s ended: ``reversed`` when it came
+        over the entry loop and never reached the exit loop."""
+        if source == "io" and opened.entry_seen and not opened.exit_seen and not opened.exit_faulty:
+            return "reversed"
+        return "exit"
 
     def _left(self, opened: _Open, source: str, now: float) -> bool:
         """Whether a clear lane meant the vehicle left (not a tractor-trailer gap)."""

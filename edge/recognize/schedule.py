@@ -29,8 +29,11 @@ import cv2
 import numpy as np
 
 T = TypeVar("T")
-# A waiting frame's place in the reading order: (nothing moved in it, its vehicle was read
-# already, when its vehicle was first seen, minus its promise); the smallest reads first.
+# A waiting frame's place in the reading order: (nothing moved in it, a frame of its vehicle
+# that something moved in was read already, when its vehicle was first seen, minus its
+# promise); the smallest reads first. (A still frame read as a vehicle's first attempt, the
+# empty road a rear camera shows while the cab is on the loop, does not make its vehicle's
+# later moving frames wait behind other vehicles' first ones.)
 Urgency = tuple[bool, bool, float, float]
 
 EPISODE_GAP_S = 1.0  # moving frames this far apart, with no crossing open: another vehicle
@@ -97,6 +100,7 @@ class _Episode(Generic[T]):
     last_captured: float
     offered: int = 0
     started: int = 0
+    started_moving: int = 0  # of those, frames something moved in
     sure: bool = False
     waiting: list[Candidate[T]] = field(default_factory=list)
 
@@ -177,7 +181,7 @@ class ReadScheduler(Generic[T]):
                 # most promising frame.
                 key = (
                     not candidate.moving,
-                    episode.started > 0,
+                    episode.started_moving > 0,
                     episode.first_captured,
                     -candidate.promise,
                 )
@@ -194,6 +198,7 @@ class ReadScheduler(Generic[T]):
         _, candidate, episode = best
         episode.waiting.remove(candidate)
         episode.started += 1
+        episode.started_moving += candidate.moving
         if episode.started >= self.settings.frames_per_vehicle:
             skipped += [Skipped(c, "budget") for c in episode.waiting]
             episode.waiting.clear()

@@ -118,3 +118,23 @@ def test_a_front_plate_seen_while_the_last_vehicle_settles_is_the_next_vehicles(
     assert {p.position: p.text for p in second.plates} == {"front": "222BBB02"}
     assert (_frames_read(first)["cam-front"], _frames_read(first)["cam-rear"]) == (1, 1)
     assert (_frames_read(second)["cam-front"], _frames_read(second)["cam-rear"]) == (1, 0)
+
+
+def test_a_vehicle_held_for_a_read_past_settle_s_does_not_swallow_the_next(
+    tmp_path: Path,
+) -> None:
+    """The exit loop missed (a poll under load): the lane clear at 4.0 ends the vehicle at 5.5,
+    but a frame still being read holds it; the next presence at 6.0 is the next vehicle."""
+    steps = [
+        {"t": 1.0, "io": {"entry_loop": True}},
+        {"t": 4.0, "io": {"entry_loop": False}},
+        {"t": 3.9, "recognition_started": {"camera": "cam-front", "captured": 3.9}},
+        {"t": 6.0, "io": {"entry_loop": True}},
+        {"t": 7.5, "recognition_done": {"camera": "cam-front", "captured": 3.9}},
+        {"t": 9.0, "io": {"entry_loop": False, "exit_loop": True}},
+        {"t": 9.5, "io": {"exit_loop": False}},
+    ]
+    first, second = _ends(tmp_path, steps)
+    assert first.end_reason == "reversed"  # as it would have ended without the read
+    assert _frames_read(first)["cam-front"] == 1
+    assert second.end_reason == "exit"

@@ -218,3 +218,17 @@ def test_frames_of_a_vehicle_forgotten_for_newer_ones_come_back_as_skipped() -> 
         assert _take(s, float(k)) == f"v{k}"
     assert [(x.candidate.item, x.reason) for x in skipped] == [("still", "late")]
     assert s.waiting == 0
+
+
+def test_a_still_first_attempt_does_not_make_its_vehicle_wait_behind_others() -> None:
+    """Cameras sharing the recogniser compare urgencies: a rear camera whose only read of the
+    leaving vehicle was the empty road goes before the front camera's first read of the next
+    one (the leaving one ends first)."""
+    front = _scheduler(max_latency_s=100.0)
+    rear = _scheduler(max_latency_s=100.0, follows_leaving=True)
+    _offer(rear, "A-road", 0.0, crossing="A", moving=False)
+    assert _take(rear, 0.1) == "A-road"  # nothing else waited: the road was A's first attempt
+    _offer(front, "B-cab", 0.5, crossing=None)  # the next vehicle coming
+    _offer(rear, "A-trailer", 1.0, crossing="A")  # A's trailer comes into the rear view
+    front_next, rear_next = front.peek(), rear.peek()
+    assert front_next is not None and rear_next is not None and rear_next < front_next
