@@ -219,7 +219,7 @@ class Acquisition:
         kept, skipped = scheduler.offer(
             frame,
             captured=frame.monotonic,
-            promise=sharpness(frame.image, self.plate_areas.get(camera)),
+            promise=lambda: sharpness(frame.image, self.plate_areas.get(camera)),
             moving=moving,
             # A lane gone clear shows no vehicle in it: the next one may be coming.
             crossing=current.record.crossing_id
@@ -232,6 +232,11 @@ class Acquisition:
             await self._handle(
                 self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
             )
+        else:  # given up at once: counted, but never held anything
+            for each in [s for s in skipped if s.candidate.item is frame]:
+                if self.metrics is not None:
+                    self.metrics.frame_skipped(camera, each.reason)
+            skipped = [s for s in skipped if s.candidate.item is not frame]
         await self._skip(camera, skipped)
         assert self._frame_ready is not None
         self._frame_ready.set()

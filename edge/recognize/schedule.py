@@ -22,6 +22,7 @@ runs the reads. Promise is cheap (``sharpness``, ~1 ms at 1080p).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -124,16 +125,18 @@ class ReadScheduler(Generic[T]):
         item: T,
         *,
         captured: float,
-        promise: float,
+        promise: float | Callable[[], float],
         moving: bool,
         crossing: str | None,
     ) -> tuple[Candidate[T] | None, list[Skipped[T]]]:
         """A frame captured at ``captured`` while ``crossing`` (the correlator's open crossing,
-        None: none) was open. Returns the frame as a candidate if kept, and what was given up."""
+        None: none) was open. Returns the frame as a candidate if kept, and what was given up.
+        ``promise`` may be a function: it is called only for a frame that may be kept (most
+        frames of a vehicle read surely are skipped without it)."""
         episode = self._episode_for(captured, crossing)
         episode.offered += 1
         episode.last_captured = max(episode.last_captured, captured)
-        candidate = Candidate(item, captured, promise, moving, episode.number)
+        candidate = Candidate(item, captured, 0.0, moving, episode.number)
         skipped: list[Skipped[T]] = []
         if episode.sure:
             return None, [Skipped(candidate, "sure")]
@@ -141,6 +144,7 @@ class ReadScheduler(Generic[T]):
             return None, [Skipped(candidate, "budget")]
         if not moving and episode.started:
             return None, [Skipped(candidate, "still")]
+        candidate.promise = promise() if callable(promise) else promise
         episode.waiting.append(candidate)
         if len(episode.waiting) > self.settings.candidates_per_vehicle:
             worst = min(episode.waiting, key=_rank_in_vehicle)
