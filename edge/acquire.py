@@ -1,13 +1,17 @@
 """Drivers -> readings -> the correlator, inside the agent's asyncio loop.
 
 Every configured device gets its driver from the registry; readings of all drivers land in
-one bounded queue. Camera frames go to the plate recogniser (a worker thread, one frame at a
-time per camera, newest frame wins) only while a vehicle is in the lane or the picture moves,
-so an empty lane costs almost nothing. What a camera stamps into its pictures (date, time,
-name) is learned per camera from the reads (edge/recognize/overlay.py) and never taken for
-a plate; a configured ``plate_area`` masks on top of it. Device health is polled once a
-second; a change is handed to the correlator (coverage) and to the agent (retained device
-status).
+one bounded queue. Camera frames are offered for plate reading only while a vehicle is in the
+lane or the picture moves, so an empty lane costs almost nothing. Each camera keeps its few most
+promising frames per vehicle (``edge/recognize/schedule.py``) and its worker reads them best
+first, one at a time in a thread, until one read is sure: a busy controller reads fewer frames
+of each vehicle, not fewer vehicles. A frame waiting or being read holds the end of the vehicle
+it may show (the correlator's recognition hold), so its plate still joins that vehicle.
+What a camera stamps into its pictures (date, time, name) is learned per camera from the
+reads (edge/recognize/overlay.py) and never taken for a plate; a configured ``plate_area``
+masks on top of it. A ``container`` camera's newest frame is read for container codes in its
+own task. Device health is polled once a second; a change is handed to the correlator (coverage) and
+to the agent (retained device status).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from drivers.base import Driver, HealthState
 from drivers.readings import Frame, Reading
@@ -39,10 +44,15 @@ from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
+from edge.recognize import schedule
 from edge.recognize.motion import MotionGate
 from edge.recognize.overlay import OverlayLearner, TextRead
 from edge.recognize.pipeline import PlateRecognizer
+from edge.recognize.schedule import ReadScheduler, ScheduleSettings, Skipped, sharpness
 from edge.redact import redact_text
+
+if TYPE_CHECKING:
+    from edge.metrics import LaneMetrics
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +115,10 @@ class Acquisition:
         on_evidence: EvidenceFn = lambda _crossing, _files: None,
         on_scan: ScanFn = lambda _scan: None,
         recognizer: PlateRecognizer | None = None,
+        metrics: LaneMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self._emit = emit
         self._on_scan = on_scan  # an X-ray scan sent on its own topic (late, unmatched)
         self._on_evidence = on_evidence
@@ -145,12 +157,14 @@ class Acquisition:
         self.queue: asyncio.Queue[Reading | NeighbourSighting] = asyncio.Queue(maxsize=4096)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.neighbour_errors = 0
-        self._frames: dict[str, Frame] = {}
+        self._schedulers: dict[str, ReadScheduler[Frame]] = {}
         self._scene: dict[str, Frame] = {}  # overview camera -> its newest frame
         # crossing id -> the scene frames taken when it was announced (``new``), until its end.
         self._overview: OrderedDict[str, dict[str, Frame]] = OrderedDict()
         self._gates: dict[str, MotionGate] = {}
-        self._frame_ready: dict[str, asyncio.Event] = {}
+        self._frame_ready: asyncio.Event | None = None  # a frame waits to be read
+        self._container_frames: dict[str, Frame] = {}
+        self._container_ready: dict[str, asyncio.Event] = {}
         self._states: dict[str, SensorState] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.heartbeat = time.monotonic()
@@ -188,47 +202,130 @@ class Acquisition:
                 if self.roles.get(reading.device_id) == "overview":
                     self._scene[reading.device_id] = reading  # newest wins
                 else:
-                    self._offer_frame(reading)
+                    await self._offer_frame(reading)
             else:
                 await self.queue.put(reading)
 
-    def _offer_frame(self, frame: Frame) -> None:
+    def _scheduler(self, camera: str) -> ReadScheduler[Frame]:
+        """The camera's scheduler, made with its first frame (the reading task with the first
+        camera's)."""
+        scheduler = self._schedulers.get(camera)
+        if scheduler is None:
+            r = self.config.recognition
+            scheduler = self._schedulers[camera] = ReadScheduler(
+                ScheduleSettings(
+                    frames_per_vehicle=r.frames_per_vehicle,
+                    candidates_per_vehicle=r.candidates_per_vehicle,
+                    sure_confidence=r.sure_confidence,
+                    max_latency_s=r.max_latency_s,
+                    follows_leaving=self.roles.get(camera) in ("rear", "trailer"),
+                )
+            )
+        if self._frame_ready is None:
+            self._frame_ready = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._recognize(), name="recognize"))
+        return scheduler
+
+    async def _offer_frame(self, frame: Frame) -> None:
         if self.recognizer is None:
             return
         camera = frame.device_id
         gate = self._gates.setdefault(camera, MotionGate())
-        if not gate.changed(frame.image) and self.correlator.current is None:
+        moving = gate.changed(frame.image)
+        current = self.correlator.current
+        if not moving and current is None:
             return  # an empty, still lane: no OCR
-        self._frames[camera] = frame  # the newest frame wins; older ones are stale
-        if camera not in self._frame_ready:
-            self._frame_ready[camera] = asyncio.Event()
-            self._tasks.append(
-                asyncio.create_task(self._recognize(camera), name=f"recognize:{camera}")
-            )
-        self._frame_ready[camera].set()
-
-    async def _recognize(self, camera: str) -> None:
-        ready = self._frame_ready[camera]
-        role = self.roles.get(camera) or "front"
-        if role == "container":
-            return await self._read_containers(camera)
-        position = PlatePosition(role)
-        while True:
-            await ready.wait()
-            ready.clear()
-            frame = self._frames.pop(camera, None)
-            if frame is None:
-                continue
-            # The correlator holds the end of a vehicle this frame may show until its read is
-            # over: plates first, then done (a done first could end the vehicle without them).
+        if self.roles.get(camera) == "container":
+            self._offer_container_frame(camera, frame)
+            return
+        scheduler = self._scheduler(camera)
+        if self.metrics is not None:
+            self.metrics.frame_offered(camera)
+        kept, skipped = scheduler.offer(
+            frame,
+            captured=frame.monotonic,
+            promise=lambda: sharpness(frame.image, self.plate_areas.get(camera)),
+            moving=moving,
+            # A lane gone clear shows no vehicle in it: the next one may be coming.
+            crossing=current.record.crossing_id
+            if current is not None and current.clear_since is None
+            else None,
+        )
+        if kept is not None:
+            # From now until its read is over (or it is given up) the frame holds the end of
+            # the vehicle it may show.
             await self._handle(
                 self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
             )
-            orange = await self._read_adr(camera, frame, position)
-            await self._read(camera, frame, position, orange)
-            await self._handle(
-                self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
+        else:  # given up at once: counted, but never held anything
+            for each in [s for s in skipped if s.candidate.item is frame]:
+                if self.metrics is not None:
+                    self.metrics.frame_skipped(camera, each.reason)
+            skipped = [s for s in skipped if s.candidate.item is not frame]
+        await self._skip(camera, skipped)
+        assert self._frame_ready is not None
+        self._frame_ready.set()
+
+    def _offer_container_frame(self, camera: str, frame: Frame) -> None:
+        self._container_frames[camera] = frame  # the newest frame wins; older ones are stale
+        if camera not in self._container_ready:
+            self._container_ready[camera] = asyncio.Event()
+            self._tasks.append(
+                asyncio.create_task(self._read_containers(camera), name=f"containers:{camera}")
             )
+        self._container_ready[camera].set()
+
+    async def _skip(self, camera: str, skipped: list[Skipped[Frame]]) -> None:
+        for each in skipped:
+            if self.metrics is not None:
+                self.metrics.frame_skipped(camera, each.reason)
+            await self._handle(
+                self.correlator.on_recognition_done(
+                    camera, each.candidate.captured, time.monotonic(), read=False
+                )
+            )
+
+    async def _recognize(self) -> None:
+        """The one reading task. The cameras share the recogniser (it reads one frame at a
+        time), so the most urgent waiting frame of any camera goes next: a vehicle no camera
+        read yet before a second read of another."""
+        assert self._frame_ready is not None
+        ready = self._frame_ready
+        while True:
+            ready.clear()
+            now = time.monotonic()
+            chosen: tuple[schedule.Urgency, str] | None = None
+            for camera, scheduler in list(self._schedulers.items()):
+                await self._skip(camera, scheduler.expire(now))
+                urgency = scheduler.peek()
+                if urgency is not None and (chosen is None or urgency < chosen[0]):
+                    chosen = (urgency, camera)
+            if chosen is None:
+                await ready.wait()
+                continue
+            camera = chosen[1]
+            scheduler = self._schedulers[camera]
+            candidate, skipped = scheduler.take(time.monotonic())
+            await self._skip(camera, skipped)
+            if candidate is not None:
+                position = PlatePosition(self.roles.get(camera) or "front")
+                await self._read_candidate(camera, scheduler, candidate, position)
+
+    async def _read_candidate(
+        self,
+        camera: str,
+        scheduler: ReadScheduler[Frame],
+        candidate: schedule.Candidate[Frame],
+        position: PlatePosition,
+    ) -> None:
+        frame = candidate.item
+        orange = await self._read_adr(camera, frame, position)
+        confidence = await self._read(camera, frame, position, orange)
+        await self._skip(camera, scheduler.finished(candidate, confidence=confidence))
+        # Plates first, then done: a done first could end the vehicle without them.
+        await self._handle(
+            self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
+        )
 
     async def _read(
         self,
@@ -236,22 +333,26 @@ class Acquisition:
         frame: Frame,
         position: PlatePosition,
         orange: list[tuple[int, int, int, int]] | None = None,
-    ) -> None:
-        """One frame through the recogniser; its plates to the correlator."""
+    ) -> float | None:
+        """One frame through the recogniser; its plates to the correlator. Returns the surest
+        plate's confidence (None: no plate)."""
         start = time.perf_counter()
         assert self.recognizer is not None  # _offer_frame starts no reader without one
         try:
             results = await asyncio.to_thread(self.recognizer.read, frame.image)
         except Exception as exc:  # one bad frame must not stop the camera
             log.warning("plate recognition failed on %s: %s", camera, exc)
-            return
+            return None
         self.recognition_ms.append((time.perf_counter() - start) * 1000)
         del self.recognition_ms[:-1000]
         now = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.observe_recognition(max(0.0, now - frame.monotonic), camera=camera)
         height, width = frame.image.shape[:2]
         area = self.plate_areas.get(camera)
         overlay = self.overlays.setdefault(camera, OverlayLearner())
         current = self.correlator.current
+        surest: float | None = None
         stamped = overlay.observe(
             [TextRead(r.box, r.text, r.raw) for r in results],
             width=width,
@@ -265,6 +366,7 @@ class Acquisition:
                 continue  # the camera's overlay text, a sign, a parked car's plate
             if orange and any(_within(result.box, box) for box in orange):
                 continue  # the digits of an orange ADR plate, not a number plate
+            surest = max(surest or 0.0, result.confidence)
             await self._handle(
                 self.correlator.on_plate(
                     PlateObservation(
@@ -287,14 +389,15 @@ class Acquisition:
                     seen=frame.monotonic,
                 )
             )
+        return surest
 
     async def _read_containers(self, camera: str) -> None:
         """A ``container`` camera's frames: container codes, no plates (edge.cargo)."""
-        ready = self._frame_ready[camera]
+        ready = self._container_ready[camera]
         while True:
             await ready.wait()
             ready.clear()
-            frame = self._frames.pop(camera, None)
+            frame = self._container_frames.pop(camera, None)
             if frame is None or self.cargo is None:
                 continue
             try:

@@ -314,6 +314,34 @@ class RecognitionConfig(StrictModel):
         "the reader's input 0.9x and 1.1x as wide and let the three reads vote. Frames with a "
         "sure plate never pay for it.",
     )
+    frames_per_vehicle: int = Field(
+        6,
+        ge=1,
+        le=100,
+        description="Frames of one vehicle each camera reads at most (docs/recognition.md, "
+        "Scheduling): its most promising first, until one read is sure.",
+    )
+    candidates_per_vehicle: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="Frames of one vehicle each camera keeps waiting while the recogniser is "
+        "busy; a better frame takes the place of the least promising one.",
+    )
+    sure_confidence: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A plate read this confident ends the reading of its vehicle on that camera.",
+    )
+    max_latency_s: float = Field(
+        4.0,
+        gt=0,
+        le=60,
+        description="Most seconds from a frame's capture to the start of its read; a frame that "
+        "waited longer is skipped. Keep it within fusion.settle_s + 3 s, the longest a "
+        "crossing's end waits for its frames (docs/fusion.md).",
+    )
 
 
 class DeviceConfig(StrictModel):

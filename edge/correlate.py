@@ -62,7 +62,10 @@ from edge.events import (
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 TRACE_LIMIT = 500
 NEIGHBOUR_LIMIT = 200
-RECOGNITION_LIMIT = 32  # frames in recognition at once (the agent reads one per camera)
+# Frames in recognition at once: each camera's waiting candidates (edge/recognize/schedule.py)
+# and the one it is reading.
+RECOGNITION_LIMIT = 128
+ATTEMPT_LIMIT = 64  # read attempts kept for a vehicle whose presence has not begun yet
 # How fast a thermal region's empty-lane floor may rise: 1 C a minute.
 THERMAL_FLOOR_RISE_C_PER_S = 1 / 60
 LIGHT_VEHICLE_KG = 3500.0  # at most: a car or small van (category M1/N1)
@@ -209,6 +212,7 @@ class _Open:
     rivals: list[tuple[float, PlateObservation]] = field(default_factory=list)
     xray: tuple[XrayScan, float | None] | None = None  # its scan and the clock offset used
     cargo: CargoVotes = field(default_factory=CargoVotes)  # container codes, orange plates
+    frames_read: dict[str, int] = field(default_factory=dict)  # camera -> frames read
 
     def note(self, now: float, what: str, **detail: object) -> None:
         """One line of the crossing's story (bounded: a stuck lane must not grow it forever)."""
@@ -251,6 +255,7 @@ class Correlator:
         # Each thermal region's empty-lane temperature: (device, region) -> (degC, when).
         self._empty_lane_c: dict[tuple[str, int], tuple[float, float]] = {}
         self._ended_at = float("-inf")
+        self._ended_clear = float("-inf")  # when the lane of the last vehicle ended went clear
         self.late_readings = 0
         self._axle_total: int | None = None
         # The axle counter when the last vehicle cleared the lane: pulses since then are the
@@ -267,6 +272,8 @@ class Correlator:
             estimate=self.settings.xray_clock_offset,
         )
         self._scanners = [d for d, dev in self.devices.items() if dev.device_class == "xray"]
+        # Frames read before any presence began: (capture time, camera), for the next vehicle.
+        self._early_attempts: deque[tuple[float, str]] = deque(maxlen=ATTEMPT_LIMIT)
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -385,8 +392,16 @@ class Correlator:
                     return self._late_plate(leaving, plate, now)
         if seen is not None and self.closing and (current is None or seen < current.started):
             last_vehicle = self.closing[-1]
-            if seen >= last_vehicle.started - self.settings.plate_lead_s:
+            if seen >= last_vehicle.started - self.settings.plate_lead_s and not _coming(
+                plate, last_vehicle, seen
+            ):
                 return self._late_plate(last_vehicle, plate, now)
+        if current is not None and _coming(plate, current, seen):
+            # A front camera sees vehicles coming: a plate it saw after this vehicle's lane
+            # went clear is the next vehicle's, not a tailgater's or this one's.
+            self._recent_plates.append((now, plate))
+            current.note(now, "plate kept", text=plate.text, why="the next vehicle's, coming")
+            return out + self.tick(now)
         if (
             current is not None
             and seen is not None
@@ -451,10 +466,49 @@ class Correlator:
             del self._in_recognition[next(iter(self._in_recognition))]
         return self.tick(now)
 
-    def on_recognition_done(self, camera: str, captured: float, now: float) -> list[Emission]:
-        """That frame's read is over; its plates, if any, were handed in before this."""
+    def on_recognition_done(
+        self, camera: str, captured: float, now: float, *, read: bool = True
+    ) -> list[Emission]:
+        """That frame's read is over; its plates, if any, were handed in before this.
+
+        ``read`` False: the frame was given up unread (a better one of its vehicle was read).
+        A read frame counts in its vehicle's coverage (``frames_read`` of the camera).
+        """
         self._in_recognition.pop((camera, captured), None)
+        if read:
+            self._count_attempt(camera, captured)
         return self.tick(now)
+
+    def _count_attempt(self, camera: str, captured: float) -> None:
+        """The vehicle a frame captured at ``captured`` shows gets one more frame read.
+
+        A front camera looks at vehicles coming: its frame shows the first vehicle whose lane
+        was not yet clear at the capture (from ``plate_lead_s`` before its presence began); one
+        captured after every lane went clear is kept for the vehicle that begins within
+        ``plate_lead_s`` of it. A rear or trailer camera looks at them leaving: its frame shows
+        the last vehicle that was in the lane by the capture. A frame of a vehicle that has
+        ended already counts nowhere (its event is out).
+        """
+        device = self.devices.get(camera)
+        vehicles = [*self.closing, *([self.current] if self.current is not None else [])]
+        shown: _Open | None = None
+        if device is not None and device.role in ("rear", "trailer"):
+            shown = next((v for v in reversed(vehicles) if v.started <= captured), None)
+        elif captured > self._ended_clear:
+            lead = self.settings.plate_lead_s
+            shown = next(
+                (
+                    v
+                    for v in vehicles
+                    if captured >= v.started - lead
+                    and (v.clear_since is None or captured <= v.clear_since)
+                ),
+                None,
+            )
+            if shown is None:
+                self._early_attempts.append((captured, camera))
+        if shown is not None:
+            shown.frames_read[camera] = shown.frames_read.get(camera, 0) + 1
 
     def _reading_since(self, now: float) -> float | None:
         """Capture time of the oldest frame still in recognition, if any.
@@ -513,15 +567,7 @@ class Correlator:
             if now - last >= self.settings.camera_gap_s:
                 return out + self._leave(current, "exit", now)
         if current.clear_since is not None and now - current.clear_since >= self.settings.settle_s:
-            reason = "exit"
-            if (
-                source == "io"
-                and current.entry_seen
-                and not current.exit_seen
-                and not current.exit_faulty
-            ):
-                reason = "reversed"
-            return out + self._leave(current, reason, now)
+            return out + self._leave(current, self._clear_reason(current, source), now)
         if now - current.started >= self.settings.max_crossing_s:
             return out + self._finish(current, "timeout", now)
         return out
@@ -666,10 +712,20 @@ class Correlator:
         if active:
             if current is None:
                 return self._start(now)
-            if current.clear_since is not None and self._left(current, source, now):
+            settled = (
+                current.clear_since is not None
+                and now - current.clear_since >= self.settings.settle_s
+            )
+            if current.clear_since is not None and (self._left(current, source, now) or settled):
                 # The previous vehicle has gone; this is the next one. The previous one
-                # still collects late results until its settle time is over.
-                current.leaving_reason = "exit"
+                # still collects late results until its settle time is over. (Clear for
+                # settle_s, it would have ended already but for a frame still being read: the
+                # hold waits for that read, it does not make the next vehicle part of this one.)
+                current.leaving_reason = (
+                    "exit"
+                    if self._left(current, source, now)
+                    else self._clear_reason(current, source)
+                )
                 current.note(now, "next vehicle", source=source)
                 self.closing.append(current)
                 self._release(current)
@@ -681,6 +737,13 @@ class Correlator:
             current.note(now, "lane clear", source=source)
             self._axle_mark = self._axle_total  # its axles are counted; later ones are the next's
         return []
+
+    def _clear_reason(self, opened: _Open, source: str) -> str:
+        """Why a vehicle whose lane has been clear for settle_s ended: ``reversed`` when it came
+        over the entry loop and never reached the exit loop."""
+        if source == "io" and opened.entry_seen and not opened.exit_seen and not opened.exit_faulty:
+            return "reversed"
+        return "exit"
 
     def _left(self, opened: _Open, source: str, now: float) -> bool:
         """Whether a clear lane meant the vehicle left (not a tractor-trailer gap)."""
@@ -727,6 +790,10 @@ class Correlator:
                 if plate.position == PlatePosition.FRONT and opened.front_since is None:
                     opened.front_since = seen
         self._recent_plates.clear()
+        for captured, camera in self._early_attempts:
+            if now - captured <= self.settings.plate_lead_s and captured > self._ended_clear:
+                opened.frames_read[camera] = opened.frames_read.get(camera, 0) + 1
+        self._early_attempts.clear()
         self.current = opened
         self._last_seen["camera"] = now
         return self._confirm(opened, now)
@@ -824,6 +891,7 @@ class Correlator:
                 ),
                 opened.cargo.codes_read(),
             )
+        self._ended_clear = max(self._ended_clear, end)
         plates = {p.text for obs in opened.plates.values() for p in obs}
         self._previous_plates = (now, plates)
         return [*out, Emission(EventType.END, self._snapshot(opened, final=True))]
@@ -961,6 +1029,9 @@ class Correlator:
                     state=state,
                     saw_vehicle=device_id in opened.saw,
                     reason=reason,
+                    frames_read=opened.frames_read.get(device_id, 0)
+                    if device.device_class == "anpr" and device.role != "overview"
+                    else None,
                 )
             )
             words = COVERAGE_WORDS.get(device.device_class, "sensor unavailable")
@@ -1148,6 +1219,16 @@ def _add_plate(opened: _Open, plate: PlateObservation, now: float, **detail: obj
         confidence=round(plate.confidence, 3),
         camera=plate.camera,
         **detail,
+    )
+
+
+def _coming(plate: PlateObservation, opened: _Open, seen: float | None) -> bool:
+    """A front plate seen after ``opened``'s lane went clear: the next vehicle coming."""
+    return (
+        plate.position == PlatePosition.FRONT
+        and seen is not None
+        and opened.clear_since is not None
+        and seen > opened.clear_since
     )
 
 

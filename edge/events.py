@@ -181,6 +181,12 @@ class SensorCoverage(WireModel):
     state: SensorState
     saw_vehicle: bool
     reason: str | None = Field(None, description="Why not UP, e.g. 'RPM offline'.")
+    frames_read: int | None = Field(
+        None,
+        ge=0,
+        description="Plate cameras: frames of this vehicle the recogniser read (0: it passed "
+        "unread). Absent for other devices.",
+    )
 
 
 class Coverage(WireModel):

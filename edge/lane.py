@@ -415,6 +415,7 @@ class LaneAgent:
             on_evidence=self._queue_evidence,
             on_scan=self._queue_scan,
             recognizer=recognizer,
+            metrics=self.metrics,
         )
         await acquisition.start()
         self.heartbeats.register(

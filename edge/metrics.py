@@ -7,6 +7,8 @@ import prometheus_client themselves:
     metrics.device_state("scale", SensorState.UP)           # driver: device answers / is lost
     metrics.device_fault("scale", "timeout")                # driver: one failed transaction
     metrics.observe_recognition(0.042, camera="cam-front")  # recogniser: one frame
+    metrics.frame_offered("cam-front")                      # scheduler: a frame came in
+    metrics.frame_skipped("cam-front", "sure")              # scheduler: given up unread
     metrics.crossing_finished(record)                       # agent: one crossing ended
 
 ``device_state`` also writes the one log line per transition (down, back up, degraded) that a
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 PUBLISH_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-RECOGNITION_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5)
+RECOGNITION_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0)
+FRAMES_PER_VEHICLE_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +114,42 @@ class LaneMetrics:
         )
         self.recognition_latency = Histogram(
             "lane_recognition_latency_seconds",
-            "Time from frame to plate reads, per camera.",
+            "Time from a frame's capture to the end of its read (waiting included), per camera.",
             ["camera"],
             buckets=RECOGNITION_BUCKETS,
+            registry=r,
+        )
+        self.frames_offered = Counter(
+            "lane_recognition_frames_offered",
+            "Camera frames offered to plate recognition (moving, or a crossing open).",
+            ["camera"],
+            registry=r,
+        )
+        self.frames_read = Counter(
+            "lane_recognition_frames_read",
+            "Camera frames the recogniser read.",
+            ["camera"],
+            registry=r,
+        )
+        self.frames_skipped = Counter(
+            "lane_recognition_frames_skipped",
+            "Offered frames given up unread, by reason: sure (the vehicle has a sure read), "
+            "budget (its frames_per_vehicle are spent), outranked (better frames of it wait), "
+            "still (nothing moved and it was read already), late (waited past max_latency_s).",
+            ["camera", "reason"],
+            registry=r,
+        )
+        self.frames_per_vehicle = Histogram(
+            "lane_recognition_frames_per_vehicle",
+            "Frames read per ended crossing, per camera (0: the vehicle passed unread).",
+            ["camera"],
+            buckets=FRAMES_PER_VEHICLE_BUCKETS,
+            registry=r,
+        )
+        self.vehicles_unread = Counter(
+            "lane_recognition_vehicles_unread",
+            "Ended crossings of which the camera read no frame.",
+            ["camera"],
             registry=r,
         )
         self.publish_latency = Histogram(
@@ -193,7 +229,15 @@ class LaneMetrics:
             return dict(self._devices)
 
     def observe_recognition(self, seconds: float, *, camera: str) -> None:
+        """One frame read, ``seconds`` after its capture."""
+        self.frames_read.labels(camera).inc()
         self.recognition_latency.labels(camera).observe(seconds)
+
+    def frame_offered(self, camera: str) -> None:
+        self.frames_offered.labels(camera).inc()
+
+    def frame_skipped(self, camera: str, reason: str) -> None:
+        self.frames_skipped.labels(camera, reason).inc()
 
     def observe_publish(self, seconds: float) -> None:
         self.publish_latency.observe(seconds)
@@ -204,6 +248,11 @@ class LaneMetrics:
             self.unidentified.inc()
         for plate in record.plates:
             self.plate_reads.labels(plate.camera or "unknown").inc()
+        for sensor in record.coverage.sensors:
+            if sensor.frames_read is not None:
+                self.frames_per_vehicle.labels(sensor.device).observe(sensor.frames_read)
+                if sensor.frames_read == 0:
+                    self.vehicles_unread.labels(sensor.device).inc()
 
     def watch_mqtt(
         self,

@@ -26,6 +26,8 @@ input at ``t`` seconds (the agent's monotonic receive time)::
 is its capture time); a plate it yielded comes between them, with ``"seen"`` = ``captured``.
 An ``xray`` scan's ``started`` / ``finished`` are seconds on the *scanner's* clock (a skewed
 scanner is recorded as such); scans the correlator sends alone come from ``take_scans``.
+``"read": false`` in a ``recognition_done``: the frame waited as a candidate and was given up
+unread (it does not count in the vehicle's ``frames_read``).
 """
 
 from __future__ import annotations
@@ -208,7 +210,9 @@ def _input(correlator: Correlator, step: dict[str, Any], t: float) -> list[Emiss
         return correlator.on_recognition_started(r["camera"], float(r["captured"]), t)
     if "recognition_done" in step:
         r = step["recognition_done"]
-        return correlator.on_recognition_done(r["camera"], float(r["captured"]), t)
+        return correlator.on_recognition_done(
+            r["camera"], float(r["captured"]), t, read=bool(r.get("read", True))
+        )
     if step.get("tick"):
         return []
     if step.get("shutdown"):

@@ -122,9 +122,22 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
     axles_counted = axles_exact = 0
     axles_wrong: list[str] = []
     plates_wrong: list[str] = []
+    # Per plate camera: vehicles of which it read no frame (coverage ``frames_read`` 0).
+    unread: dict[str, int] = {}
+    unread_detail: list[str] = []
     for ti, cis in matches.items():
         vehicle = truth[ti]
         event, arrived = ends[cis[0]]
+        for sensor in event["coverage"].get("sensors", []):
+            if sensor.get("frames_read") is not None:
+                read_any = any(
+                    s.get("device") == sensor["device"] and s.get("frames_read")
+                    for ci in cis
+                    for s in ends[ci][0]["coverage"].get("sensors", [])
+                )
+                unread[sensor["device"]] = unread.get(sensor["device"], 0) + (not read_any)
+                if not read_any:
+                    unread_detail.append(f"vehicle {ti} {sensor['device']}")
         latencies.append((arrived - vehicles[ti][1]) * 1000)
         read = {p["position"]: p["text"] for p in event.get("plates", [])}
         for position in ("front", "rear"):
@@ -185,6 +198,9 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         "alarms_expected": sum(bool(v.get("radiation", {}).get("gamma_alarm")) for v in truth),
         "alarms_found": sum(bool(e.get("radiation", {}).get("gamma_alarm")) for e, _ in ends),
         "coverage_correct": round(coverage_ok / coverage_total, 4) if coverage_total else None,
+        # None: the agent's events do not say (an agent from before frames_read).
+        "vehicles_without_read_attempt": dict(sorted(unread.items())) if unread else None,
+        "unread_detail": unread_detail,
         "latency_p50_ms": _percentile(latencies, 0.5),
         "latency_p95_ms": _percentile(latencies, 0.95),
     }

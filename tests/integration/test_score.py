@@ -140,3 +140,44 @@ def test_a_terminated_score_stops_the_broker_and_agent_it_started(tmp_path: Path
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         score_run.wait(10)
+
+
+def test_scoring_counts_vehicles_a_camera_read_no_frame_of() -> None:
+    def vehicle(start: int, end: int) -> dict[str, object]:
+        return {
+            "start": f"2026-01-01T00:00:{start:02d}+00:00",
+            "end": f"2026-01-01T00:00:{end:02d}+00:00",
+            "plates": {},
+            "gross_kg": 1000,
+        }
+
+    def crossing(start: int, end: int, front: int, rear: int) -> tuple[dict[str, object], float]:
+        sensors = [
+            {"device": "io", "kind": "laneio.modbus", "state": "UP", "saw_vehicle": True},
+            {"device": "cam_front", "state": "UP", "saw_vehicle": True, "frames_read": front},
+            {"device": "cam_rear", "state": "UP", "saw_vehicle": True, "frames_read": rear},
+        ]
+        return (
+            {
+                "start": f"2026-01-01T00:00:{start:02d}Z",
+                "end": f"2026-01-01T00:00:{end:02d}Z",
+                "plates": [],
+                "coverage": {"notes": [], "sensors": sensors},
+            },
+            0.0,
+        )
+
+    truth = [vehicle(0, 10), vehicle(20, 30)]
+    ends = [
+        crossing(0, 10, front=3, rear=0),
+        crossing(20, 24, front=0, rear=0),
+        crossing(25, 30, front=0, rear=2),  # split: its other part read the rear
+    ]
+    result = score(truth, ends)
+    assert result["vehicles_without_read_attempt"] == {"cam_front": 1, "cam_rear": 1}
+    assert result["unread_detail"] == ["vehicle 0 cam_rear", "vehicle 1 cam_front"]
+    # Events of an agent that does not report frames_read: not known, not zero.
+    for event, _ in ends:
+        for sensor in event["coverage"]["sensors"]:  # type: ignore[index]
+            sensor.pop("frames_read", None)
+    assert score(truth, ends)["vehicles_without_read_attempt"] is None

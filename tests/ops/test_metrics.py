@@ -186,3 +186,45 @@ def test_device_state_counts_and_logs_transitions_only(caplog: pytest.LogCapture
     assert 'lane_device_state{device="scale",state="UP"} 1.0' in text
     assert 'lane_recognition_latency_seconds_bucket{camera="cam-front",le="0.04"} 1.0' in text
     assert metrics.device_states() == {"scale": SensorState.UP}
+
+
+def test_frames_offered_read_skipped_and_read_per_vehicle() -> None:
+    from datetime import UTC, datetime
+
+    from edge.crossing import CrossingRecord
+    from edge.events import Coverage, SensorCoverage
+
+    metrics = LaneMetrics(checkpoint="C", lane="L", agent_version="t")
+    for _ in range(5):
+        metrics.frame_offered("cam-front")
+    metrics.frame_skipped("cam-front", "sure")
+    metrics.observe_recognition(0.3, camera="cam-front")
+
+    def crossing(front: int, rear: int) -> CrossingRecord:
+        record = CrossingRecord.begin(datetime(2026, 1, 1, tzinfo=UTC))
+        record.end_reason = "exit"
+        record.coverage = Coverage(
+            sensors=[
+                SensorCoverage(device="io", kind="laneio.modbus", state="UP", saw_vehicle=True),
+                SensorCoverage(
+                    device="cam-front", kind="anpr.stream", state="UP", saw_vehicle=True,
+                    frames_read=front,
+                ),
+                SensorCoverage(
+                    device="cam-rear", kind="anpr.stream", state="UP", saw_vehicle=True,
+                    frames_read=rear,
+                ),
+            ]
+        )  # fmt: skip
+        return record
+
+    metrics.crossing_finished(crossing(front=2, rear=0))
+    metrics.crossing_finished(crossing(front=1, rear=3))
+    text = metrics.render().decode()
+    assert 'lane_recognition_frames_offered_total{camera="cam-front"} 5.0' in text
+    assert 'lane_recognition_frames_read_total{camera="cam-front"} 1.0' in text
+    assert 'lane_recognition_frames_skipped_total{camera="cam-front",reason="sure"} 1.0' in text
+    assert 'lane_recognition_frames_per_vehicle_sum{camera="cam-front"} 3.0' in text
+    assert 'lane_recognition_frames_per_vehicle_bucket{camera="cam-rear",le="0.0"} 1.0' in text
+    assert 'lane_recognition_vehicles_unread_total{camera="cam-rear"} 1.0' in text
+    assert 'lane_recognition_vehicles_unread_total{camera="io"}' not in text
