@@ -79,6 +79,7 @@ from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
 from edge.publish import Command, Publisher
 from edge.redact import redact_text
+from edge.reload import ReloadReport, changes
 from edge.scripted import scripted_crossings
 from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor
 from edge.topics import (
@@ -213,6 +214,7 @@ class LaneAgent:
             stall_s=self.watchdog_s or DEFAULT_STALL_S,
         )
         self._failure: StageError | None = None  # a fatal part: run() ends with exit 1
+        self.last_reload: ReloadReport | None = None
         self.healthy = True
         self._problems: dict[str, str] = {}
         self._snapshot: LaneSnapshot | None = None
@@ -677,12 +679,13 @@ class LaneAgent:
                 log.exception("reload failed; keeping the running config")
                 self.metrics.reloads.labels("failed").inc()
 
-    async def reload(self) -> bool:
-        """Re-read the config file and apply what needs no restart. Returns True if applied.
+    async def reload(self) -> ReloadReport:
+        """Re-read the config file and apply what needs no restart; say exactly what.
 
         Applied: ``telemetry`` and the outbox bounds in ``storage``. Anything else that changed
-        (broker, identity, devices, recognition, state_dir, metrics) is named in one warning
-        and waits for a restart. An invalid file changes nothing.
+        (broker, identity, devices, recognition, state_dir, metrics) is named, key by key, in
+        the same log line and waits for a restart. An invalid file changes nothing. The
+        report is kept as ``last_reload`` (``lane diag``).
         """
         self.notifier.reloading()
         path = self.config.source
@@ -690,26 +693,24 @@ class LaneAgent:
             try:
                 new = await asyncio.to_thread(load_config, path)
             except ConfigError as exc:
-                log.error(
-                    "reload of %s failed; keeping the running config:\n  %s",
-                    path,
-                    "\n  ".join(str(p) for p in exc.problems),
-                )
+                report = ReloadReport(str(path), error="\n  ".join(str(p) for p in exc.problems))
+                log.error("%s", report.line(self.config.lane))
                 self.metrics.reloads.labels("failed").inc()
-                return False
+                self.last_reload = report
+                return report
             old = self.config
-            needs_restart = sorted(
-                name
-                for name in type(old).model_fields
-                if name not in RELOADABLE and getattr(new, name) != getattr(old, name)
-            )
-            if new.storage.state_dir != old.storage.state_dir:
-                needs_restart.append("storage.state_dir")
             storage = new.storage.model_copy(update={"state_dir": old.storage.state_dir})
             updated = old.model_copy(update={"telemetry": new.telemetry, "storage": storage})
             updated._source = old.source
-            applied = sorted(
-                name for name in RELOADABLE if getattr(updated, name) != getattr(old, name)
+            applied = [
+                c
+                for name in RELOADABLE
+                for c in changes(getattr(old, name), getattr(updated, name), name)
+            ]
+            needs_restart = sorted(
+                c.key
+                for c in changes(old, new)
+                if c.key.split(".", 1)[0] not in RELOADABLE or c.key == "storage.state_dir"
             )
             self.config = updated
             outbox = self.outbox
@@ -719,15 +720,12 @@ class LaneAgent:
             outbox.live_window_ns = int(storage.live_window_s * 1e9)
             outbox.keep_crossings = storage.keep_crossings
             self.writer.limit = storage.held_events
-            log.info("config reloaded from %s: applied %s", path, ", ".join(applied) or "nothing")
-            if needs_restart:
-                log.warning(
-                    "config changes that need a restart (systemctl restart lane@%s): %s",
-                    old.lane,
-                    ", ".join(needs_restart),
-                )
+            report = ReloadReport(str(path), applied=applied, needs_restart=needs_restart)
+            level = logging.WARNING if needs_restart else logging.INFO
+            log.log(level, "%s", report.line(old.lane))
             self.metrics.reloads.labels("applied").inc()
-            return True
+            self.last_reload = report
+            return report
         finally:
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
 
