@@ -339,10 +339,12 @@ class LaneAgent:
         self.supervisor.watch_thread(
             "publisher", alive=lambda: publisher.alive, beat=lambda: publisher.heartbeat
         )
-        self._serve_metrics()
+        if self._serve_metrics():
+            self.supervisor.watch_thread("metrics-server", alive=self.metrics.serving)
         control = await start_control(self)
         if control is not None:
             stack.push_async_callback(control.close)
+            self.supervisor.watch_thread("control", alive=control.serving)
         writer = self.writer
         self.heartbeats.register(
             "outbox-writer",
@@ -571,9 +573,9 @@ class LaneAgent:
 
     # --- health, watchdog, metrics, reload ----------------------------------------------
 
-    def _serve_metrics(self) -> None:
+    def _serve_metrics(self) -> bool:
         if self.config.metrics is None:
-            return
+            return False
         host, port = self.config.metrics.address()
         try:
             self.metrics.serve(host, port)
@@ -589,6 +591,7 @@ class LaneAgent:
                     )
                 ]
             ) from None
+        return True
 
     def _take_snapshot(self) -> LaneSnapshot:
         """Runs in a worker thread: reads the outbox."""

@@ -288,6 +288,10 @@ class LaneMetrics:
         log.info("metrics on http://%s:%d/metrics", bound_host, bound_port)
         return str(bound_host), int(bound_port)
 
+    def serving(self) -> bool:
+        """The endpoint's thread runs (liveness for the supervisor)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()

@@ -155,7 +155,8 @@ class Supervisor:
         policy: Policy = Policy.FATAL,
         beat: Callable[[], float] | None = None,
     ) -> Part:
-        """A thread the agent started; it reports an exception with :meth:`thread_failed`.
+        """A thread the agent started (or a server whose liveness ``alive`` reports); a
+        thread reports the exception that ends it with :meth:`thread_failed`.
 
         ``beat`` returns when the thread last made progress (``time.monotonic``), if it
         stamps that itself."""
@@ -253,8 +254,7 @@ class Supervisor:
             part.restarts += 1
             self._counter.part_restarted(part.name)
             log.warning("restarting %s in %.1f s (restart %d)", part.name, delay, part.restarts)
-            await asyncio.sleep(delay)
-            self.heartbeats.beat(part.name)  # a fresh start gets its full silence allowance
+            await self.idle(part.name, delay)  # waiting to restart is not a stall
 
     def _thread_failed(self, name: str, exc: BaseException) -> None:
         part = self._parts.get(name)
