@@ -196,6 +196,7 @@ class Driver(ABC):
         self.throttled_s = 0.0
         self._fault_log_at: float | None = None
         self._faults_unlogged: Counter[str] = Counter()
+        self.observer: DriverObserver | None = None
 
     @property
     def stale_after_s(self) -> float | None:
@@ -205,7 +206,6 @@ class Driver(ABC):
         readings (a poll period plus the reply timeout, an RPM's background interval).
         """
         return None
-        self.observer: DriverObserver | None = None
 
     # -- public interface --------------------------------------------------------------
 
