@@ -22,6 +22,12 @@ the loop, and once a device's parsing exceeds ``work_share`` of the loop, or its
 Subclasses implement ``_connect``, ``_session`` and ``_disconnect``; ``_session`` calls
 ``_emit`` for readings and ``_fault`` for faults it survives (bad frames), and raises a
 transient :class:`~drivers.errors.DriverError` for faults that need a reconnect.
+
+Whoever runs the driver learns of it through ``observer`` (a :class:`DriverObserver`), pushed
+as it happens: every connect and disconnect, every counted fault, and a session that raised
+an unexpected exception (a driver bug, restarted with backoff). Nothing has to poll
+``health()`` to see an outage shorter than its polling period, and the one log line per
+health transition is the observer's, not the driver's.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, SecretStr
 
@@ -86,6 +92,19 @@ class Probe:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class DriverObserver(Protocol):
+    """Told by the driver as things happen (on the event loop, from the driver's task)."""
+
+    def driver_health(self, device_id: str, health: Health) -> None:
+        """The device connected or was lost, or a fault may have changed its state."""
+
+    def driver_fault(self, device_id: str, kind: str, count: int) -> None:
+        """``count`` more faults of ``kind`` (what ``Health.faults`` counts)."""
+
+    def driver_crashed(self, device_id: str, error: BaseException) -> None:
+        """The session raised an unexpected exception; it is restarted with backoff."""
 
 
 _CLOSED = object()
@@ -177,6 +196,7 @@ class Driver(ABC):
         self.throttled_s = 0.0
         self._fault_log_at: float | None = None
         self._faults_unlogged: Counter[str] = Counter()
+        self.observer: DriverObserver | None = None
 
     @property
     def stale_after_s(self) -> float | None:
@@ -313,6 +333,7 @@ class Driver(ABC):
         self._last_fault_mono = now
         if reason:
             self._last_error = f"{kind}: {message}" + (f" (x{count})" if count > 1 else "")
+        self._observe_fault(kind, count)
         self._faults_unlogged[kind] += count
         if self._fault_log_at is None or now - self._fault_log_at >= FAULT_LOG_INTERVAL_S:
             counts = ", ".join(f"{k} {n}" for k, n in self._faults_unlogged.most_common(5))
@@ -391,6 +412,7 @@ class Driver(ABC):
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._queue.get_nowait()
             self._faults["overflow"] += 1
+            self._observe_fault("overflow", 1)
         self._queue.put_nowait(item)
 
     async def _supervise(self) -> None:
@@ -423,6 +445,8 @@ class Driver(ABC):
                     log.exception("device %s: unexpected driver error", self.device_id)
                     self._last_bug = signature
                 error = exc
+                if self.observer is not None:
+                    self.observer.driver_crashed(self.device_id, exc)
             self._record_down(error)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(max(2.0, self.timeout_s)):
@@ -447,17 +471,28 @@ class Driver(ABC):
         self._last_fault_mono = time.monotonic()
         message = str(error) or type(error).__name__
         self._last_error = self._down_reason = f"{kind}: {message}"
+        self._observe_fault(kind, 1, health=False)  # DOWN, told next: not DEGRADED first
         self._set_connected(False)
 
     def _set_connected(self, connected: bool) -> None:
         self._connected = connected
         now = time.monotonic()
+        # Debug only: the observer writes the one line per transition (edge.metrics).
         if not connected and self._down_since is None:
             self._down_since = now
-            log.warning("device %s down: %s", self.device_id, self._last_error)
+            log.debug("device %s down: %s", self.device_id, self._last_error)
         elif connected and self._down_since is not None:
-            log.warning("device %s up again after %.1f s", self.device_id, now - self._down_since)
+            log.debug("device %s up again after %.1f s", self.device_id, now - self._down_since)
             self._down_since = None
+        if self.observer is not None:
+            self.observer.driver_health(self.device_id, self.health())
+
+    def _observe_fault(self, kind: str, count: int, *, health: bool = True) -> None:
+        observer = self.observer
+        if observer is not None:
+            observer.driver_fault(self.device_id, kind, count)
+            if health and self._connected:  # a fault makes a connected device DEGRADED
+                observer.driver_health(self.device_id, self.health())
 
 
 def _summary(reading: Reading) -> str:

@@ -10,22 +10,31 @@ it may show (the correlator's recognition hold), so its plate still joins that v
 What a camera stamps into its pictures (date, time, name) is learned per camera from the
 reads (edge/recognize/overlay.py) and never taken for a plate; a configured ``plate_area``
 masks on top of it. A ``container`` camera's newest frame is read for container codes in its
-own task. Device health is polled once a second; a change is handed to the correlator (coverage) and
-to the agent (retained device status).
+own task. Drivers push their health
+transitions and faults (``drivers.base.DriverObserver``); the ``device-health`` part hands
+each change to the correlator (coverage) and to the agent (retained device status), in
+order, so an outage shorter than a second is still seen. It also re-reads every driver's
+health once a second, for the states that only time changes (DEGRADED ending after
+``degraded_hold_s``).
+
+Every task here is a part of the agent's supervisor (``edge.supervisor``): pumps, the
+device-health part and the recognisers are restarted with backoff when they fail; fusion is
+fatal (the agent exits 1 and systemd restarts it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from drivers.base import Driver, HealthState
+from drivers.base import Driver, Health, HealthState
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
 from edge.cargo.readers import CargoReaders
@@ -44,20 +53,20 @@ from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
+from edge.metrics import LaneMetrics
+from edge.notify import Heartbeats
 from edge.recognize import schedule
+from edge.recognize.judge import PlateResult
 from edge.recognize.motion import MotionGate
 from edge.recognize.overlay import OverlayLearner, TextRead
-from edge.recognize.pipeline import PlateRecognizer
 from edge.recognize.schedule import ReadScheduler, ScheduleSettings, Skipped, sharpness
 from edge.redact import redact_text
-
-if TYPE_CHECKING:
-    from edge.metrics import LaneMetrics
+from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, Uncounted
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-HEALTH_POLL_S = 1.0
+HEALTH_POLL_S = 1.0  # re-reading health for what only time changes; transitions are pushed
 STARTUP_GRACE_S = 3.0
 OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows another moment
 OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
@@ -74,6 +83,20 @@ EmitFn = Callable[[Emission], Awaitable[None]]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
 EvidenceFn = Callable[[str, list[EvidenceFile]], None]
 ScanFn = Callable[[LinkedScan], None]
+
+
+class Recognizer(Protocol):
+    """Reads plates in one frame (``edge.recognize.pipeline.PlateRecognizer``); blocking."""
+
+    def read(self, image: Any) -> list[PlateResult]: ...
+
+
+class DriverFactory(Protocol):
+    """Makes a device's driver (``drivers.registry.create_driver`` in production)."""
+
+    def __call__(
+        self, device_id: str, kind: str, options: dict[str, Any], timeout_ms: int
+    ) -> Driver: ...
 
 
 def monotonic_to_utc() -> Callable[[float], datetime]:
@@ -114,10 +137,15 @@ class Acquisition:
         on_health: HealthFn,
         on_evidence: EvidenceFn = lambda _crossing, _files: None,
         on_scan: ScanFn = lambda _scan: None,
-        recognizer: PlateRecognizer | None = None,
+        recognizer: Recognizer | None = None,
+        supervisor: Supervisor | None = None,
         metrics: LaneMetrics | None = None,
+        driver_factory: DriverFactory = create_driver,
     ) -> None:
         self.config = config
+        self.supervisor = supervisor or Supervisor(
+            heartbeats=Heartbeats(), counter=Uncounted(), on_fatal=_fatal_without_agent
+        )
         self.metrics = metrics
         self._emit = emit
         self._on_scan = on_scan  # an X-ray scan sent on its own topic (late, unmatched)
@@ -147,8 +175,10 @@ class Acquisition:
             if d.kind.startswith("anpr.") and d.role != "overview"
         }
         self.drivers: dict[str, Driver] = {
-            d.id: create_driver(d.id, d.kind, d.driver_options(), d.timeout_ms) for d in devices
+            d.id: driver_factory(d.id, d.kind, d.driver_options(), d.timeout_ms) for d in devices
         }
+        for driver in self.drivers.values():
+            driver.observer = self
         self.correlator = Correlator(
             [Device(d.id, d.kind, d.role) for d in devices],
             fusion_settings(config),
@@ -166,8 +196,10 @@ class Acquisition:
         self._container_frames: dict[str, Frame] = {}
         self._container_ready: dict[str, asyncio.Event] = {}
         self._states: dict[str, SensorState] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self.heartbeat = time.monotonic()
+        self._parts: list[str] = []
+        # Health transitions pushed by the drivers, in order, for the device-health part.
+        self._health_changes: deque[tuple[str, Health]] = deque(maxlen=1024)
+        self._health_pushed = asyncio.Event()
         self._grace_until = 0.0
         self.recognition_ms: list[float] = []
 
@@ -177,15 +209,25 @@ class Acquisition:
         self._grace_until = time.monotonic() + max(STARTUP_GRACE_S, 2 * slowest)
         for device_id, driver in self.drivers.items():
             await driver.open()
-            self._tasks.append(asyncio.create_task(self._pump(driver), name=f"pump:{device_id}"))
-        self._tasks.append(asyncio.create_task(self._fuse(), name="fusion"))
-        self._tasks.append(asyncio.create_task(self._watch_health(), name="device-health"))
+            self._spawn(f"pump:{device_id}", functools.partial(self._pump, driver), Policy.RESTART)
+        self._spawn("fusion", self._fuse, Policy.FATAL, progress=True)
+        self._spawn("device-health", self._watch_health, Policy.RESTART, progress=True)
+
+    def _spawn(
+        self,
+        name: str,
+        factory: Callable[[], Awaitable[None]],
+        policy: Policy,
+        *,
+        progress: bool = False,
+    ) -> None:
+        self.supervisor.spawn(name, factory, policy=policy, progress=progress)
+        self._parts.append(name)
 
     async def stop(self) -> None:
         """Close every driver and end the crossing in progress (``end_reason: shutdown``)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(*self._parts)
+        self._parts = []
         for driver in self.drivers.values():
             with contextlib.suppress(Exception):
                 await driver.close()
@@ -193,6 +235,22 @@ class Acquisition:
 
     def device_health(self) -> dict[str, SensorState]:
         return {d: _STATE[drv.health().state] for d, drv in self.drivers.items()}
+
+    # --- what the drivers push (drivers.base.DriverObserver) ------------------------------
+
+    def driver_health(self, device_id: str, health: Health) -> None:
+        self._health_changes.append((device_id, health))
+        self._health_pushed.set()
+
+    def driver_fault(self, device_id: str, kind: str, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.device_fault(device_id, kind, count)
+
+    def driver_crashed(self, device_id: str, error: BaseException) -> None:
+        """A driver bug: the driver logged its traceback once and restarts its session."""
+        if self.metrics is not None:
+            self.metrics.stage_failed(f"device:{device_id}")
+            self.metrics.part_restarted(f"device:{device_id}")
 
     # --- tasks --------------------------------------------------------------------------
 
@@ -223,7 +281,7 @@ class Acquisition:
             )
         if self._frame_ready is None:
             self._frame_ready = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._recognize(), name="recognize"))
+            self._spawn("recognize", self._recognize, Policy.RESTART, progress=True)
         return scheduler
 
     async def _offer_frame(self, frame: Frame) -> None:
@@ -270,8 +328,11 @@ class Acquisition:
         self._container_frames[camera] = frame  # the newest frame wins; older ones are stale
         if camera not in self._container_ready:
             self._container_ready[camera] = asyncio.Event()
-            self._tasks.append(
-                asyncio.create_task(self._read_containers(camera), name=f"containers:{camera}")
+            self._spawn(
+                f"containers:{camera}",
+                functools.partial(self._read_containers, camera),
+                Policy.RESTART,
+                progress=True,
             )
         self._container_ready[camera].set()
 
@@ -292,6 +353,7 @@ class Acquisition:
         assert self._frame_ready is not None
         ready = self._frame_ready
         while True:
+            self.supervisor.beat("recognize")  # idle (no vehicle) or not: it makes progress
             ready.clear()
             now = time.monotonic()
             chosen: tuple[schedule.Urgency, str] | None = None
@@ -301,7 +363,9 @@ class Acquisition:
                 if urgency is not None and (chosen is None or urgency < chosen[0]):
                     chosen = (urgency, camera)
             if chosen is None:
-                await ready.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_BEAT_S):
+                        await ready.wait()
                 continue
             camera = chosen[1]
             scheduler = self._schedulers[camera]
@@ -319,8 +383,15 @@ class Acquisition:
         position: PlatePosition,
     ) -> None:
         frame = candidate.item
-        orange = await self._read_adr(camera, frame, position)
-        confidence = await self._read(camera, frame, position, orange)
+        try:
+            orange = await self._read_adr(camera, frame, position)
+            confidence = await self._read(camera, frame, position, orange)
+        except Exception:  # the supervisor logs it and restarts the part; the hold ends
+            await self._skip(camera, scheduler.finished(candidate, confidence=None))
+            await self._handle(
+                self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
+            )
+            raise
         await self._skip(camera, scheduler.finished(candidate, confidence=confidence))
         # Plates first, then done: a done first could end the vehicle without them.
         await self._handle(
@@ -335,19 +406,19 @@ class Acquisition:
         orange: list[tuple[int, int, int, int]] | None = None,
     ) -> float | None:
         """One frame through the recogniser; its plates to the correlator. Returns the surest
-        plate's confidence (None: no plate)."""
+        plate's confidence (None: no plate).
+
+        A recogniser that raises ends the reading part: the supervisor logs the traceback once
+        and restarts it with backoff (frames wait in the schedulers meanwhile)."""
         start = time.perf_counter()
         assert self.recognizer is not None  # _offer_frame starts no reader without one
-        try:
-            results = await asyncio.to_thread(self.recognizer.read, frame.image)
-        except Exception as exc:  # one bad frame must not stop the camera
-            log.warning("plate recognition failed on %s: %s", camera, exc)
-            return None
-        self.recognition_ms.append((time.perf_counter() - start) * 1000)
+        results = await asyncio.to_thread(self.recognizer.read, frame.image)
+        spent = time.perf_counter() - start
+        self.recognition_ms.append(spent * 1000)
         del self.recognition_ms[:-1000]
-        now = time.monotonic()
         if self.metrics is not None:
-            self.metrics.observe_recognition(max(0.0, now - frame.monotonic), camera=camera)
+            self.metrics.observe_recognition(spent, camera=camera)
+        now = time.monotonic()
         height, width = frame.image.shape[:2]
         area = self.plate_areas.get(camera)
         overlay = self.overlays.setdefault(camera, OverlayLearner())
@@ -394,8 +465,14 @@ class Acquisition:
     async def _read_containers(self, camera: str) -> None:
         """A ``container`` camera's frames: container codes, no plates (edge.cargo)."""
         ready = self._container_ready[camera]
+        part = f"containers:{camera}"
         while True:
-            await ready.wait()
+            self.supervisor.beat(part)  # idle (no vehicle) or not: this part makes progress
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_BEAT_S):
+                    await ready.wait()
+            if not ready.is_set():
+                continue
             ready.clear()
             frame = self._container_frames.pop(camera, None)
             if frame is None or self.cargo is None:
@@ -413,7 +490,7 @@ class Acquisition:
                 )
             # A full-frame text search costs a core for most of a second: leave the plate
             # cameras (and the loops' driver) their share; the newest frame is read next.
-            await asyncio.sleep(CONTAINER_READ_GAP_S)
+            await self.supervisor.idle(part, CONTAINER_READ_GAP_S)
 
     async def _read_adr(
         self, camera: str, frame: Frame, position: PlatePosition
@@ -481,7 +558,7 @@ class Acquisition:
                     emissions = self.correlator.on_neighbour(reading, time.monotonic())
                 else:
                     emissions = self.correlator.on_reading(reading, time.monotonic())
-            self.heartbeat = time.monotonic()
+            self.supervisor.beat("fusion")
             await self._handle(emissions)
 
     async def _handle(self, emissions: list[Emission]) -> None:
@@ -547,23 +624,37 @@ class Acquisition:
         return files
 
     async def _watch_health(self) -> None:
+        """Each pushed health change in order; every driver's health again once a second."""
+        reread_at = 0.0
         while True:
-            for device_id, driver in self.drivers.items():
-                health = driver.health()
-                state = _STATE[health.state]
-                first = device_id not in self._states
-                if first and state == SensorState.DOWN and time.monotonic() < self._grace_until:
-                    continue  # still connecting: no DOWN line for a device that is coming up
-                if self._states.get(device_id) != state:
-                    self._states[device_id] = state
-                    reason = health.last_error if state != SensorState.UP else None
-                    if reason is not None:  # it goes into status, crossings, log: no secret
-                        reason = redact_text(reason)
-                    await self._handle(
-                        self.correlator.on_health(device_id, state, reason, time.monotonic())
-                    )
-                    self._on_health(device_id, self.kinds[device_id], state, reason)
-            await asyncio.sleep(HEALTH_POLL_S)
+            self.supervisor.beat("device-health")
+            while self._health_changes:
+                device_id, health = self._health_changes.popleft()
+                await self._apply_health(device_id, health)
+            if time.monotonic() >= reread_at:
+                reread_at = time.monotonic() + HEALTH_POLL_S
+                for device_id, driver in self.drivers.items():
+                    await self._apply_health(device_id, driver.health())
+            self._health_pushed.clear()
+            if self._health_changes:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(IDLE_BEAT_S, reread_at - time.monotonic())):
+                    await self._health_pushed.wait()
+
+    async def _apply_health(self, device_id: str, health: Health) -> None:
+        state = _STATE[health.state]
+        first = device_id not in self._states
+        if first and state == SensorState.DOWN and time.monotonic() < self._grace_until:
+            return  # still connecting: no DOWN line for a device that is coming up
+        if self._states.get(device_id) == state:
+            return
+        self._states[device_id] = state
+        reason = health.last_error if state != SensorState.UP else None
+        if reason is not None:  # it goes into status, crossings, log: no secret
+            reason = redact_text(reason)
+        await self._handle(self.correlator.on_health(device_id, state, reason, time.monotonic()))
+        self._on_health(device_id, self.kinds[device_id], state, reason)
 
 
 def _within(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
@@ -580,3 +671,7 @@ def _inside(
     cy = (box[1] + box[3] / 2) / height
     x, y, w, h = area
     return x <= cx <= x + w and y <= cy <= y + h
+
+
+def _fatal_without_agent(part: str, exc: BaseException) -> None:
+    log.critical("%s failed and no agent supervises this acquisition: %r", part, exc)

@@ -4,6 +4,9 @@
     ├── ConfigError                the lane config is wrong: a human must fix it (exit 2)
     ├── SecretError                a referenced secret cannot be read (exit 2)
     ├── AlreadyRunningError        another agent holds the lane lock (exit 3)
+    ├── StageError                 a part the lane cannot run without failed (fusion, the
+    │                              outbox writer, the publisher thread): exit 1, systemd
+    │                              restarts the agent (edge.supervisor)
     ├── OutboxError                the durable store cannot be used (exit 4)
     │   └── StorageError           transient: a write failed (disk full, I/O error, locked);
     │                              crossings are held in memory and the write retried
@@ -58,6 +61,12 @@ class SecretError(LaneError):
 
 class AlreadyRunningError(LaneError):
     exit_code = 3
+
+
+class StageError(LaneError):
+    """A fatal part of the agent raised; its traceback is logged once (edge.supervisor)."""
+
+    exit_code = 1
 
 
 class OutboxError(LaneError):

@@ -9,6 +9,14 @@ is valid and the outbox open, ``STATUS=`` lines, ``WATCHDOG=1`` only while every
 healthy (``edge.notify.Heartbeats``), ``RELOADING=1``/``READY=1`` around a SIGHUP reload and
 ``STOPPING=1`` on shutdown. See docs/operations.md.
 
+Supervision (docs/architecture.md, "Supervision"): every task and thread the agent starts is
+a part of one ``edge.supervisor.Supervisor``, and every cleanup is on one
+``contextlib.AsyncExitStack``, so they are undone in reverse order, also when the start
+fails half-way. A part that raises is logged once with its traceback and counted; device
+sessions, recognisers, pumps, telemetry and the command worker are restarted with backoff;
+fusion, the outbox writer, the scripted source and the publisher thread stop the agent,
+which then exits 1 (``StageError``) and systemd restarts it.
+
 Storage faults (docs/delivery.md): crossing events go through ``edge.writer.CrossingWriter``,
 which holds them in memory while the outbox cannot be written and raises the retained
 ``storage.full`` / ``storage.error`` lane alarm; other messages are dropped meanwhile, except
@@ -30,9 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from edge.acquire import Acquisition
+from drivers.registry import create_driver
+from edge.acquire import Acquisition, DriverFactory, Recognizer
 from edge.cargo.xray_link import LinkedScan, scan_event
-from edge.config import LaneConfig, load_config
+from edge.config import LaneConfig, RecognitionConfig, load_config
 from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
 from edge.diag.control import start_control
 from edge.errors import (
@@ -40,6 +49,7 @@ from edge.errors import (
     ConfigError,
     ConfigProblem,
     OutboxError,
+    StageError,
     StorageError,
 )
 from edge.events import (
@@ -63,13 +73,15 @@ from edge.inbound import (
     check_reply_topic,
     parse_json,
 )
-from edge.logs import set_lane_context, worth_logging
+from edge.logs import quiet_library_logs, set_lane_context, worth_logging
 from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
 from edge.publish import Command, Publisher
 from edge.redact import redact_text
+from edge.reload import ReloadReport, changes
 from edge.scripted import scripted_crossings
+from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor
 from edge.topics import (
     PRIORITY_CONTROL,
     PRIORITY_CROSSING,
@@ -151,9 +163,30 @@ def _state_dir_error(path: Path, exc: OSError) -> StorageError:
     return StorageError(f"cannot write {path}: {exc.strerror or exc}{hint}", full=full)
 
 
+RecognizerFactory = Callable[[RecognitionConfig], Recognizer]
+
+
+def load_recognizer(config: RecognitionConfig) -> Recognizer:
+    """The plate recogniser, models loaded and warmed up by one inference (blocking)."""
+    from edge.recognize.pipeline import PlateRecognizer
+
+    return PlateRecognizer(config)
+
+
 class LaneAgent:
-    def __init__(self, config: LaneConfig) -> None:
+    """One lane. ``driver_factory`` and ``recognizer_factory`` make the devices' drivers and
+    the plate recogniser (the registry and the ONNX recogniser unless told otherwise)."""
+
+    def __init__(
+        self,
+        config: LaneConfig,
+        *,
+        driver_factory: DriverFactory = create_driver,
+        recognizer_factory: RecognizerFactory = load_recognizer,
+    ) -> None:
         self.config = config
+        self._driver_factory = driver_factory
+        self._recognizer_factory = recognizer_factory
         self.topics = Topics(config.mqtt.topic_prefix, config.checkpoint, config.lane)
         self.state_dir = config.storage.resolved_state_dir()
         self.lock = LaneLock(self.state_dir, lane=config.lane)
@@ -174,6 +207,14 @@ class LaneAgent:
         self.metrics = LaneMetrics(
             checkpoint=config.checkpoint, lane=config.lane, agent_version=agent_version()
         )
+        self.supervisor = Supervisor(
+            heartbeats=self.heartbeats,
+            counter=self.metrics,
+            on_fatal=self._part_failed,
+            stall_s=self.watchdog_s or DEFAULT_STALL_S,
+        )
+        self._failure: StageError | None = None  # a fatal part: run() ends with exit 1
+        self.last_reload: ReloadReport | None = None
         self.healthy = True
         self._problems: dict[str, str] = {}
         self._snapshot: LaneSnapshot | None = None
@@ -212,91 +253,134 @@ class LaneAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         set_lane_context(self.config.checkpoint, self.config.lane)
+        quiet_library_logs()
         self._stop = stop
         self._loop = asyncio.get_running_loop()
-        self.lock.acquire()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            # Undone in reverse: devices stop (ending the crossing in progress), then the
+            # other parts, the control socket, the publisher (after a last flush and the
+            # `stopped` status), the metrics server, the outbox, the lock.
+            self.lock.acquire()
+            stack.callback(self.lock.release)
+            stack.callback(self.metrics.close)
             self._outbox = open_outbox(self.config)
-            self.boot_seq = self.outbox.start_boot()
-            self._alarms = self.outbox.alarms()
-            self._writer = CrossingWriter(
-                self.outbox,
-                self.topics.crossing,
-                limit=self.config.storage.held_events,
-                on_fault=self._storage_changed,
-                on_committed=self._crossings_committed,
-                on_overflow=self._held_overflow,
-            )
-            await self._end_interrupted()
-            log.info(
-                "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
-                self.config.checkpoint,
-                self.config.lane,
-                self.boot_seq,
-                self.outbox.path,
-                self.outbox.stats().pending,
-            )
-            self._publisher = Publisher(
-                self.config,
-                self.outbox,
-                will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
-                on_connected=self._connected,
-                on_command=self._admit_command,
-                on_neighbour=self._neighbour_crossing,
-            )
-            self._publisher.on_latency = self.metrics.observe_publish
-            publisher = self._publisher
-            self.metrics.watch_mqtt(
-                connected=lambda: publisher.connected,
-                published=lambda: publisher.stats.published,
-                connection_losses=lambda: publisher.stats.connection_losses,
-            )
-            self._publisher.start()
-            self._serve_metrics()
-            control = await start_control(self)
-            tasks = [
-                asyncio.create_task(self._serve_commands(), name="commands"),
-                asyncio.create_task(self.writer.run(), name="storage-retry"),
-                asyncio.create_task(self._watch_alarms(), name="alarms"),
-                asyncio.create_task(self._telemetry(), name="telemetry"),
-                asyncio.create_task(self._refresh(), name="refresh"),
-                asyncio.create_task(self._reloader(), name="reloader"),
-            ]
-            source: asyncio.Task[None] | None = None
-            if self.config.scripted is not None and self.config.scripted.vehicles:
-                source = asyncio.create_task(self._run_scripted(), name="scripted")
-            acquisition = self.acquisition = await self._start_devices()
-            self._watch_stages([*tasks, *([source] if source is not None else [])])
+            stack.callback(self._outbox.close)
+            await self._start(stack)
             self._snapshot = await asyncio.to_thread(self._take_snapshot)
             self.notifier.ready(self._status_line())
-            supervisor = asyncio.create_task(self._supervise(), name="supervisor")
+            # Pings only while every part is alive and making progress; stopped first.
+            self.supervisor.spawn("watchdog", self._supervise, policy=Policy.FATAL)
+            stack.push_async_callback(self.supervisor.stop, "watchdog")
             await stop.wait()
             log.info("stopping lane %s/%s", self.config.checkpoint, self.config.lane)
             self.notifier.stopping("stopping: ending the crossing in progress, flushing")
-            supervisor.cancel()
-            if control is not None:
-                await control.close()
-            if source is not None:
-                source.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await source
-            if acquisition is not None:
-                await acquisition.stop()  # ends the crossing in progress: end_reason shutdown
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._last_flush()
-            self._queue_status(LaneState.STOPPED)
-            await asyncio.to_thread(self._publisher.stop)
-        finally:
-            self.metrics.close()
-            if self._outbox is not None:
-                self._outbox.close()
-            self.lock.release()
         self.notifier.close()
         if self._fatal is not None:
             raise self._fatal
+        if self._failure is not None:
+            raise self._failure
         log.info("lane agent stopped")
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open everything in order; each cleanup goes on ``stack`` as soon as it applies."""
+        self.boot_seq = self.outbox.start_boot()
+        self._alarms = self.outbox.alarms()
+        self._writer = CrossingWriter(
+            self.outbox,
+            self.topics.crossing,
+            limit=self.config.storage.held_events,
+            on_fault=self._storage_changed,
+            on_committed=self._crossings_committed,
+            on_overflow=self._held_overflow,
+        )
+        await self._end_interrupted()
+        log.info(
+            "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
+            self.config.checkpoint,
+            self.config.lane,
+            self.boot_seq,
+            self.outbox.path,
+            self.outbox.stats().pending,
+        )
+        # Loaded and warmed up before anything announces the lane `online`.
+        recognizer = await self._load_recognizer()
+        publisher = self._publisher = Publisher(
+            self.config,
+            self.outbox,
+            will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
+            on_connected=self._connected,
+            on_command=self._admit_command,
+            on_neighbour=self._neighbour_crossing,
+        )
+        publisher.on_latency = self.metrics.observe_publish
+        publisher.on_crash = lambda exc: self.supervisor.thread_failed("publisher", exc)
+        self.metrics.watch_mqtt(
+            connected=lambda: publisher.connected,
+            published=lambda: publisher.stats.published,
+            connection_losses=lambda: publisher.stats.connection_losses,
+        )
+        self.metrics.watch_counts(
+            mqtt_resent_after_timeout=(
+                "Publishes not acknowledged within mqtt.ack_timeout_s (sent again on a new "
+                "connection).",
+                lambda: publisher.stats.resent_after_timeout,
+            ),
+            commands_dropped=(
+                "Commands dropped unanswered (rate limit, full queue).",
+                lambda: self.commands_dropped,
+            ),
+            commands_refused=(
+                "Commands refused with a reply (bad payload, reply topic, unknown).",
+                lambda: self.commands_refused,
+            ),
+        )
+        publisher.start()
+        stack.push_async_callback(self._stop_publishing)
+        self.supervisor.watch_thread(
+            "publisher", alive=lambda: publisher.alive, beat=lambda: publisher.heartbeat
+        )
+        if self._serve_metrics():
+            self.supervisor.watch_thread("metrics-server", alive=self.metrics.serving)
+        control = await start_control(self)
+        if control is not None:
+            stack.push_async_callback(control.close)
+            self.supervisor.watch_thread("control", alive=control.serving)
+        writer = self.writer
+        self.heartbeats.register(
+            "outbox-writer",
+            max_silence_s=self.supervisor.stall_s,
+            read_beat=lambda: writer.writing_since or time.monotonic(),
+        )
+        stack.push_async_callback(self.supervisor.aclose)
+        spawn = self.supervisor.spawn
+        spawn("commands", self._serve_commands, policy=Policy.RESTART, progress=True)
+        spawn("storage-retry", writer.run, policy=Policy.FATAL)
+        spawn("alarms", self._watch_alarms, policy=Policy.RESTART, progress=True)
+        spawn("telemetry", self._telemetry, policy=Policy.RESTART, progress=True)
+        spawn("refresh", self._refresh, policy=Policy.RESTART, progress=True)
+        spawn("reloader", self._reloader, policy=Policy.RESTART)
+        if self.config.scripted is not None and self.config.scripted.vehicles:
+            spawn("scripted", self._run_scripted, policy=Policy.FATAL, may_finish=True)
+            stack.push_async_callback(self.supervisor.stop, "scripted")
+        acquisition = self.acquisition = await self._start_devices(recognizer)
+        if acquisition is not None:
+            stack.push_async_callback(acquisition.stop)  # end_reason shutdown
+
+    async def _stop_publishing(self) -> None:
+        """The last try for held crossings, the `stopped` status, then the publisher."""
+        await self._last_flush()
+        self._queue_status(LaneState.STOPPED)
+        if self._publisher is not None:
+            await asyncio.to_thread(self._publisher.stop)
+
+    def _part_failed(self, part: str, exc: BaseException) -> None:
+        """A fatal part failed (the supervisor logged it): stop in order, then exit 1."""
+        self._failure = StageError(
+            f"{part} failed ({type(exc).__name__}: {exc}); the agent stopped so that systemd "
+            "restarts it"
+        )
+        if self._stop is not None:
+            self._stop.set()
 
     async def _end_interrupted(self) -> None:
         """Every ``new`` has one ``end``: end what a crash (kill -9, power loss) left open."""
@@ -399,15 +483,16 @@ class LaneAgent:
             return False
         return True
 
-    async def _start_devices(self) -> Acquisition | None:
-        """Drivers, recogniser and correlator for the configured devices (none: no-op)."""
+    async def _load_recognizer(self) -> Recognizer | None:
+        """The recogniser if a camera needs one (blocking load and warm-up, off the loop)."""
+        if not any(d.kind.startswith("anpr.") for d in self.config.devices if d.enabled):
+            return None
+        return await asyncio.to_thread(self._recognizer_factory, self.config.recognition)
+
+    async def _start_devices(self, recognizer: Recognizer | None) -> Acquisition | None:
+        """Drivers and correlator for the configured devices (none: no-op)."""
         if not any(d.enabled for d in self.config.devices):
             return None
-        recognizer = None
-        if any(d.kind.startswith("anpr.") for d in self.config.devices if d.enabled):
-            from edge.recognize.pipeline import PlateRecognizer
-
-            recognizer = await asyncio.to_thread(PlateRecognizer, self.config.recognition)
         acquisition = Acquisition(
             self.config,
             emit=lambda emission: self.emit(emission.record, emission.type),
@@ -415,14 +500,11 @@ class LaneAgent:
             on_evidence=self._queue_evidence,
             on_scan=self._queue_scan,
             recognizer=recognizer,
+            supervisor=self.supervisor,
             metrics=self.metrics,
+            driver_factory=self._driver_factory,
         )
         await acquisition.start()
-        self.heartbeats.register(
-            "fusion",
-            max_silence_s=self.watchdog_s or DEFAULT_STALL_S,
-            read_beat=lambda: acquisition.heartbeat,
-        )
         return acquisition
 
     def _neighbour_crossing(self, lane: str, payload: bytes) -> None:
@@ -465,13 +547,9 @@ class LaneAgent:
     def _device_changed(
         self, device: str, kind: str, state: SensorState, reason: str | None
     ) -> None:
-        """One log line per change, a retained device status, and the lane status."""
+        """A retained device status and the lane status; ``metrics`` logs the one line."""
         reason = redact_text(reason) if reason is not None else None  # retained: no secret
-        if state == SensorState.UP:
-            log.info("device %s (%s) is UP", device, kind)
-        else:
-            log.warning("device %s (%s) is %s: %s", device, kind, state.value, reason)
-        self.metrics.device_state(device, state, reason=reason)
+        self.metrics.device_state(device, state, reason=reason, kind=kind)
         status = DeviceStatus(
             device=device,
             kind=kind,
@@ -495,9 +573,9 @@ class LaneAgent:
 
     # --- health, watchdog, metrics, reload ----------------------------------------------
 
-    def _serve_metrics(self) -> None:
+    def _serve_metrics(self) -> bool:
         if self.config.metrics is None:
-            return
+            return False
         host, port = self.config.metrics.address()
         try:
             self.metrics.serve(host, port)
@@ -513,36 +591,7 @@ class LaneAgent:
                     )
                 ]
             ) from None
-
-    def _watch_stages(self, tasks: list[asyncio.Task[None]]) -> None:
-        """The stages whose health gates the watchdog: publisher thread, crossing writes, tasks.
-
-        The event loop itself needs no entry: the supervisor runs on it, so a blocked loop
-        sends no pings. Drivers and the recogniser register themselves on ``heartbeats``.
-        """
-        limit = self.watchdog_s or DEFAULT_STALL_S
-        publisher = self._publisher
-        assert publisher is not None
-        self.heartbeats.register(
-            "publisher",
-            max_silence_s=limit,
-            alive=lambda: publisher.alive,
-            read_beat=lambda: publisher.heartbeat,
-        )
-        writer = self.writer
-        self.heartbeats.register(
-            "outbox-writer",
-            max_silence_s=limit,
-            read_beat=lambda: writer.writing_since or time.monotonic(),
-        )
-        for task in tasks:
-            task.add_done_callback(_log_failure)
-            self.heartbeats.register(
-                task.get_name(),
-                max_silence_s=limit,
-                alive=lambda task=task: not _failed(task),  # type: ignore[misc]
-                read_beat=time.monotonic,
-            )
+        return True
 
     def _take_snapshot(self) -> LaneSnapshot:
         """Runs in a worker thread: reads the outbox."""
@@ -591,7 +640,7 @@ class LaneAgent:
     async def _refresh(self) -> None:
         """Outbox and MQTT figures for STATUS= and /metrics, once a second."""
         while True:
-            await asyncio.sleep(1.0)
+            await self.supervisor.idle("refresh", 1.0)
             self._snapshot = await asyncio.to_thread(self._take_snapshot)
             self.metrics.update(self._snapshot)
 
@@ -633,12 +682,13 @@ class LaneAgent:
                 log.exception("reload failed; keeping the running config")
                 self.metrics.reloads.labels("failed").inc()
 
-    async def reload(self) -> bool:
-        """Re-read the config file and apply what needs no restart. Returns True if applied.
+    async def reload(self) -> ReloadReport:
+        """Re-read the config file and apply what needs no restart; say exactly what.
 
         Applied: ``telemetry`` and the outbox bounds in ``storage``. Anything else that changed
-        (broker, identity, devices, recognition, state_dir, metrics) is named in one warning
-        and waits for a restart. An invalid file changes nothing.
+        (broker, identity, devices, recognition, state_dir, metrics) is named, key by key, in
+        the same log line and waits for a restart. An invalid file changes nothing. The
+        report is kept as ``last_reload`` (``lane diag``).
         """
         self.notifier.reloading()
         path = self.config.source
@@ -646,26 +696,24 @@ class LaneAgent:
             try:
                 new = await asyncio.to_thread(load_config, path)
             except ConfigError as exc:
-                log.error(
-                    "reload of %s failed; keeping the running config:\n  %s",
-                    path,
-                    "\n  ".join(str(p) for p in exc.problems),
-                )
+                report = ReloadReport(str(path), error="\n  ".join(str(p) for p in exc.problems))
+                log.error("%s", report.line(self.config.lane))
                 self.metrics.reloads.labels("failed").inc()
-                return False
+                self.last_reload = report
+                return report
             old = self.config
-            needs_restart = sorted(
-                name
-                for name in type(old).model_fields
-                if name not in RELOADABLE and getattr(new, name) != getattr(old, name)
-            )
-            if new.storage.state_dir != old.storage.state_dir:
-                needs_restart.append("storage.state_dir")
             storage = new.storage.model_copy(update={"state_dir": old.storage.state_dir})
             updated = old.model_copy(update={"telemetry": new.telemetry, "storage": storage})
             updated._source = old.source
-            applied = sorted(
-                name for name in RELOADABLE if getattr(updated, name) != getattr(old, name)
+            applied = [
+                c
+                for name in RELOADABLE
+                for c in changes(getattr(old, name), getattr(updated, name), name)
+            ]
+            needs_restart = sorted(
+                c.key
+                for c in changes(old, new)
+                if c.key.split(".", 1)[0] not in RELOADABLE or c.key == "storage.state_dir"
             )
             self.config = updated
             outbox = self.outbox
@@ -675,15 +723,12 @@ class LaneAgent:
             outbox.live_window_ns = int(storage.live_window_s * 1e9)
             outbox.keep_crossings = storage.keep_crossings
             self.writer.limit = storage.held_events
-            log.info("config reloaded from %s: applied %s", path, ", ".join(applied) or "nothing")
-            if needs_restart:
-                log.warning(
-                    "config changes that need a restart (systemctl restart lane@%s): %s",
-                    old.lane,
-                    ", ".join(needs_restart),
-                )
+            report = ReloadReport(str(path), applied=applied, needs_restart=needs_restart)
+            level = logging.WARNING if needs_restart else logging.INFO
+            log.log(level, "%s", report.line(old.lane))
             self.metrics.reloads.labels("applied").inc()
-            return True
+            self.last_reload = report
+            return report
         finally:
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
 
@@ -769,7 +814,7 @@ class LaneAgent:
 
     async def _watch_alarms(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await self.supervisor.idle("alarms", 1.0)
             alarms = await asyncio.to_thread(self.outbox.alarms)
             if alarms != self._alarms:
                 log.warning("lane alarms now: %s", ", ".join(alarms) or "none")
@@ -780,7 +825,7 @@ class LaneAgent:
         sent_at = time.monotonic()
         while True:
             # Short ticks, so a reloaded interval applies without waiting out the old one.
-            await asyncio.sleep(min(0.25, self.config.telemetry.interval_s))
+            await self.supervisor.idle("telemetry", min(0.25, self.config.telemetry.interval_s))
             if time.monotonic() - sent_at < self.config.telemetry.interval_s:
                 continue
             sent_at = time.monotonic()
@@ -893,7 +938,12 @@ class LaneAgent:
 
     async def _serve_commands(self) -> None:
         while True:
-            command = await self._command_queue.get()
+            self.supervisor.beat("commands")
+            try:
+                async with asyncio.timeout(IDLE_BEAT_S):
+                    command = await self._command_queue.get()
+            except TimeoutError:
+                continue  # no command: idle by design
             await asyncio.to_thread(self._handle_command, command)
 
     def _handle_command(self, command: Command) -> None:
@@ -948,17 +998,6 @@ class LaneAgent:
 
 class BadCommand(ValueError):
     """A command whose payload or arguments are wrong: refused in the reply, no traceback."""
-
-
-def _failed(task: asyncio.Task[None]) -> bool:
-    """Ended with an exception; a source that finished its work is not a failure."""
-    return task.done() and not task.cancelled() and task.exception() is not None
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if _failed(task):
-        exc = task.exception()
-        log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
 
 
 def describe_event(event: dict[str, Any]) -> str:  # a decoded event: JSON values

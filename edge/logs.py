@@ -47,6 +47,35 @@ def set_lane_context(checkpoint: str, lane: str) -> None:
     _context.update(CHECKPOINT=checkpoint, LANE=lane)
 
 
+# Libraries whose own retry chatter a driver already reports as health and fault counts.
+QUIET_LIBRARIES = ("pymodbus",)
+
+
+class _Demote(logging.Filter):
+    """A library's WARNING/ERROR lines become DEBUG: shown only when debugging."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def quiet_library_logs() -> None:
+    """Keep pymodbus' own logging below WARNING (called once at agent start).
+
+    pymodbus logs every failed connect and every timeout of a dead device at WARNING or
+    ERROR, once per retry; the driver already turns those into one DOWN line and counted
+    faults (``lane_device_faults_total``)."""
+    for name in QUIET_LIBRARIES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Demote) for f in logger.filters):
+            logger.addFilter(_Demote())
+        child = logging.getLogger(f"{name}.logging")  # filters do not apply to children
+        if not any(isinstance(f, _Demote) for f in child.filters):
+            child.addFilter(_Demote())
+
+
 def worth_logging(count: int) -> bool:
     """Whether the ``count``-th of a repeated fault is logged: the 1st, 10th, 100th and every
     1000th, so a flood from outside cannot flood the journal (the count itself is exported)."""

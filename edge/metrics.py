@@ -4,15 +4,19 @@ Every figure lives in a private registry owned by ``LaneMetrics`` (one per agent
 run several). Other parts of the agent report into it through a few plain calls; they never
 import prometheus_client themselves:
 
-    metrics.device_state("scale", SensorState.UP)           # driver: device answers / is lost
-    metrics.device_fault("scale", "timeout")                # driver: one failed transaction
+    metrics.device_state("scale", SensorState.UP)           # a pushed driver transition
+    metrics.device_fault("scale", "timeout", 1)             # driver: failed transactions
     metrics.observe_recognition(0.042, camera="cam-front")  # recogniser: one frame
     metrics.frame_offered("cam-front")                      # scheduler: a frame came in
     metrics.frame_skipped("cam-front", "sure")              # scheduler: given up unread
     metrics.crossing_finished(record)                       # agent: one crossing ended
+    metrics.stage_failed("fusion")                          # supervisor: a part raised
+    metrics.part_restarted("recognize:cam-front")           # supervisor: ... and restarts
 
 ``device_state`` also writes the one log line per transition (down, back up, degraded) that a
-technician reads in the journal; drivers should not log each failed retry themselves.
+technician reads in the journal: the only one; drivers log transitions at debug level only.
+Counts that live elsewhere (commands dropped, resends after an ack timeout) are read at
+scrape time through :meth:`LaneMetrics.watch_counts`.
 
 The outbox and MQTT gauges are refreshed from the same snapshot that becomes the periodic
 ``telemetry`` message, so the two always agree.
@@ -36,6 +40,7 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from edge.events import SensorState
 
@@ -192,6 +197,20 @@ class LaneMetrics:
         self.reloads = Counter(
             "lane_config_reloads", "SIGHUP reloads, by result.", ["result"], registry=r
         )
+        self.stage_failures = Counter(
+            "lane_stage_failures",
+            "Parts of the agent (tasks, threads, device sessions) that raised unexpectedly.",
+            ["part"],
+            registry=r,
+        )
+        self.supervisor_restarts = Counter(
+            "lane_supervisor_restarts",
+            "Parts restarted with backoff after an unexpected exception.",
+            ["part"],
+            registry=r,
+        )
+        self._counts = _LiveCounts()
+        r.register(self._counts)
         self._devices: dict[str, SensorState] = {}
         self._live = False
         self._lock = threading.Lock()
@@ -200,8 +219,17 @@ class LaneMetrics:
 
     # --- reported by the rest of the agent ----------------------------------------------
 
-    def device_state(self, device: str, state: SensorState, *, reason: str | None = None) -> None:
-        """A device's current state; call it as often as you like, it logs transitions only."""
+    def device_state(
+        self,
+        device: str,
+        state: SensorState,
+        *,
+        reason: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """A device's current state; call it as often as you like, it logs transitions only.
+
+        This is the one log line per transition (drivers and the agent log none)."""
         state = SensorState(state)
         with self._lock:
             previous = self._devices.get(device)
@@ -209,20 +237,34 @@ class LaneMetrics:
         self.device_up.labels(device).set(0 if state == SensorState.DOWN else 1)
         for each in SensorState:
             self.device_state_gauge.labels(device, each.value).set(1 if each == state else 0)
-        if state == previous or (previous is None and state == SensorState.UP):
+        if state == previous:
             return
         extra = {"device": device}
+        name = f"{device} ({kind})" if kind else device
         why = f": {reason}" if reason else ""
         if state == SensorState.DOWN:
             self.device_transitions.labels(device).inc()
-            log.warning("device %s is DOWN%s", device, why, extra=extra)
+            log.warning("device %s is DOWN%s", name, why, extra=extra)
         elif previous == SensorState.DOWN:
-            log.info("device %s is back %s%s", device, state.value, why, extra=extra)
+            log.info("device %s is back %s%s", name, state.value, why, extra=extra)
+        elif state == SensorState.DEGRADED:
+            log.warning("device %s is DEGRADED%s", name, why, extra=extra)
         else:
-            log.info("device %s is %s%s", device, state.value, why, extra=extra)
+            log.info("device %s is %s%s", name, state.value, why, extra=extra)
 
-    def device_fault(self, device: str, fault: str) -> None:
-        self.device_faults.labels(device, fault).inc()
+    def device_fault(self, device: str, fault: str, count: int = 1) -> None:
+        self.device_faults.labels(device, fault).inc(count)
+
+    def stage_failed(self, part: str) -> None:
+        self.stage_failures.labels(part).inc()
+
+    def part_restarted(self, part: str) -> None:
+        self.supervisor_restarts.labels(part).inc()
+
+    def watch_counts(self, **counts: tuple[str, Callable[[], int]]) -> None:
+        """Counters kept elsewhere, read at scrape: ``name=(help, read)``, exported as
+        ``lane_<name>_total``."""
+        self._counts.sources.update(counts)
 
     def device_states(self) -> dict[str, SensorState]:
         with self._lock:
@@ -295,6 +337,10 @@ class LaneMetrics:
         log.info("metrics on http://%s:%d/metrics", bound_host, bound_port)
         return str(bound_host), int(bound_port)
 
+    def serving(self) -> bool:
+        """The endpoint's thread runs (liveness for the supervisor)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -303,3 +349,21 @@ class LaneMetrics:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
+
+
+class _LiveCounts:
+    """A collector for counters another object keeps (read when scraped)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, tuple[str, Callable[[], int]]] = {}
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return []
+
+    def collect(self) -> list[CounterMetricFamily]:
+        families = []
+        for name, (help_text, read) in sorted(self.sources.items()):
+            family = CounterMetricFamily(f"lane_{name}", help_text)
+            family.add_metric([], float(read()))
+            families.append(family)
+        return families

@@ -161,6 +161,8 @@ class Publisher:
         self.heartbeat = time.monotonic()
         # Called on the owner thread with each PUBACK's latency (metrics histogram).
         self.on_latency: Callable[[float], None] | None = None
+        # Called on the owner thread with the exception that ends it (the agent's supervisor).
+        self.on_crash: Callable[[BaseException], None] | None = None
         self.client = self._make_client()
 
     # --- public -------------------------------------------------------------------------
@@ -175,7 +177,7 @@ class Publisher:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self._thread = threading.Thread(target=self._guarded, name="mqtt-publisher", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
@@ -203,6 +205,14 @@ class Publisher:
                 log.error("MQTT publisher did not stop within %.0f s", timeout_s)
 
     # --- the owner thread ---------------------------------------------------------------
+
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            if self.on_crash is None:
+                raise
+            self.on_crash(exc)  # the thread ends: the agent stops and exits 1
 
     def _make_client(self) -> mqtt.Client:
         m = self.mqtt

@@ -67,6 +67,10 @@ class ControlServer:
         log.info("control socket %s", server.path)
         return server
 
+    def serving(self) -> bool:
+        """Liveness for the agent's supervisor."""
+        return self._server is not None and self._server.is_serving()
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import Driver, HealthState
+from drivers.base import Driver, Health, HealthState
 from drivers.errors import DriverConfigError
 from drivers.options import StrictOptions
 from drivers.registry import create_driver
@@ -27,10 +27,23 @@ def closed_port() -> int:
 def test_refused_connection_backs_off_capped_and_logs_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    told: list[tuple[str, object]] = []
+
+    class Observer:
+        def driver_health(self, device_id: str, health: Health) -> None:
+            told.append(("health", health.state))
+
+        def driver_fault(self, device_id: str, kind: str, count: int) -> None:
+            told.append(("fault", kind))
+
+        def driver_crashed(self, device_id: str, error: BaseException) -> None:
+            told.append(("crashed", error))
+
     async def main() -> None:
         options = {"host": "127.0.0.1", "port": closed_port()}
         driver = create_driver("rpm", "rpm.rapiscan", options, 300, backoff_min_s=0.05,
                                backoff_max_s=0.2)  # fmt: skip
+        driver.observer = Observer()
         await driver.open()
         await asyncio.sleep(1.5)
         health = driver.health()
@@ -40,9 +53,16 @@ def test_refused_connection_backs_off_capped_and_logs_once(
         assert health.state is HealthState.DOWN and health.faults["connection"] >= 6
         assert "cannot connect" in (health.last_error or "")
 
+        # Every failed attempt was pushed as a fault; the device never came up.
+        faults = [what for kind, what in told if kind == "fault"]
+        assert faults == ["connection"] * health.faults["connection"], told
+        assert {what for kind, what in told if kind == "health"} == {HealthState.DOWN}
+
     with caplog.at_level(logging.WARNING, logger="drivers"):
         run(main())
-    assert len([r for r in caplog.records if "down" in r.getMessage()]) == 1
+    # The observer writes the one line per transition (edge.metrics); the driver, none
+    # per retry.
+    assert caplog.records == [], [r.getMessage() for r in caplog.records]
 
 
 class _Options(StrictOptions):

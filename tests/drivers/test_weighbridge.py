@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from drivers.base import HealthState
+from drivers.base import Health, HealthState
 from drivers.readings import WeightReading
 from drivers.registry import create_driver
 from simulators.weighbridge import WeighbridgeSimulator
@@ -101,9 +101,30 @@ def test_toledo_corrupt_frames_are_counted_never_emitted(fault: str) -> None:
     run(main())
 
 
+class Transitions:
+    """A ``DriverObserver``: the states the driver pushed, in order, and its fault counts."""
+
+    def __init__(self) -> None:
+        self.states: list[HealthState] = []
+        self.faults: dict[str, int] = {}
+
+    def driver_health(self, device_id: str, health: Health) -> None:
+        if not self.states or self.states[-1] != health.state:
+            self.states.append(health.state)
+
+    def driver_fault(self, device_id: str, kind: str, count: int) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + count
+
+    def driver_crashed(self, device_id: str, error: BaseException) -> None:
+        raise AssertionError(f"no driver bug expected: {error!r}")
+
+
 def test_toledo_silent_link_goes_down_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    observer = Transitions()
+
     async def main() -> None:
         sim, driver = await _toledo()
+        driver.observer = observer
         try:
             sim.set_weight(5_000)
             await until(lambda: driver.health().state is HealthState.UP, 3)
@@ -114,15 +135,19 @@ def test_toledo_silent_link_goes_down_and_recovers(caplog: pytest.LogCaptureFixt
             assert driver.health().reconnects >= 1
             reading = await driver.next_reading(2)
             assert isinstance(reading, WeightReading) and reading.gross_kg == 5_000
+            # Pushed as it happened: what the driver counts, the observer was told.
+            assert observer.faults == driver.health().faults
         finally:
             await driver.close()
             await sim.stop()
 
     with caplog.at_level(logging.WARNING, logger="drivers"):
         run(main())
-    downs = [r for r in caplog.records if "down" in r.getMessage()]
-    ups = [r for r in caplog.records if "up again" in r.getMessage()]
-    assert len(downs) == 1 and len(ups) == 1, [r.getMessage() for r in caplog.records]
+    # One outage, pushed: the observer (the agent's metrics) writes the one log line per
+    # transition, the driver none.
+    assert observer.states[-2:] == [HealthState.DOWN, HealthState.DEGRADED], observer.states
+    assert observer.states.count(HealthState.DOWN) == 1, observer.states
+    assert caplog.records == [], [r.getMessage() for r in caplog.records]
 
 
 def test_toledo_tcp_serial_server_drop_and_reconnect() -> None:

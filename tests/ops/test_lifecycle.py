@@ -108,7 +108,7 @@ def test_sighup_reloads_what_it_can_and_survives_a_bad_file(
         assert int(reloading.fields["MONOTONIC_USEC"]) > 0
         notify.wait_for(lambda m: m.has("READY", "1"), 5, after=reloading.at)
         collect(subscriber, lambda got: len(payloads(got, "/telemetry")) >= 2, 10, received)
-        agent.wait_log("applied telemetry", 5)
+        agent.wait_log("applied telemetry.interval_s 3600.0 -> 1.0\n", 5)  # exactly that
 
         # 2. A broken file changes nothing and does not stop the lane.
         config.write_text(base + "telemetry:\n  interval_s: [oops\n")
@@ -119,7 +119,11 @@ def test_sighup_reloads_what_it_can_and_survives_a_bad_file(
         # 3. A change that needs a restart is named, not applied.
         config.write_text(base.replace("lane: T1", "lane: T9") + "telemetry:\n  interval_s: 1\n")
         agent.signal(signal.SIGHUP)
-        agent.wait_log("need a restart (systemctl restart lane@T1): lane", 5)
+        agent.wait_log(
+            "applied nothing; config changes that need a restart (systemctl restart lane@T1):"
+            " lane\n",
+            5,
+        )
         after_reloads = time.monotonic()
         notify.wait_for(lambda m: m.has("WATCHDOG", "1"), 3, after=after_reloads)
     finally:

@@ -170,14 +170,18 @@ def test_device_state_counts_and_logs_transitions_only(caplog: pytest.LogCapture
     caplog.set_level(logging.INFO, logger="edge.metrics")
     metrics.device_state("scale", SensorState.UP)
     for _ in range(50):  # a driver retrying: faults counted, one line only
-        metrics.device_fault("scale", "timeout")
+        metrics.device_fault("scale", "timeout", 1)
         metrics.device_state("scale", SensorState.DOWN, reason="no answer in 1000 ms")
     metrics.device_state("scale", SensorState.UP)
     metrics.device_state("scale", SensorState.UP)
     metrics.observe_recognition(0.03, camera="cam-front")
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["device scale is DOWN: no answer in 1000 ms", "device scale is back UP"]
-    assert [getattr(r, "device", None) for r in caplog.records] == ["scale", "scale"]
+    assert lines == [
+        "device scale is UP",
+        "device scale is DOWN: no answer in 1000 ms",
+        "device scale is back UP",
+    ]
+    assert [getattr(r, "device", None) for r in caplog.records] == ["scale"] * 3
     text = metrics.render().decode()
     assert 'lane_device_faults_total{device="scale",fault="timeout"} 50.0' in text
     assert 'lane_device_down_transitions_total{device="scale"} 1.0' in text
