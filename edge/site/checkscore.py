@@ -58,10 +58,10 @@ class Chaos(threading.Thread):
         self.checkpoint = checkpoint
         self.rng = random.Random(seed)
         # The machine's PostgreSQL is not ours to crash.
-        kinds = tuple(k for k in kinds if k != "postgres_restart" or checkpoint.postgres)
-        self.rng.shuffle(kinds)
-        step = duration_s * 0.7 / len(kinds)
-        self.plan = [(first_s + duration_s * 0.1 + i * step, kind) for i, kind in enumerate(kinds)]
+        order = [k for k in kinds if k != "postgres_restart" or checkpoint.postgres]
+        self.rng.shuffle(order)
+        step = duration_s * 0.7 / max(1, len(order))
+        self.plan = [(first_s + duration_s * 0.1 + i * step, kind) for i, kind in enumerate(order)]
         self.injected: list[dict[str, Any]] = []
         self.error: BaseException | None = None
         self._began = time.monotonic()
