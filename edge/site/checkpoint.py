@@ -142,6 +142,27 @@ class SiteLane:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
+    def wait_devices_up(self, offset: int, timeout_s: float = 180.0) -> bool:
+        """Until the agent started after log offset ``offset`` reports every device UP: only
+        then can it see a vehicle. False if it does not within ``timeout_s``."""
+        devices = len(yaml.safe_load(self.config_path.read_text())["devices"])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace")
+            if (
+                sum(
+                    1
+                    for line in text.splitlines()
+                    if "edge.lane: device " in line and " is UP" in line
+                )
+                >= devices
+            ):
+                return True
+            time.sleep(0.5)
+        return False
+
     def kill_agent(self) -> None:
         if self.agent is not None and self.agent.poll() is None:
             self.agent.send_signal(signal.SIGKILL)

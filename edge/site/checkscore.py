@@ -4,8 +4,10 @@ Each register crossing (its latest row, as committed) is matched to the vehicle 
 whose time in the lane it overlaps most (edge.score.match_crossings). Counted:
 
 - ``missed``: vehicles with no crossing in the register, except those that passed while
-  their own lane agent was down (a fault injected here; nothing could see them): those are
-  ``missed_agent_down``, apart.
+  their own lane agent was down (a fault injected here: from the SIGKILL until the restarted
+  agent reported every device up; nothing could see them): those are ``missed_agent_down``,
+  apart. ``merged``: crossings the lane made of more than one vehicle (its fusion's doing,
+  not the register's: a merged vehicle is also a missed one).
 - ``duplicates``: extra register rows for one vehicle (the register keys rows by
   ``crossing_id``, so a re-sent event can never add a row; a second row means the lane made two
   crossings of one vehicle). ``phantoms``: rows matching no vehicle.
@@ -86,9 +88,13 @@ class Chaos(threading.Thread):
             cp.downtimes.append(down)
             lane.kill_agent()
             time.sleep(3.0)
+            offset = lane.log_path.stat().st_size
             lane.start_agent()
-            down.end = time.time() + AGENT_START_S  # blind until it connected its devices
-            record |= {"target": lane.lane, "down_s": 3.0}
+            # Blind until it has started and connected its devices: seconds on a loaded host.
+            if not lane.wait_devices_up(offset):
+                time.sleep(AGENT_START_S)
+            down.end = time.time()
+            record |= {"target": lane.lane, "down_s": round(down.end - down.start, 1)}
         elif kind == "broker_sigkill":
             cp.broker.kill()
             time.sleep(2.0)
@@ -146,7 +152,7 @@ def score_register(cp: Checkpoint) -> dict[str, Any]:
         " FROM crossings c JOIN events e ON e.event_id = c.event_id WHERE c.checkpoint = %s",
         (CHECKPOINT,),
     )
-    vehicles = missed = excepted = duplicates = phantoms = unended = 0
+    vehicles = missed = excepted = duplicates = phantoms = unended = merged = 0
     latencies: list[float] = []
     per_lane = {}
     for lane in cp.site_lanes:
@@ -175,6 +181,7 @@ def score_register(cp: Checkpoint) -> dict[str, Any]:
         missed += lane_missed
         excepted += lane_excepted
         phantoms += len(matching.phantoms)
+        merged += matching.merged
         made = outbox_events(lane.workdir / "state")
         per_lane[lane.lane] = {"kind": lane.kind, "vehicles": len(truth), "rows": len(ends),
                                "missed": lane_missed, "missed_agent_down": lane_excepted,
@@ -203,6 +210,7 @@ def score_register(cp: Checkpoint) -> dict[str, Any]:
         "faults": [],
         "missed_agent_down": excepted,
         "phantoms": phantoms,
+        "merged": merged,
         "not_ended": unended,
         "gaps_open": gaps[2],
         "events_made": len(made_all),
