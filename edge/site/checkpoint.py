@@ -47,7 +47,7 @@ def lane_scenario(kind: str, *, seed: int, vehicles: int, speedup: float) -> Any
     cars, buses. A car lane: no weighbridge and no thermal camera; cars and vans."""
     from simulators.scenario import LaneSpec, RandomVehicles, Scenario, VehicleSpec
 
-    delay = AGENT_START_S * speedup + 2.0
+    delay = 3.0 * speedup  # after release(): the agents are up already
     camera = {"fps": 4, "width": 960, "height": 540}
     if kind == "truck":
         return Scenario.model_validate(
@@ -105,8 +105,7 @@ class SiteLane:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._thread.start()
-        self._run(self.devices.start())
-        self._vehicles = asyncio.run_coroutine_threadsafe(self.devices.wait(), self.loop)
+        self._run(self.devices.start(begin=False))  # no vehicle before the agent is up
         config = self.devices.lane_config()
         devices = []
         for device in config["devices"]:
@@ -133,6 +132,15 @@ class SiteLane:
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         self.start_agent()
 
+    def release(self) -> None:
+        """The agent is up: let the vehicles come."""
+
+        async def begin() -> None:
+            self.devices.begin()
+
+        self._run(begin())
+        self._vehicles = asyncio.run_coroutine_threadsafe(self.devices.wait(), self.loop)
+
     def start_agent(self) -> None:
         self.agent = subprocess.Popen(
             [sys.executable, "-m", "edge", "run", "--config", str(self.config_path)],
@@ -148,6 +156,8 @@ class SiteLane:
         devices = len(yaml.safe_load(self.config_path.read_text())["devices"])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if self.agent is not None and self.agent.poll() is not None:
+                return False  # it died
             with self.log_path.open("rb") as log:
                 log.seek(offset)
                 text = log.read().decode(errors="replace")
@@ -279,6 +289,11 @@ class Checkpoint:
             )
             site_lane.start()
             self.site_lanes.append(site_lane)
+        for site_lane in self.site_lanes:  # all agents start together: minutes on a busy host
+            if not site_lane.wait_devices_up(0, timeout_s=600):
+                raise RuntimeError(f"lane agent {site_lane.lane} did not bring its devices up")
+        for site_lane in self.site_lanes:
+            site_lane.release()
         return self
 
     def ingest_output(self) -> str:

@@ -123,14 +123,17 @@ class Chaos(threading.Thread):
         return record
 
 
-def outbox_events(state_dir: Path) -> set[str]:
-    """Every crossing event the lane made, from its own outbox history (read-only)."""
+def outbox_events(state_dir: Path, column: str = "event_id") -> set[str]:
+    """Every crossing event (or crossing, ``column="crossing_id"``) the lane made, from its
+    own outbox history (read-only)."""
+    if column not in ("event_id", "crossing_id"):
+        raise ValueError(column)
     path = state_dir / "outbox.db"
     if not path.exists():
         return set()
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        return {row[0] for row in conn.execute("SELECT event_id FROM crossings")}
+        return {row[0] for row in conn.execute(f"SELECT {column} FROM crossings")}
     finally:
         conn.close()
 
@@ -193,8 +196,10 @@ def score_register(cp: Checkpoint) -> dict[str, Any]:
         " (SELECT coalesce(sum(count), 0) FROM losses) FROM gaps",
     )[0]
     made_all: set[str] = set()
+    crossings_made = 0
     for lane in cp.site_lanes:
         made_all |= outbox_events(lane.workdir / "state")
+        crossings_made += len(outbox_events(lane.workdir / "state", "crossing_id"))
     stored = {row[0] for row in _query(cp.dsn, "SELECT event_id FROM events")}
     quarantined = _query(cp.dsn, "SELECT count(*) FROM quarantine")[0][0]
     return {
@@ -213,6 +218,7 @@ def score_register(cp: Checkpoint) -> dict[str, Any]:
         "merged": merged,
         "not_ended": unended,
         "gaps_open": gaps[2],
+        "crossings_made": crossings_made,
         "events_made": len(made_all),
         "events_missing": len(made_all - stored),
         "quarantined": quarantined,
