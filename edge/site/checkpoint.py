@@ -6,8 +6,9 @@ simulated devices (simulators.scenario.SimulatedLane, on its own event loop thre
 separate hardware) and its own `lane run` process with its own state directory; all lanes
 publish to one Mosquitto (edge/localbroker.py, persistent like a site broker), and one
 `lane ingest` process keeps the register. PostgreSQL is the one named by
-``LANE_CHECKPOINT_DSN`` when it is reachable, else a private one `initdb`'d into a temp
-directory (edge/site/localdb.py).
+``LANE_CHECKPOINT_DSN`` (default: the local one on port 5432) when it answers, else, or
+when a fault is to crash it, a private one `initdb`'d into a temp directory
+(edge/site/localdb.py).
 
 Faults (``--chaos``) are real signals to real processes: SIGKILL and SIGSTOP, and a
 PostgreSQL stop in ``immediate`` mode (a crash) followed by a start.
@@ -203,9 +204,13 @@ class SiteLane:
             self._thread.join(5)
 
 
+MACHINE_DSN = "host=127.0.0.1 port=5432 dbname=postgres user=postgres"
+
+
 def machine_postgres() -> str | None:
-    """``LANE_CHECKPOINT_DSN`` if it answers; a fresh database is made in it per run."""
-    dsn = os.environ.get("LANE_CHECKPOINT_DSN")
+    """The machine's PostgreSQL: ``LANE_CHECKPOINT_DSN`` (a role that may CREATE DATABASE;
+    empty: never) or the local default, if it answers. A fresh database is made per run."""
+    dsn = os.environ.get("LANE_CHECKPOINT_DSN", MACHINE_DSN)
     if not dsn:
         return None
     import psycopg
@@ -229,6 +234,7 @@ class Checkpoint:
     site_lanes: list[SiteLane] = field(default_factory=list)
     downtimes: list[Downtime] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)  # processes a fault took down on purpose
+    private_postgres: bool = False  # never the machine's (a fault will crash this one)
 
     def __post_init__(self) -> None:
         self.broker = LocalBroker(workdir=self.workdir / "broker", persistent=True)
@@ -237,13 +243,16 @@ class Checkpoint:
         self.ingest: subprocess.Popen[bytes] | None = None
         self.ingest_config = self.workdir / "ingest.yaml"
         self.ingest_log = self.workdir / "ingest.log"
+        self._machine: str | None = None
+        self._database_name = ""
 
     def _database(self) -> None:
         import psycopg
 
-        machine = machine_postgres()
+        machine = None if self.private_postgres else machine_postgres()
         if machine is not None:
-            name = f"checkpoint_{os.getpid()}_{int(time.time())}"
+            self._machine = machine
+            name = self._database_name = f"checkpoint_{os.getpid()}_{int(time.time())}"
             with psycopg.connect(machine, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"'.encode())  # type: ignore[call-overload]
             params = psycopg.conninfo.conninfo_to_dict(machine) | {"dbname": name}
@@ -348,3 +357,9 @@ class Checkpoint:
         self.broker.stop()
         if self.postgres is not None:
             self.postgres.destroy()
+        if self._machine is not None:  # leave the machine's PostgreSQL as it was
+            import psycopg
+
+            with psycopg.connect(self._machine, autocommit=True) as conn:
+                drop = f'DROP DATABASE IF EXISTS "{self._database_name}" WITH (FORCE)'
+                conn.execute(drop.encode())  # type: ignore[call-overload]

@@ -20,7 +20,7 @@ whose time in the lane it overlaps most (edge.score.match_crossings). Counted:
 ``--chaos`` injects, spread over the run: a lane agent SIGKILL (restarted after 3 s), a site
 broker SIGKILL (restarted after 2 s on the same port and persistence file) and SIGSTOP (5 s),
 an ingest SIGKILL (restarted after 2 s), and a PostgreSQL crash-restart (``pg_ctl -m
-immediate``; only for the private PostgreSQL, not the machine's).
+immediate``; with this fault the run always uses a private PostgreSQL, never the machine's).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from typing import Any
 
 from edge.score import _percentile, match_crossings
 from edge.site.checkpoint import AGENT_START_S, CHECKPOINT, Checkpoint, Downtime
+
+QUIET_S = 10.0  # no new event from any lane this long, and the register has them all
 
 
 def _query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -59,7 +61,7 @@ class Chaos(threading.Thread):
         super().__init__(name="chaos", daemon=True)
         self.checkpoint = checkpoint
         self.rng = random.Random(seed)
-        # The machine's PostgreSQL is not ours to crash.
+        # The machine's PostgreSQL is not ours to crash (chosen only without this fault).
         order = [k for k in kinds if k != "postgres_restart" or checkpoint.postgres]
         self.rng.shuffle(order)
         step = duration_s * 0.7 / max(1, len(order))
@@ -138,14 +140,14 @@ def outbox_events(state_dir: Path, column: str = "event_id") -> set[str]:
         conn.close()
 
 
-def settled(cp: Checkpoint) -> bool:
-    """Every event every lane made is in the register and no gap is open."""
+def settled(cp: Checkpoint) -> tuple[bool, int]:
+    """(every event every lane made is in the register and no gap is open, events made)."""
     made: set[str] = set()
     for lane in cp.site_lanes:
         made |= outbox_events(lane.workdir / "state")
     stored = {row[0] for row in _query(cp.dsn, "SELECT event_id FROM events")}
     open_gaps = _query(cp.dsn, "SELECT count(*) FROM gaps WHERE state = 'open'")[0][0]
-    return made <= stored and open_gaps == 0
+    return made <= stored and open_gaps == 0, len(made)
 
 
 def score_register(cp: Checkpoint) -> dict[str, Any]:
@@ -245,7 +247,14 @@ def run_checkpoint(
 ) -> dict[str, Any]:
     """Start the checkpoint, let every vehicle pass (injecting ``faults``), wait until the
     register holds every event the lanes made (or ``settle_timeout_s``), score, stop."""
-    cp = Checkpoint(lanes=lanes, vehicles=vehicles, workdir=workdir, speedup=speedup, seed=seed)
+    cp = Checkpoint(
+        lanes=lanes,
+        vehicles=vehicles,
+        workdir=workdir,
+        speedup=speedup,
+        seed=seed,
+        private_postgres="postgres_restart" in faults,
+    )
     started = time.monotonic()
     try:
         cp.start()
@@ -264,10 +273,17 @@ def run_checkpoint(
             if progress is not None:
                 progress(cp)
             time.sleep(1.0)
+        # Done when the register holds everything and the lanes made nothing new for a while
+        # (a loaded host can take seconds to end the last vehicles' crossings).
         deadline = time.monotonic() + settle_timeout_s
-        time.sleep(4.0)  # the agents' fusion settle for the last vehicles
-        while not settled(cp) and time.monotonic() < deadline:
+        last_made, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
             cp.check_alive()
+            complete, made = settled(cp)
+            if made != last_made:
+                last_made, quiet_since = made, time.monotonic()
+            elif complete and time.monotonic() - quiet_since >= QUIET_S:
+                break
             time.sleep(1.0)
         result = score_register(cp)
         if chaos_thread is not None:
