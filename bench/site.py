@@ -10,7 +10,8 @@ live crossing (new + end) a second each. Reported: crossings per second committe
 register (first publish -> last backlog event committed), the same rows through a plain
 psycopg insert loop (events + crossings upsert, one transaction per 200 events) into a fresh
 database of the same schema, their ratio, and the live events' latency while the backlog
-drained (``produced`` -> the committing transaction's ``now()``).
+drained (``produced`` -> the committing transaction's ``now()``), and before the backlog
+started (``--baseline-s``: the same live lanes with an idle register).
 """
 
 from __future__ import annotations
@@ -276,11 +277,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError("a publisher failed to start")
-        started = datetime.now(UTC)
-        for proc in procs:
+
+        def go(proc: subprocess.Popen[str]) -> None:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
+
+        for proc in live:  # the live lanes first: their latency with an idle register
+            go(proc)
+        time.sleep(args.baseline_s if live else 0.0)
+        started = datetime.now(UTC)
+        for proc in procs:
+            if proc not in live:
+                go(proc)
         backlog_sql = "SELECT count(*), max(received_at) FROM events WHERE lane LIKE 'B%%'"
         deadline = time.monotonic() + args.timeout_s
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
@@ -297,13 +306,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.wait(120)
             time.sleep(3.0)  # the live publishers' last events
             drain_s = (last - started).total_seconds()
-            latencies = [
-                row[0] * 1000.0
-                for row in conn.execute(
-                    "SELECT extract(epoch FROM received_at - produced)::float FROM events"
-                    " WHERE lane LIKE 'L%%' AND produced <= %s",
-                    (last,),
-                ).fetchall()
+            live_sql = (
+                "SELECT extract(epoch FROM received_at - produced)::float FROM events"
+                " WHERE lane LIKE 'L%%' AND produced >= %s AND produced <= %s"
+            )
+            latencies = [r[0] * 1000.0 for r in conn.execute(live_sql, (started, last))]
+            idle = [
+                r[0] * 1000.0
+                for r in conn.execute(live_sql, (started - timedelta(days=1), started))
             ]
             check = conn.execute(
                 "SELECT (SELECT count(*) FROM crossings WHERE lane LIKE 'B%%' AND ended),"
@@ -344,6 +354,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "live_latency_p50_ms": round(percentile(latencies, 0.5), 1),
             "live_latency_p95_ms": round(percentile(latencies, 0.95), 1),
             "live_latency_max_ms": round(max(latencies, default=float("nan")), 1),
+            "idle_live_events": len(idle),
+            "idle_live_latency_p50_ms": round(percentile(idle, 0.5), 1),
+            "idle_live_latency_p95_ms": round(percentile(idle, 0.95), 1),
             "live_latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
         }
     finally:
@@ -374,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         "--receive-maximum", type=int, default=200, help="ingest broker.receive_maximum"
     )
     parser.add_argument("--batch", type=int, default=200, help="ingest limits.batch")
+    parser.add_argument(
+        "--baseline-s", type=float, default=15.0, help="live only, before the backlog starts"
+    )
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="give up draining after")
     parser.add_argument("--profile", type=Path, help="run the ingest under cProfile, stats here")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
