@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from edge.localbroker import LocalBroker
     from edge.site.localdb import LocalPostgres
-    from edge.site.register import migrate
+    from edge.site.schema import migrate
 
     work = Path(tempfile.mkdtemp(prefix="bench-site-"))
     backlog_lanes = lane_ids("B", args.lanes)

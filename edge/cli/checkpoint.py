@@ -16,7 +16,7 @@ from typing import Any
 from edge.site.faults import FAULTS
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "checkpoint", help="a simulated checkpoint: N lanes, site broker, PostgreSQL, ingest"
     )

@@ -32,7 +32,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from edge.site.config import IngestConfig, JetStreamSourceConfig
 from edge.site.intake import Intake, Item
-from edge.site.register import Register, StoreCounts, connect, migrate
+from edge.site.register import Register, StoreCounts
+from edge.site.schema import connect, migrate
 
 log = logging.getLogger(__name__)
 

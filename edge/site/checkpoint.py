@@ -254,7 +254,7 @@ class Checkpoint:
             self._machine = machine
             name = self._database_name = f"checkpoint_{os.getpid()}_{int(time.time())}"
             with psycopg.connect(machine, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"'.encode())  # type: ignore[call-overload]
+                conn.execute(f'CREATE DATABASE "{name}"'.encode())
             params = psycopg.conninfo.conninfo_to_dict(machine) | {"dbname": name}
             self.dsn = psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
             return
@@ -362,4 +362,4 @@ class Checkpoint:
 
             with psycopg.connect(self._machine, autocommit=True) as conn:
                 drop = f'DROP DATABASE IF EXISTS "{self._database_name}" WITH (FORCE)'
-                conn.execute(drop.encode())  # type: ignore[call-overload]
+                conn.execute(drop.encode())

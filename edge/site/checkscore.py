@@ -43,7 +43,7 @@ def _query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        return conn.execute(sql.encode(), params).fetchall()  # type: ignore[call-overload]
+        return conn.execute(sql.encode(), params).fetchall()
 
 
 class Chaos(threading.Thread):
