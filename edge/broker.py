@@ -266,6 +266,14 @@ acl_file {d / "acl"}
 user {user}
 persistence true
 persistence_location {persistence_dir}/
+# The register (`lane ingest`, docs/site.md) keeps a persistent session: the broker queues
+# the lanes' messages for it while it or its PostgreSQL is away. The default queue (1000
+# messages a client) would drop new ones beyond that; a crash loses what arrived since the
+# last save (default every 1800 s). Both show up as lane_seq gaps that cmd/replay repairs,
+# but only while the lanes still keep the events: queue days, not minutes, and save often.
+max_queued_messages 100000
+max_queued_bytes 1073741824
+autosave_interval 10
 log_dest stderr
 log_type error
 log_type warning

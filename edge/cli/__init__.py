@@ -122,13 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="one JSON object")
     score.set_defaults(func=cmd_score)
 
-    from edge.cli import broker, diag, ingest, recognize, sim
+    from edge.cli import broker, checkpoint, diag, ingest, recognize, sim
 
     broker.add_parser(sub)
     recognize.add_parser(sub)
     sim.add_parser(sub)
     diag.add_parser(sub)
     ingest.add_parser(sub)
+    checkpoint.add_parser(sub)
     document(parser)
     return parser
 

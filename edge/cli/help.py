@@ -54,6 +54,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "lane ingest query -c F --lane KZ-01/T1 --since 2026-12-01T06:00Z --json",
     ),
     "ingest forward": ("lane ingest forward --config /etc/lane-agent/ingest.yaml",),
+    "checkpoint": ("lane checkpoint score --lanes 6 --vehicles 40 --chaos --json",),
+    "checkpoint sim": (
+        "lane checkpoint sim --lanes 3 --vehicles 10",
+        "LANE_CHECKPOINT_DSN='host=127.0.0.1 user=postgres' lane checkpoint sim --lanes 6"
+        " --vehicles 40 --speedup 4",
+    ),
+    "checkpoint score": (
+        "lane checkpoint score --lanes 6 --vehicles 40 --chaos --json",
+        "lane checkpoint score --lanes 2 --vehicles 5 --seed 7 --workdir /tmp/cp   # keep logs",
+        "lane checkpoint score --lanes 2 --vehicles 4 --faults broker_sigkill,ingest_sigkill",
+    ),
     "recognize": (
         "lane recognize snapshot.jpg",
         "lane recognize --samples   # self-test with the plates shipped in the package",

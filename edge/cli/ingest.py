@@ -75,11 +75,31 @@ def _config(args: argparse.Namespace):
 def cmd_ingest(args: argparse.Namespace) -> int:
     from edge.site.ingest import Ingest
 
-    ingest = Ingest(_config(args))
+    config = _config(args)
+    if config.jetstream is not None:
+        return _central(config)
+    ingest = Ingest(config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: stop.set())
     ingest.run(stop)
+    return 0
+
+
+def _central(config: Any) -> int:
+    """The centre: the same register from a JetStream durable consumer (edge.site.central)."""
+    import asyncio
+
+    from edge.site.central import CentralIngest
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await CentralIngest(config).run(stop)
+
+    asyncio.run(main())
     return 0
 
 

@@ -158,6 +158,30 @@ class ForwardConfig(StrictModel):
     password: SecretRef | None = None
 
 
+class JetStreamSourceConfig(StrictModel):
+    """The centre: `lane ingest` reads the national stream instead of a site broker."""
+
+    servers: list[Annotated[str, Field(pattern=r"^(nats|tls)://[^\s]+$")]] = Field(
+        min_length=1, description="Every node of the JetStream cluster, e.g. nats://10.1.0.1:4222."
+    )
+    stream: NatsToken = "CROSSINGS"
+    subject_prefix: NatsToken = Field(
+        "crossings", description="The sites' forward.subject_prefix: <prefix>.<checkpoint>.<lane>."
+    )
+    durable: NatsToken = Field(
+        "register-national",
+        description="The durable pull consumer's name: JetStream keeps its position across "
+        "restarts; one per register.",
+    )
+    batch: int = Field(200, ge=1, le=10_000, description="Messages fetched per transaction.")
+    ack_wait_s: int = Field(
+        60, ge=5, le=86400, description="A message not acknowledged this long is sent again."
+    )
+    request_timeout_s: float = Field(5.0, gt=0, description="JetStream API requests.")
+    username: str | None = None
+    password: SecretRef | None = None
+
+
 class IngestConfig(StrictModel):
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     topic_prefix: str = Field("border", description="The lanes' mqtt.topic_prefix.")
@@ -167,6 +191,9 @@ class IngestConfig(StrictModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     forward: ForwardConfig | None = Field(None, description="`lane ingest forward`; off if absent.")
+    jetstream: JetStreamSourceConfig | None = Field(
+        None, description="At the centre: consume JetStream instead of the site broker."
+    )
 
     _source: str = PrivateAttr(default="<memory>")
 
@@ -182,7 +209,7 @@ class IngestConfig(StrictModel):
         ids = [c.id for c in self.checkpoints]
         if len(set(ids)) != len(ids):
             raise ValueError("a checkpoint is listed twice")
-        if self.forward is not None:
+        if self.forward is not None or self.jetstream is not None:
             dotted = [f"{c}/{lane}" for c, lane in self.lanes() if "." in c + lane]
             if dotted:
                 # A dot separates NATS subject tokens: the subject would name another lane.
@@ -206,6 +233,8 @@ class IngestConfig(StrictModel):
             found.append(("database.password", self.database.password))
         if self.forward is not None and self.forward.password is not None:
             found.append(("forward.password", self.forward.password))
+        if self.jetstream is not None and self.jetstream.password is not None:
+            found.append(("jetstream.password", self.jetstream.password))
         return found
 
 
