@@ -25,6 +25,7 @@ KEYS = {"vehicles", "register_crossings", "missed", "duplicates", "gaps_opened",
         "gaps_repaired", "lost", "latency_p50_ms", "latency_p95_ms", "faults"}  # fmt: skip
 
 
+@pytest.mark.timeout(1200)  # two lanes, a broker, PostgreSQL and ingest as processes
 def test_a_small_checkpoint_through_a_broker_sigkill_misses_nothing(tmp_path: Path) -> None:
     if find_pg_bin() is None or find_mosquitto() is None:
         pytest.fail("PostgreSQL and Mosquitto are needed: `make system-deps`")
