@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import faulthandler
 import json
 import logging
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="check",
         help="check: every secret must resolve (env, file, credential) - the default; "
         "skip: check the structure only (a workstation or a fresh clone)",
+    )
+    check.add_argument(
+        "--json", action="store_true", help="one JSON object per file, each problem placed"
     )
     check.set_defaults(func=cmd_config_check)
     schema = config_sub.add_parser("schema", help="print the lane config JSON Schema")
@@ -212,6 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    if args.json:
+        return _config_check_json(args)
     bad = 0
     for path in args.files:
         try:
@@ -244,6 +250,29 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             f"{path}: OK (checkpoint {config.checkpoint}, lane {config.lane}, "
             f"{len(config.devices)} devices; {secrets})"
         )
+    return 2 if bad else 0
+
+
+def _config_check_json(args: argparse.Namespace) -> int:
+    """One JSON object per file: ``ok``, and each problem with its place (for scripts)."""
+    bad = 0
+    for path in args.files:
+        out: dict[str, object] = {"file": str(path), "secrets": args.secrets}
+        try:
+            config = load_config(path, secrets=args.secrets)
+        except ConfigError as exc:
+            bad += 1
+            out |= {"ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]}
+        else:
+            out |= {
+                "ok": True,
+                "checkpoint": config.checkpoint,
+                "lane": config.lane,
+                "devices": len(config.devices),
+                "secrets_referenced": len(config.secrets()),
+                "problems": [],
+            }
+        print(json.dumps(out, ensure_ascii=False))
     return 2 if bad else 0
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +48,14 @@ def test_every_example_parses(words: str, parser: argparse.ArgumentParser) -> No
             PARSER.parse_args(shlex.split(example)[1:])
         except SystemExit as exc:
             pytest.fail(f"lane {words}: example does not parse ({exc}): {example}")
+
+
+def test_config_check_json_places_each_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("checkpoint: KZ\nlane: T1\nmqtt:\n  prot: 5\n")
+    assert main(["config", "check", "--json", str(bad)]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["file"] == str(bad)
+    assert any(p["line"] == 4 and "prot" in p["path"] for p in report["problems"]), report
