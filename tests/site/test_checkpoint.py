@@ -8,7 +8,10 @@ gap repaired, and every vehicle found there (unless its lane merged it with anot
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,14 +32,22 @@ KEYS = {"vehicles", "register_crossings", "missed", "duplicates", "gaps_opened",
 def test_a_small_checkpoint_through_a_broker_sigkill_misses_nothing(tmp_path: Path) -> None:
     if find_pg_bin() is None or find_mosquitto() is None:
         pytest.fail("PostgreSQL and Mosquitto are needed: `make system-deps`")
-    done = subprocess.run(
+    # Its own process group: on a timeout every lane, broker and ingest it started goes too
+    # (an orphaned `lane run` would reopen a /dev/pts/N that a later test's simulator gets).
+    score = subprocess.Popen(
         [sys.executable, "-m", "edge", "checkpoint", "score", "--lanes", "2", "--vehicles", "4",
          "--speedup", "4", "--seed", "3", "--faults", "broker_sigkill", "--json",
          "--workdir", str(tmp_path / "cp")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        stdout, stderr = score.communicate(timeout=900)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(score.pid, signal.SIGKILL)
+    assert score.returncode == 0, stderr[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
     assert result.keys() >= KEYS
     assert [f["kind"] for f in result["faults"]] == ["broker_sigkill"]
     assert set(result["lanes"]) == {"T01", "C02"}
