@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import yaml
 from edge.localbroker import LocalBroker
 
 CHECKPOINT = "CP-SIM"
+DEVICE_UP = re.compile(r": device (\S+) \([\w.]+\) is UP")
 AGENT_START_S = 8.0  # `lane run` loads its models and connects its devices
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,14 +164,13 @@ class SiteLane:
             with self.log_path.open("rb") as log:
                 log.seek(offset)
                 text = log.read().decode(errors="replace")
-            if (
-                sum(
-                    1
-                    for line in text.splitlines()
-                    if "edge.lane: device " in line and " is UP" in line
-                )
-                >= devices
-            ):
+            # The agent's one line per transition: "device scale (weighbridge.toledo) is UP".
+            up = {
+                match.group(1)
+                for line in text.splitlines()
+                if (match := DEVICE_UP.search(line)) is not None
+            }
+            if len(up) >= devices:
                 return True
             time.sleep(0.5)
         return False
