@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge.config import (
@@ -39,6 +38,7 @@ from edge.config import (
 )
 from edge.errors import ConfigError, ConfigProblem, LaneError
 from edge.topics import Topics, contract_topics
+from edge.yamlload import decode, load_yaml
 
 Name = Annotated[str, Field(pattern=IDENTIFIER)]
 
@@ -121,22 +121,11 @@ class SiteConfig(StrictModel):
 
 def parse_site(text: str, *, source: str = "<string>") -> SiteConfig:
     """Validate a site description given as YAML text; ConfigError lists every problem."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    source,
-                    mark.line + 1 if mark else None,
-                    mark.column + 1 if mark else None,
-                    "",
-                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                )
-            ]
-        ) from None
+    # The lane config's bounded loader: NUL, nesting, duplicate keys, all placed.
+    document = load_yaml(text, source=source)
+    root, data = document.root, document.data
+    if document.problems:
+        raise ConfigError(document.problems)
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(source, 1, 1, "", "a site description is a mapping")])
     try:
@@ -154,13 +143,12 @@ def parse_site(text: str, *, source: str = "<string>") -> SiteConfig:
 
 def load_site(path: Path) -> SiteConfig:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        data = path.read_bytes()
+    except OSError as exc:
         raise ConfigError(
-            [ConfigProblem(str(path), None, None, "", f"cannot read: {reason}")]
+            [ConfigProblem(str(path), None, None, "", f"cannot read: {exc.strerror}")]
         ) from None
-    return parse_site(text, source=str(path))
+    return parse_site(decode(data, source=str(path)), source=str(path))
 
 
 # --- names and rules -----------------------------------------------------------------------

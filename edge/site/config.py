@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from edge.config import (
@@ -18,6 +17,7 @@ from edge.config import (
     _message,
 )
 from edge.errors import ConfigError, ConfigProblem, SecretError
+from edge.yamlload import decode, load_yaml
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
@@ -240,22 +240,11 @@ class IngestConfig(StrictModel):
 
 def parse_ingest_config(text: str, *, source: str = "<string>") -> IngestConfig:
     """Validate an ingest config; ConfigError lists every problem as file:line:column: key."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    source,
-                    mark.line + 1 if mark else None,
-                    mark.column + 1 if mark else None,
-                    "",
-                    f"not valid YAML: {exc.problem}",
-                )
-            ]
-        ) from None
+    # The lane config's bounded loader: NUL, nesting, duplicate keys, all placed.
+    document = load_yaml(text, source=source)
+    root, data = document.root, document.data
+    if document.problems:
+        raise ConfigError(document.problems)
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(source, 1, 1, "", "an ingest config is a YAML mapping")])
     locator = _Locator(root)
@@ -286,9 +275,9 @@ def parse_ingest_config(text: str, *, source: str = "<string>") -> IngestConfig:
 def load_ingest_config(path: str | Path) -> IngestConfig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             [ConfigProblem(str(path), None, None, "", f"cannot read: {exc.strerror}")]
         ) from None
-    return parse_ingest_config(text, source=str(path))
+    return parse_ingest_config(decode(data, source=str(path)), source=str(path))
