@@ -31,9 +31,9 @@ import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from edge.site.config import IngestConfig, JetStreamSourceConfig
+from edge.site.forward import sleep_or_stop
 from edge.site.intake import Intake, Item
-from edge.site.register import Register, StoreCounts
-from edge.site.schema import connect, migrate
+from edge.site.register import Register, StoreCounts, open_register
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,7 @@ class CentralIngest:
     def _database(self) -> Register:
         if self._register is not None and self._conn is not None and not self._conn.closed:
             return self._register
-        conn = connect(self.config)
-        try:
-            applied = migrate(conn)
-            if applied:
-                log.info("register schema: applied %s", ", ".join(applied))
-            register = Register(self.config, conn)
-            register.add_lanes(self.config.lanes())
-        except BaseException:
-            conn.close()
-            raise
+        conn, register = open_register(self.config)
         self._conn, self._register = conn, register
         return register
 
@@ -158,7 +149,7 @@ class CentralIngest:
                         log.warning(
                             "JetStream unavailable: %s %s; retrying", type(exc).__name__, exc
                         )
-                    await _sleep_or_stop(stop, random.uniform(0.2, 1.0))
+                    await sleep_or_stop(stop, random.uniform(0.2, 1.0))
                     continue
                 if failing_since is not None:
                     log.warning("JetStream back after %.1f s", time.monotonic() - failing_since)
@@ -188,7 +179,7 @@ class CentralIngest:
                 break
             if stop.is_set():
                 return  # unacknowledged: delivered again after ack_wait
-            await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.0))
+            await sleep_or_stop(stop, delay * random.uniform(0.5, 1.0))
             delay = min(self.config.database.reconnect_max_s, delay * 2)
         if self._held_since is not None:
             log.warning("storing again after %.1f s", time.monotonic() - self._held_since)
@@ -199,11 +190,3 @@ class CentralIngest:
                 await message.ack()
             except Exception as exc:  # the connection dropped: redelivered, a duplicate no-op
                 log.debug("ack not sent: %s", exc)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        pass

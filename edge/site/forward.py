@@ -14,6 +14,7 @@ The whole module is async (one loop: nats-py and psycopg's async connection).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -77,9 +78,9 @@ class Forwarder:
                         self._failed_since = None
                     delay = RETRY_MIN_S
                     if not sent:
-                        await _sleep_or_stop(stop, POLL_S)
+                        await sleep_or_stop(stop, POLL_S)
                     continue
-                await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.0))
+                await sleep_or_stop(stop, delay * random.uniform(0.5, 1.0))
                 delay = min(RETRY_MAX_S, delay * 2)
         finally:
             await self._close_db()
@@ -194,9 +195,8 @@ class Forwarder:
         return len(rows)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less when ``stop`` is set (the forwarder's and the centre's loops)."""
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await stop.wait()
-    except TimeoutError:
-        pass

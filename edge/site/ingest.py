@@ -37,8 +37,7 @@ from paho.mqtt.properties import Properties
 
 from edge.site.config import IngestConfig
 from edge.site.intake import Intake, Item
-from edge.site.register import Register, ReplayRequest, StoreCounts
-from edge.site.schema import connect, migrate
+from edge.site.register import Register, ReplayRequest, StoreCounts, open_register
 
 log = logging.getLogger(__name__)
 
@@ -245,16 +244,7 @@ class Ingest:
     # --- writer thread --------------------------------------------------------------------
 
     def _open_database(self, *, first: bool = False) -> Register:
-        conn = connect(self.config)
-        try:
-            applied = migrate(conn)
-            if applied:
-                log.info("register schema: applied %s", ", ".join(applied))
-            register = Register(self.config, conn)
-            register.add_lanes(self.config.lanes())
-        except BaseException:
-            conn.close()
-            raise
+        conn, register = open_register(self.config)
         self._conn, self._register = conn, register
         if first:
             log.info("register open: %d lanes", len(self.config.lanes()))

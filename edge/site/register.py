@@ -37,6 +37,7 @@ from edge.site.intake import (
     not_kept_spans,
     spans,
 )
+from edge.site.schema import connect, migrate
 
 log = logging.getLogger(__name__)
 
@@ -618,3 +619,19 @@ def _topic(item: Item) -> str:
 
 
 # --- reports: `lane ingest status` and `lane ingest query` -----------------------------------
+
+
+def open_register(config: IngestConfig) -> tuple[psycopg.Connection[Any], Register]:
+    """A connection with the schema migrated and the configured lanes known (the ingest's and
+    the centre's writer); the connection is closed again when that fails."""
+    conn = connect(config)
+    try:
+        applied = migrate(conn)
+        if applied:
+            log.info("register schema: applied %s", ", ".join(applied))
+        register = Register(config, conn)
+        register.add_lanes(config.lanes())
+    except BaseException:
+        conn.close()
+        raise
+    return conn, register
