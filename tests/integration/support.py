@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -108,17 +109,19 @@ def check_delivery(events: list[dict[str, object]], expected_last: int) -> dict[
 
 
 class Agent:
-    """`lane run` as a real process."""
+    """`lane run` as a real process (``command``: another `lane` command taking --config)."""
+
+    command = "run"
 
     def __init__(self, config: Path) -> None:
         self.config = config
         self.process: subprocess.Popen[bytes] | None = None
         self.log = config.with_suffix(f".{time.monotonic_ns()}.log")
 
-    def start(self) -> Agent:
+    def start(self) -> Self:
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "edge", self.command, "--config", str(self.config)],
             cwd=ROOT,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -140,7 +143,7 @@ class Agent:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout_s)
 
-    def __enter__(self) -> Agent:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

@@ -4,12 +4,7 @@ the test (events published straight to the broker, cmd/replay answered by hand).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.events import CrossingEvent, LaneStatus, agent_version, uuid7
-from tests.integration.support import ROOT, wait_until
+from tests.integration.support import Agent, wait_until
 
 CHECKPOINT = "KZ-TEST"
 
@@ -49,27 +44,10 @@ def ingest_yaml(
     )
 
 
-class IngestProcess:
+class IngestProcess(Agent):
     """`lane ingest --config F` as a real process."""
 
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = config.with_suffix(f".{time.monotonic_ns()}.log")
-
-    def start(self) -> IngestProcess:
-        self._log_file = self.log.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "ingest", "--config", str(self.config)],
-            cwd=ROOT,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        return self
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+    command = "ingest"
 
     def wait_subscribed(self, count: int = 1, timeout_s: float = 60) -> None:
         """Until the ingest's ``count``-th confirmed subscription: before, a lane's events on
@@ -77,25 +55,6 @@ class IngestProcess:
         wait_until(
             lambda: self.output().count("subscribed to") >= count, timeout_s, "ingest subscribed"
         )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self, timeout_s: float = 30) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
-    def __enter__(self) -> IngestProcess:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
