@@ -132,6 +132,9 @@ class Frame(Reading):
 
     image: np.ndarray
     sequence: int
+    # The capture thread's 160x90 grey picture of it (drivers.camera.scene), for the motion
+    # gate; None from sources that make none (tests, recordings).
+    thumbnail: np.ndarray | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -31,8 +31,9 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from drivers.base import Driver, Health, HealthState
 from drivers.readings import Frame, Reading
@@ -62,6 +63,9 @@ from edge.recognize.overlay import OverlayLearner, TextRead
 from edge.recognize.schedule import ReadScheduler, ScheduleSettings, Skipped, sharpness
 from edge.redact import redact_text
 from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, Uncounted
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +168,11 @@ class Acquisition:
         self._on_health = on_health
         self.recognizer = recognizer
         self.cargo = CargoReaders.of(recognizer)
+        # Plate and cargo reading run here, never on the loop nor the default executor: as
+        # many reads at once as the core budget allows (docs/architecture.md, Threads).
+        self._reading = ThreadPoolExecutor(
+            max_workers=config.recognition.workers, thread_name_prefix="recognize"
+        )
         devices = [d for d in config.devices if d.enabled]
         self.kinds = {d.id: d.kind for d in devices}
         self.roles = {d.id: d.role for d in devices}
@@ -232,6 +241,12 @@ class Acquisition:
             with contextlib.suppress(Exception):
                 await driver.close()
         await self._handle(self.correlator.shutdown(time.monotonic()))
+        self._reading.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_reader(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run plate or cargo reading on the recognition threads (``recognition.workers``)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reading, functools.partial(fn, *args, **kwargs))
 
     def device_health(self) -> dict[str, SensorState]:
         return {d: _STATE[drv.health().state] for d, drv in self.drivers.items()}
@@ -289,7 +304,7 @@ class Acquisition:
             return
         camera = frame.device_id
         gate = self._gates.setdefault(camera, MotionGate())
-        moving = gate.changed(frame.image)
+        moving = gate.changed(frame.image, frame.thumbnail)
         current = self.correlator.current
         if not moving and current is None:
             return  # an empty, still lane: no OCR
@@ -412,7 +427,7 @@ class Acquisition:
         and restarts it with backoff (frames wait in the schedulers meanwhile)."""
         start = time.perf_counter()
         assert self.recognizer is not None  # _offer_frame starts no reader without one
-        results = await asyncio.to_thread(self.recognizer.read, frame.image)
+        results = await self._in_reader(self.recognizer.read, frame.image)
         spent = time.perf_counter() - start
         self.recognition_ms.append(spent * 1000)
         del self.recognition_ms[:-1000]
@@ -478,7 +493,7 @@ class Acquisition:
             if frame is None or self.cargo is None:
                 continue
             try:
-                found = await asyncio.to_thread(self.cargo.containers.read, frame.image)
+                found = await self._in_reader(self.cargo.containers.read, frame.image)
             except Exception as exc:  # one bad frame must not stop the camera
                 log.warning("container reading failed on %s: %s", camera, exc)
                 continue
@@ -499,7 +514,7 @@ class Acquisition:
         if self.cargo is None or position not in (PlatePosition.FRONT, PlatePosition.REAR):
             return []
         try:
-            found = await asyncio.to_thread(
+            found = await self._in_reader(
                 self.cargo.adr.read_boxes, frame.image, position=position.value, device=camera
             )
         except Exception as exc:  # one bad frame must not stop the camera

@@ -314,6 +314,14 @@ class RecognitionConfig(StrictModel):
         "the reader's input 0.9x and 1.1x as wide and let the three reads vote. Frames with a "
         "sure plate never pay for it.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Frames read at once (plate and cargo reading each take a thread): the "
+        "lane controller's core budget for reading. 1 on a 2-core controller keeps a core for "
+        "the devices, fusion and the outbox; a read never waits on the event loop.",
+    )
     frames_per_vehicle: int = Field(
         6,
         ge=1,

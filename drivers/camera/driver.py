@@ -32,6 +32,7 @@ from drivers.base import Driver
 from drivers.camera.http import CameraHttp, HttpOptions
 from drivers.camera.image import check_image
 from drivers.camera.mjpeg import JpegPart, MjpegParser, boundary_from_content_type
+from drivers.camera.scene import thumbnail
 from drivers.codec import CodecFault
 from drivers.errors import (
     DriverConfigError,
@@ -45,6 +46,9 @@ from drivers.readings import Frame, utc_now
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MAX_PIXELS = 4096 * 3072
+# Frames between the capture thread and the driver's session: the newest two. An older frame
+# is dropped, never queued: a busy loop sees a fresh frame, not a backlog of stale ones.
+FRAME_QUEUE = 2
 
 
 def _cv2(kind: str) -> Any:
@@ -97,16 +101,14 @@ class FileOptions(CameraOptions):
 
 
 class _Frozen:
-    """Tracks how long the picture has not changed (mean abs difference of a thumbnail)."""
+    """Tracks how long the picture has not changed (mean abs difference of its thumbnail)."""
 
-    def __init__(self, cv2: Any, limit_s: float) -> None:
-        self.cv2 = cv2
+    def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
         self._thumb: np.ndarray | None = None
         self._since = time.monotonic()
 
-    def check(self, image: np.ndarray, now: float) -> bool:
-        thumb = self.cv2.resize(image, (64, 36), interpolation=self.cv2.INTER_AREA).astype(np.int16)
+    def check(self, thumb: np.ndarray, now: float) -> bool:
         if self._thumb is None or float(np.abs(thumb - self._thumb).mean()) > 0.05:
             self._since = now
         self._thumb = thumb
@@ -122,7 +124,7 @@ class _CameraDriver(Driver):
         super().__init__(device_id, options, **kwargs)
         self.cv2 = _cv2(self.kind)
         self._generation = 0
-        self._frames: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
+        self._frames: asyncio.Queue[Any] = asyncio.Queue(maxsize=FRAME_QUEUE)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._abandoned: threading.Thread | None = None
@@ -136,12 +138,14 @@ class _CameraDriver(Driver):
         self._generation += 1
         generation = self._generation
         loop = asyncio.get_running_loop()
-        self._frames = asyncio.Queue(maxsize=4)
+        self._frames = asyncio.Queue(maxsize=FRAME_QUEUE)
         frames = self._frames
         stop = threading.Event()
         self._stop = stop
 
         def deliver(item: Any) -> None:
+            item = self._checked(item)  # on the capture thread: the pixel work is done here
+
             def put() -> None:
                 if generation != self._generation:
                     return  # a late frame from an abandoned worker
@@ -161,6 +165,21 @@ class _CameraDriver(Driver):
 
         self._worker = threading.Thread(target=work, name=f"capture:{self.device_id}", daemon=True)
         self._worker.start()
+
+    def _checked(self, item: Any) -> Any:
+        """A captured (image, captured_at, info): refused if too large, else with its
+        thumbnail. Runs on the capture thread."""
+        if not isinstance(item, tuple):
+            return item
+        image, captured_at, info = item
+        if image.shape[0] * image.shape[1] > self.options.max_pixels:
+            # FFmpeg and image files decode before anything can look: refuse the frame.
+            return CodecFault(
+                "image_too_large",
+                f"{image.shape[1]}x{image.shape[0]} px frame over camera max_pixels "
+                f"{self.options.max_pixels}",
+            )
+        return image, captured_at, info, thumbnail(self.cv2, image)
 
     async def _disconnect(self) -> None:
         self._stop.set()
@@ -188,7 +207,7 @@ class _CameraDriver(Driver):
         self._worker = None
 
     async def _session(self) -> None:
-        frozen = _Frozen(self.cv2, self.options.frozen_ms / 1000)
+        frozen = _Frozen(self.options.frozen_ms / 1000)
         min_period = 1.0 / self.options.max_fps
         last = 0.0
         # The watchdog counts usable frames, not bytes or parts: a camera that sends only
@@ -213,19 +232,11 @@ class _CameraDriver(Driver):
                 continue
             if isinstance(item, Exception):
                 raise item
-            image, captured_at, info = item
-            if image.shape[0] * image.shape[1] > self.options.max_pixels:
-                # FFmpeg and image files decode before anything can look: refuse the frame.
-                fault = (
-                    f"image_too_large: {image.shape[1]}x{image.shape[0]} px frame over camera "
-                    f"max_pixels {self.options.max_pixels}"
-                )
-                self._fault(*fault.split(": ", 1))
-                continue
+            image, captured_at, info, thumb = item
             now = time.monotonic()
             wait_s = self._frame_timeout_s()
             usable_by, fault = now + wait_s, None
-            if frozen.check(image, now):
+            if frozen.check(thumb, now):
                 raise DriverProtocolError(
                     f"frozen stream: no change for {self.options.frozen_ms} ms"
                 )
@@ -240,6 +251,7 @@ class _CameraDriver(Driver):
                     captured_at=captured_at,
                     monotonic=now,
                     image=image,
+                    thumbnail=thumb,
                     sequence=self.sequence,
                     source=self.kind,
                     extra=info,

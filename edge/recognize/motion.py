@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from drivers.camera.scene import thumbnail
 from edge.recognize.image import as_bgr
 
 
@@ -20,12 +21,12 @@ class MotionGate:
         self.learn = learn
         self._background: np.ndarray | None = None
 
-    def changed(self, frame: np.ndarray) -> bool:
-        small = cv2.resize(as_bgr(frame), (160, 90), interpolation=cv2.INTER_AREA)
-        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
-        grey = grey.astype(np.float32)
+    def changed(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> bool:
+        """``thumb``: the frame's capture-thread thumbnail (drivers.camera.scene), so the
+        event loop does no pixel work; without one it is made here."""
+        grey = thumb if thumb is not None else thumbnail(cv2, as_bgr(frame))
         if self._background is None:
-            self._background = grey
+            self._background = grey.copy()
             return True
         moving = float((np.abs(grey - self._background) > 18).mean())
         cv2.accumulateWeighted(grey, self._background, self.learn)

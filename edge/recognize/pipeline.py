@@ -15,7 +15,6 @@ cells ``cells.py``; this module loads the models and orchestrates a read.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,9 +96,8 @@ class PlateRecognizer:
         self.detector = TextDetector(sessions[DETECTOR])
         self.reader = TextReader(sessions[READER])
         self.cell_reader = region.CellReader(sessions[CELL_READER])
-        # onnxruntime sessions may be shared across threads, but one read at a time keeps
-        # the latency of a read predictable on a 2-core controller.
-        self._lock = threading.Lock()
+        # onnxruntime sessions may be shared across threads: the agent reads as many frames
+        # at once as it has recognition threads (recognition.workers, edge.acquire).
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -115,8 +113,7 @@ class PlateRecognizer:
         frame = as_bgr(image)
         if min(frame.shape[:2]) < MIN_SIDE:
             return []
-        with self._lock:
-            return self._read(frame)
+        return self._read(frame)
 
     def _read(self, frame: np.ndarray) -> list[PlateResult]:
         first = _View(1.0)
