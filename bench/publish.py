@@ -28,6 +28,7 @@ from edge.events import EventType
 from edge.localbroker import LocalBroker
 from edge.outbox import Outbox
 from edge.publish import Publisher, Subscriber
+from edge.writer import WriteThread
 
 WINDOW = 20
 
@@ -47,11 +48,23 @@ def payloads(n: int) -> list[bytes]:
     return [make_event(record, EventType.END, ident, i + 1).to_json() for i in range(n)]
 
 
-def quiet_publisher(config: LaneConfig, outbox: Outbox) -> Publisher:
+def write_thread(outbox: Outbox) -> WriteThread:
+    """The agent's one outbox writer thread: every write below goes through it."""
+
+    def failed(exc: BaseException) -> None:
+        raise SystemExit(f"outbox write failed: {exc!r}")
+
+    writes = WriteThread(on_error=failed)
+    outbox.write_thread = writes.thread
+    return writes
+
+
+def quiet_publisher(config: LaneConfig, outbox: Outbox, writes: WriteThread) -> Publisher:
     """The agent's publisher without status or command handling."""
     return Publisher(
         config,
         outbox,
+        writes,
         will_payload=b"offline",
         on_connected=lambda: None,
         on_command=lambda _c: None,
@@ -90,8 +103,9 @@ def durable(port: int, n: int, workdir: Path, *, batch: int) -> float:
     """Build each crossing event, commit it (or each batch) durably, publish, delete on PUBACK."""
     config = parse_config(lane_config(port, workdir, 1e9))
     outbox = Outbox(workdir / f"outbox-{batch}-{time.monotonic_ns()}.db", max_rows=1_000_000)
-    ident = LaneIdentity("BENCH", "L1", "entry", outbox.start_boot())
-    publisher = quiet_publisher(config, outbox)
+    writes = write_thread(outbox)
+    ident = LaneIdentity("BENCH", "L1", "entry", writes.call(outbox.start_boot))
+    publisher = quiet_publisher(config, outbox, writes)
     publisher.start()
     while not publisher.connected:
         time.sleep(0.01)
@@ -99,15 +113,18 @@ def durable(port: int, n: int, workdir: Path, *, batch: int) -> float:
     start = time.perf_counter()
     for first in range(0, n, batch):
         count = min(batch, n - first)
-        outbox.add_crossings(
-            [lambda s: make_event(record, EventType.END, ident, s)] * count, "bench/durable"
+        writes.call(
+            outbox.add_crossings,
+            [lambda s: make_event(record, EventType.END, ident, s)] * count,
+            "bench/durable",
         )
         publisher.wake()
     while outbox.size:
         time.sleep(0.002)
     elapsed = time.perf_counter() - start
     publisher.stop()
-    outbox.close()
+    writes.call(outbox.close)
+    writes.close()
     return n / elapsed
 
 
@@ -115,17 +132,21 @@ def drain(port: int, n: int, workdir: Path) -> float:
     """The publisher alone: rows already committed, sent until the outbox is empty."""
     config = parse_config(lane_config(port, workdir, 1e9))
     outbox = Outbox(workdir / f"drain-{time.monotonic_ns()}.db", max_rows=1_000_000)
-    ident = LaneIdentity("BENCH", "L1", "entry", outbox.start_boot())
+    writes = write_thread(outbox)
+    ident = LaneIdentity("BENCH", "L1", "entry", writes.call(outbox.start_boot))
     record = CrossingRecord.begin()
-    outbox.add_crossings([lambda s: make_event(record, EventType.END, ident, s)] * n, "bench/d")
-    publisher = quiet_publisher(config, outbox)
+    writes.call(
+        outbox.add_crossings, [lambda s: make_event(record, EventType.END, ident, s)] * n, "bench/d"
+    )
+    publisher = quiet_publisher(config, outbox, writes)
     start = time.perf_counter()
     publisher.start()
     while outbox.size:
         time.sleep(0.002)
     elapsed = time.perf_counter() - start
     publisher.stop()
-    outbox.close()
+    writes.call(outbox.close)
+    writes.close()
     return n / elapsed
 
 
@@ -133,17 +154,19 @@ def backlog_drain(port: int, backlog: int, workdir: Path, rate: float) -> dict[s
     """Drain an outage's backlog while live crossings arrive at 2 per second."""
     config = parse_config(lane_config(port, workdir, rate))
     outbox = Outbox(workdir / "backlog.db", max_rows=1_000_000, live_window_s=5)
-    ident = LaneIdentity("BENCH", "L1", "entry", outbox.start_boot())
+    writes = write_thread(outbox)
+    ident = LaneIdentity("BENCH", "L1", "entry", writes.call(outbox.start_boot))
     record = CrossingRecord.begin()
     for first in range(0, backlog, 5000):
-        outbox.add_crossings(
+        writes.call(
+            outbox.add_crossings,
             [lambda s: make_event(record, EventType.END, ident, s)] * min(5000, backlog - first),
             "bench/backlog",
         )
     time.sleep(5.1)  # the whole backlog is now older than the live window
     subscriber = Subscriber("127.0.0.1", port, ["bench/live"])
     subscriber.wait_ready()
-    publisher = quiet_publisher(config, outbox)
+    publisher = quiet_publisher(config, outbox, writes)
     start = time.perf_counter()
     publisher.start()
     sent: dict[int, float] = {}
@@ -153,8 +176,10 @@ def backlog_drain(port: int, backlog: int, workdir: Path, rate: float) -> dict[s
     while drained_at is None or len(latencies) < len(sent):
         now = time.perf_counter()
         if drained_at is None and now >= next_live:
-            event = outbox.add_crossing(
-                lambda s: make_event(record, EventType.END, ident, s), "bench/live"
+            event = writes.call(
+                outbox.add_crossing,
+                lambda s: make_event(record, EventType.END, ident, s),
+                "bench/live",
             )
             sent[event.lane_seq] = time.perf_counter()
             publisher.wake()
@@ -170,7 +195,8 @@ def backlog_drain(port: int, backlog: int, workdir: Path, rate: float) -> dict[s
         time.sleep(0.01)
     publisher.stop()
     subscriber.close()
-    outbox.close()
+    writes.call(outbox.close)
+    writes.close()
     latencies.sort()
     return {
         "backlog": backlog,

@@ -81,7 +81,7 @@ from edge.publish import Command, Publisher
 from edge.redact import redact_text
 from edge.reload import ReloadReport, changes
 from edge.scripted import scripted_crossings
-from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor
+from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, probe_loop_lag
 from edge.topics import (
     PRIORITY_CONTROL,
     PRIORITY_CROSSING,
@@ -89,7 +89,7 @@ from edge.topics import (
     PRIORITY_TELEMETRY,
     Topics,
 )
-from edge.writer import CrossingWriter
+from edge.writer import CrossingWriter, WriteThread
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ class LaneAgent:
         self.boot_seq = 0
         self._alarms: tuple[str, ...] = ()
         self._outbox: Outbox | None = None
+        self._writes: WriteThread | None = None
         self._writer: CrossingWriter | None = None
         self._storage_alarm: str | None = None  # storage.full / storage.error while it lasts
         self._fatal: OutboxError | None = None  # ends run() with exit 4 after the shutdown
@@ -240,6 +241,11 @@ class LaneAgent:
         return self._outbox
 
     @property
+    def writes(self) -> WriteThread:
+        assert self._writes is not None, "agent not started"
+        return self._writes
+
+    @property
     def writer(self) -> CrossingWriter:
         assert self._writer is not None, "agent not started"
         return self._writer
@@ -263,8 +269,14 @@ class LaneAgent:
             self.lock.acquire()
             stack.callback(self.lock.release)
             stack.callback(self.metrics.close)
-            self._outbox = open_outbox(self.config)
-            stack.callback(self._outbox.close)
+            # Every outbox write runs on this one thread; the loop never waits on an fsync.
+            writes = self._writes = WriteThread(
+                on_error=lambda exc: self.supervisor.thread_failed("outbox-writer", exc)
+            )
+            stack.callback(writes.close)
+            outbox = self._outbox = await writes.run(open_outbox, self.config)
+            outbox.write_thread = writes.thread
+            stack.push_async_callback(writes.run, outbox.close)
             await self._start(stack)
             self._snapshot = await asyncio.to_thread(self._take_snapshot)
             self.notifier.ready(self._status_line())
@@ -283,10 +295,12 @@ class LaneAgent:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         """Open everything in order; each cleanup goes on ``stack`` as soon as it applies."""
-        self.boot_seq = self.outbox.start_boot()
-        self._alarms = self.outbox.alarms()
+        writes = self.writes
+        self.boot_seq = await writes.run(self.outbox.start_boot)
+        self._alarms = await asyncio.to_thread(self.outbox.alarms)
         self._writer = CrossingWriter(
             self.outbox,
+            writes,
             self.topics.crossing,
             limit=self.config.storage.held_events,
             on_fault=self._storage_changed,
@@ -294,19 +308,21 @@ class LaneAgent:
             on_overflow=self._held_overflow,
         )
         await self._end_interrupted()
+        stats = await asyncio.to_thread(self.outbox.stats)
         log.info(
             "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
             self.config.checkpoint,
             self.config.lane,
             self.boot_seq,
             self.outbox.path,
-            self.outbox.stats().pending,
+            stats.pending,
         )
         # Loaded and warmed up before anything announces the lane `online`.
         recognizer = await self._load_recognizer()
         publisher = self._publisher = Publisher(
             self.config,
             self.outbox,
+            writes,
             will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
             on_connected=self._connected,
             on_command=self._admit_command,
@@ -345,12 +361,13 @@ class LaneAgent:
         if control is not None:
             stack.push_async_callback(control.close)
             self.supervisor.watch_thread("control", alive=control.serving)
-        writer = self.writer
-        self.heartbeats.register(
+        # A write stuck on the disk (or a bug in one) stalls the lane / stops the agent.
+        self.supervisor.watch_thread(
             "outbox-writer",
-            max_silence_s=self.supervisor.stall_s,
-            read_beat=lambda: writer.writing_since or time.monotonic(),
+            alive=lambda: writes.alive,
+            beat=lambda: writes.busy_since or time.monotonic(),
         )
+        writer = self.writer
         stack.push_async_callback(self.supervisor.aclose)
         spawn = self.supervisor.spawn
         spawn("commands", self._serve_commands, policy=Policy.RESTART, progress=True)
@@ -359,6 +376,9 @@ class LaneAgent:
         spawn("telemetry", self._telemetry, policy=Policy.RESTART, progress=True)
         spawn("refresh", self._refresh, policy=Policy.RESTART, progress=True)
         spawn("reloader", self._reloader, policy=Policy.RESTART)
+        spawn(
+            "loop-lag", lambda: probe_loop_lag(self.metrics.loop_lag.observe), policy=Policy.RESTART
+        )
         if self.config.scripted is not None and self.config.scripted.vehicles:
             spawn("scripted", self._run_scripted, policy=Policy.FATAL, may_finish=True)
             stack.push_async_callback(self.supervisor.stop, "scripted")
@@ -370,6 +390,7 @@ class LaneAgent:
         """The last try for held crossings, the `stopped` status, then the publisher."""
         await self._last_flush()
         self._queue_status(LaneState.STOPPED)
+        await self.writes.settled()  # stored before the publisher sends what is pending
         if self._publisher is not None:
             await asyncio.to_thread(self._publisher.stop)
 
@@ -466,22 +487,38 @@ class LaneAgent:
         retain: bool = False,
         properties: dict[str, object] | None = None,
         expires_in_s: float | None = None,
-    ) -> bool:
-        """``outbox.add_message`` that survives a storage fault: False when not stored."""
-        try:
-            self.outbox.add_message(
-                kind=kind,
-                topic=topic,
-                payload=payload,
-                priority=priority,
-                retain=retain,
-                properties=properties,
-                expires_in_s=expires_in_s,
-            )
-        except StorageError as exc:
-            self._storage_failed(exc)
-            return False
-        return True
+        unstored_on_fault: bool = False,
+    ) -> None:
+        """Hand one message to the outbox writer thread (never waits; any thread).
+
+        A storage fault raises the writer's alarm; with ``unstored_on_fault`` (the retained
+        lane status, which carries that alarm) the message still goes out once, unstored.
+        The writer runs the jobs in order, so the newest status is the one that wins.
+        """
+        publisher = self._publisher
+
+        def store() -> None:
+            if unstored_on_fault and publisher is not None:
+                publisher.drop_unstored(topic)  # a newer status: the unstored one is stale
+            try:
+                self.outbox.add_message(
+                    kind=kind,
+                    topic=topic,
+                    payload=payload,
+                    priority=priority,
+                    retain=retain,
+                    properties=properties,
+                    expires_in_s=expires_in_s,
+                )
+            except StorageError as exc:
+                self._storage_failed(exc)
+                if unstored_on_fault and publisher is not None:
+                    publisher.send_unstored(topic, payload, retain=retain)
+                return
+            if publisher is not None:
+                publisher.wake()
+
+        self.writes.post(store)
 
     async def _load_recognizer(self) -> Recognizer | None:
         """The recogniser if a camera needs one (blocking load and warm-up, off the loop)."""
@@ -529,8 +566,6 @@ class LaneAgent:
         self._store_message(
             kind="xray", topic=self.topics.xray, payload=event.to_json(), priority=PRIORITY_CROSSING
         )
-        if self._publisher is not None:
-            self._publisher.wake()
 
     def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
         """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""
@@ -541,8 +576,6 @@ class LaneAgent:
                 payload=f.data,
                 priority=PRIORITY_EVIDENCE,
             )
-        if self._publisher is not None:
-            self._publisher.wake()
 
     def _device_changed(
         self, device: str, kind: str, state: SensorState, reason: str | None
@@ -748,9 +781,7 @@ class LaneAgent:
             self.metrics.crossing_finished(record)
             if record.trace and committed:
                 try:
-                    await asyncio.to_thread(
-                        self.outbox.save_trace, record.crossing_id, record.trace
-                    )
+                    await self.writes.run(self.outbox.save_trace, record.crossing_id, record.trace)
                 except StorageError as exc:  # the story for `diag explain`, not a delivery
                     self._storage_failed(exc)
 
@@ -787,30 +818,24 @@ class LaneAgent:
         )
 
     def _queue_status(self, state: LaneState) -> None:
-        payload = self._lane_status(state).to_json()
-        publisher = self._publisher
-        if publisher is not None:
-            publisher.drop_unstored(self.topics.status)  # before the store: newest wins
-        stored = self._store_message(
+        self._store_message(
             kind="status",
             topic=self.topics.status,
-            payload=payload,
+            payload=self._lane_status(state).to_json(),
             priority=PRIORITY_CONTROL,
             retain=True,
+            unstored_on_fault=True,  # the disk is full: the retained alarm must still go out
         )
-        if publisher is not None:
-            if not stored:  # the disk is full: the retained alarm must still go out
-                publisher.send_unstored(self.topics.status, payload, retain=True)
-            publisher.wake()
 
     def _queue_online(self) -> None:
         """Called on every (re)connect: the broker may have lost the retained state."""
         self._queue_status(LaneState.ONLINE)
 
     def _connected(self) -> None:
-        """Publisher thread, on every connect: the store write runs off that thread."""
+        """Publisher thread, on every connect: the status is made on the loop."""
         if self._loop is not None and not self._loop.is_closed():
-            asyncio.run_coroutine_threadsafe(asyncio.to_thread(self._queue_online), self._loop)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._queue_online)
 
     async def _watch_alarms(self) -> None:
         while True:
@@ -883,7 +908,9 @@ class LaneAgent:
         allowed = min(last - first + 1, self._replay_budget.available())
         result: dict[str, object] = {"queued": 0, "pending": 0, "not_kept": []}
         if allowed:
-            replay = self.outbox.replay(first, first + allowed - 1, self.topics.crossing)
+            replay = self.writes.call(
+                self.outbox.replay, first, first + allowed - 1, self.topics.crossing
+            )
             self._replay_budget.spend(replay.queued)
             result = replay.as_dict()
         if first + allowed <= last:

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 disable_created_metrics()
 
 PUBLISH_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RECOGNITION_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5, 5.0)
 FRAMES_PER_VEHICLE_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 20)
 
@@ -155,6 +156,13 @@ class LaneMetrics:
             "lane_recognition_vehicles_unread",
             "Ended crossings of which the camera read no frame.",
             ["camera"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "lane_loop_lag_seconds",
+            "How late the event loop woke a 50 ms sleeper: time the loop was blocked (work "
+            "that belongs on a thread; docs/architecture.md, Threads).",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self.publish_latency = Histogram(

@@ -211,6 +211,9 @@ class Outbox:
         self.keep_crossings = keep_crossings
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
+        # The agent's outbox-writer thread (edge.writer.WriteThread): once set, a write from
+        # any other thread is a bug and raises instead of waiting on an fsync there.
+        self.write_thread: threading.Thread | None = None
         self._telemetry_evicted = 0
         self._expired_at = 0
         self._read_only = read_only
@@ -362,6 +365,7 @@ class Outbox:
         now = time.time_ns()
         expires = now + int(expires_in_s * 1e9) if expires_in_s is not None else None
         with self._lock, self._writing():
+            self._expire(now)
             if kind in KINDS_REPLACED_BY_TOPIC:
                 self._delete_where("state = 'pending' AND kind = ? AND topic = ?", (kind, topic))
             if priority >= PRIORITY_TELEMETRY and not self._room_for(len(payload)):
@@ -420,18 +424,12 @@ class Outbox:
                 out += self._select(priority, skip, limit - len(out), now)
         return out
 
-    def ack(self, ids: Iterable[int], *, wait: bool = True) -> int | None:
-        """Remove rows the broker acknowledged with success.
-
-        ``wait=False``: None, at once, while a writer holds the store (a crossing's fsync'd
-        commit); the publisher keeps sending and deletes these rows with the next batch.
-        """
+    def ack(self, ids: Iterable[int]) -> int:
+        """Remove rows the broker acknowledged with success; the number removed."""
         ids = list(ids)
         if not ids:
             return 0
-        if not self._lock.acquire(blocking=wait):
-            return None
-        try:
+        with self._lock:
             # A lost delete only means a duplicate after power loss (consumers dedupe on
             # event_id), so acks skip the fsync that every insert pays.
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -441,8 +439,6 @@ class Outbox:
                     return self._delete_where(f"id IN ({','.join('?' * len(ids))})", tuple(ids))
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
-        finally:
-            self._lock.release()
 
     def reject(self, row_id: int, reason_code: int | None, reason: str) -> None:
         """Keep a row the broker refused (its reason code) or that can never be sent (None),
@@ -464,12 +460,13 @@ class Outbox:
     # --- reading ------------------------------------------------------------------------
 
     def stats(self) -> OutboxStats:
+        # A read: rows past their expiry count as gone (the writes delete them).
         with self._lock:
-            self._expire(time.time_ns())
             pending, crossings, rejected, oldest = self._db.execute(
-                "SELECT sum(state = 'pending'), sum(state = 'pending' AND kind = 'crossing'),"
-                " sum(state = 'rejected'), min(CASE WHEN state = 'pending' THEN created_ns END)"
-                " FROM outbox"
+                "SELECT sum(live), sum(live AND kind = 'crossing'), sum(state = 'rejected'),"
+                " min(CASE WHEN live THEN created_ns END) FROM (SELECT *, state = 'pending'"
+                " AND (expires_ns IS NULL OR expires_ns >= ?) AS live FROM outbox)",
+                (time.time_ns(),),
             ).fetchone()
             boot = self._meta("boot_seq")
             last = self._meta("last_lane_seq")
@@ -533,6 +530,12 @@ class Outbox:
         SQLite rolls the transaction back; the row and byte counters are put back too, and
         the error becomes a :class:`StorageError` naming its alarm.
         """
+        owner = self.write_thread
+        if owner is not None and threading.current_thread() is not owner:
+            raise OutboxError(
+                f"outbox {self.path} written from thread {threading.current_thread().name}: "
+                f"its writes belong to {owner.name} (a bug)"
+            )
         if self._db.in_transaction:  # joined an outer write: it restores and classifies
             yield
             return

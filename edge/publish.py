@@ -26,6 +26,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -40,13 +41,13 @@ from edge.errors import StorageError
 from edge.logs import worth_logging
 from edge.outbox import Outbox, OutboxRow
 from edge.topics import Topics
+from edge.writer import WriteThread
 
 log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_S = 10.0
 IDLE_LOOP_S = 0.02
 ACK_FLUSH_S = 0.05
-ACK_WAIT_ROWS = 200  # acknowledged rows held back (still excluded) before the publisher waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ class Publisher:
         self,
         config: LaneConfig,
         outbox: Outbox,
+        writes: WriteThread,
         *,
         will_payload: bytes,
         on_connected: Callable[[], None],
@@ -124,7 +126,8 @@ class Publisher:
     ) -> None:
         self.config = config
         self.mqtt = config.mqtt
-        self.outbox = outbox
+        self.outbox = outbox  # read through its reader connection; written by ``writes``
+        self.writes = writes
         self.topics = Topics(config.mqtt.topic_prefix, config.checkpoint, config.lane)
         self.stats = PublisherStats()
         self._on_connected = on_connected
@@ -143,6 +146,8 @@ class Publisher:
         self._inflight_rows: set[int] = set()
         self._acked: list[int] = []
         self._acked_since = 0.0
+        # The delete of acknowledged rows handed to the writer thread: (row ids, its result).
+        self._deleting: tuple[list[int], Future[int]] | None = None
         self._stop = threading.Event()
         self._drain_before_stop_s = 0.0
         self._thread: threading.Thread | None = None
@@ -395,7 +400,7 @@ class Publisher:
             reason = f"broker rejected the publish: {rc} (0x{rc.value:02x})"
             log.error("outbox row %d %s; kept as rejected", row_id, reason)
             try:
-                self.outbox.reject(row_id, rc.value, reason)
+                self.writes.call(self.outbox.reject, row_id, rc.value, reason)
             except StorageError as exc:  # stays pending: sent again, refused again, kept then
                 log.error("outbox row %d not marked rejected: %s", row_id, exc)
             return
@@ -498,7 +503,7 @@ class Publisher:
             "outbox row %d (%s on %r) %s; kept as rejected", row.id, row.kind, row.topic, reason
         )
         try:
-            self.outbox.reject(row.id, None, reason)
+            self.writes.call(self.outbox.reject, row.id, None, reason)
         except StorageError as exc:  # stays pending; tried again, refused again, kept then
             log.error("outbox row %d not marked rejected: %s", row.id, exc)
 
@@ -535,27 +540,40 @@ class Publisher:
         )
 
     def _flush_acks(self, *, force: bool = False) -> None:
-        """Delete acknowledged rows, a batch at a time; until then they stay excluded."""
-        if not self._acked:
+        """Delete acknowledged rows, a batch at a time, on the writer thread.
+
+        The publisher never waits for that delete (a crossing's fsync'd commit may be ahead of
+        it) except on ``force``, when it stops: until the delete is done, its rows stay
+        excluded from the batches, so they are not sent again.
+        """
+        self._settle_delete(wait=force)
+        if not self._acked or self._deleting is not None:
             return
         if (
             force
             or len(self._acked) >= self.mqtt.max_inflight
             or time.monotonic() - self._acked_since >= ACK_FLUSH_S
         ):
-            # While a crossing is being committed (fsync), keep sending rather than wait for
-            # the store; past a bound (the excluded ids grow) wait after all.
-            wait = force or len(self._acked) >= ACK_WAIT_ROWS
-            try:
-                if self.outbox.ack(self._acked, wait=wait) is None:
-                    return
-            except StorageError:
-                # The store refuses the delete (disk full): the rows stay excluded, so they
-                # are not sent again, and the delete is tried with the next flush.
-                self._acked_since = time.monotonic()
-                return
-            self._inflight_rows.difference_update(self._acked)
-            self._acked = []
+            ids, self._acked = self._acked, []
+            self._deleting = (ids, self.writes.submit(self.outbox.ack, ids))
+            self._settle_delete(wait=force)
+
+    def _settle_delete(self, *, wait: bool) -> None:
+        if self._deleting is None:
+            return
+        ids, done = self._deleting
+        if not wait and not done.done():
+            return
+        self._deleting = None
+        try:
+            done.result()
+        except StorageError:
+            # The store refuses the delete (disk full): the rows stay excluded, so they are
+            # not sent again, and the delete is tried with the next flush.
+            self._acked = ids + self._acked
+            self._acked_since = time.monotonic()
+            return
+        self._inflight_rows.difference_update(ids)
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,3 +291,21 @@ class Supervisor:
             return
         self.fatal = (part.name, exc)
         self._on_fatal(part.name, exc)
+
+
+LOOP_LAG_PROBE_S = 0.05
+
+
+async def probe_loop_lag(
+    observe: Callable[[float], None], every_s: float = LOOP_LAG_PROBE_S
+) -> None:
+    """Sleep ``every_s`` again and again; ``observe`` how late each wake-up came.
+
+    A wake-up is late by the time the loop spent in a callback that did not yield (an fsync,
+    a blocking read, pixel work on the loop): the loop lag every other part suffers.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + every_s
+        await asyncio.sleep(every_s)
+        observe(max(0.0, loop.time() - due))

@@ -12,15 +12,23 @@ once, and the agent stops with exit 4 after logging how many it still held.
 
 ``lane_seq`` is given at commit: an event is made (and frozen: later changes to its crossing
 record do not reach it) with a placeholder sequence number, replaced in the transaction.
+
+Every write of the agent into the outbox, this writer's and every other (status, evidence,
+telemetry, replies, acks, rejects), runs on one thread, :class:`WriteThread` ("outbox-writer"):
+the event loop never waits on an fsync, and the writes are applied in the order they were
+handed over (docs/architecture.md, Threads).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 from edge.errors import StorageError
 from edge.events import CrossingEvent
@@ -33,6 +41,66 @@ RETRY_MAX_S = 5.0
 
 FaultFn = Callable[[StorageError | None], None]
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+WRITE_THREAD = "outbox-writer"
+
+
+class WriteThread:
+    """The one thread that writes the outbox; jobs run one at a time, in the order given.
+
+    ``run`` is for the event loop (awaits the result), ``call`` for another thread (blocks
+    on it), ``post`` for a write nobody waits for: its own job handles expected faults, and
+    anything else it raises goes to ``on_error`` (the agent's supervisor: the writer is a
+    fatal part). ``busy_since`` is when the job in progress started (the watchdog's
+    "outbox-writer" stage: a write stuck on the disk stalls the lane).
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WRITE_THREAD)
+        self._on_error = on_error
+        self.busy_since: float | None = None
+        self.thread: threading.Thread = self._pool.submit(threading.current_thread).result()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return self._pool.submit(self._timed, fn, *args, **kwargs)
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if threading.current_thread() is self.thread:
+            return fn(*args, **kwargs)  # already on it: waiting for itself would never end
+        return self.submit(fn, *args, **kwargs).result()
+
+    def post(self, fn: Callable[[], object]) -> None:
+        self.submit(fn).add_done_callback(self._reported)
+
+    async def settled(self) -> None:
+        """Return once every job handed over before this call has run."""
+        await self.run(lambda: None)
+
+    def close(self) -> None:
+        """Run what was handed over, then end the thread."""
+        self._pool.shutdown(wait=True)
+
+    def _timed(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self.busy_since = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.busy_since = None
+
+    def _reported(self, future: Future[object]) -> None:
+        exc = future.exception() if not future.cancelled() else None
+        if exc is not None:
+            self._on_error(exc)
+
 
 def _sequenced(event: CrossingEvent) -> Callable[[int], CrossingEvent]:
     return lambda seq: event.model_copy(update={"lane_seq": seq})
@@ -44,6 +112,7 @@ class CrossingWriter:
     def __init__(
         self,
         outbox: Outbox,
+        writes: WriteThread,
         topic: str,
         *,
         limit: int,
@@ -54,12 +123,11 @@ class CrossingWriter:
         retry_max_s: float = RETRY_MAX_S,
     ) -> None:
         self.outbox = outbox
+        self.writes = writes
         self.topic = topic
         self.limit = limit
         self.fault: StorageError | None = None
         self.overflowed = False
-        # When the write in progress started (the watchdog's "outbox-writer" stage), or None.
-        self.writing_since: float | None = None
         self._on_fault = on_fault
         self._on_committed = on_committed
         self._on_overflow = on_overflow
@@ -135,7 +203,7 @@ class CrossingWriter:
                     for _ in batch:  # events put during the commit stay, in order
                         self._held.popleft()
                 elif self.fault is not None:
-                    await asyncio.to_thread(self.outbox.probe)
+                    await self.writes.run(self.outbox.probe)
             except StorageError as exc:
                 self.failed(exc)
                 return False
@@ -167,10 +235,6 @@ class CrossingWriter:
             self._on_overflow(len(self._held))
 
     async def _commit(self, events: list[CrossingEvent]) -> list[CrossingEvent]:
-        self.writing_since = time.monotonic()
-        try:
-            return await asyncio.to_thread(
-                self.outbox.add_crossings, [_sequenced(e) for e in events], self.topic
-            )
-        finally:
-            self.writing_since = None
+        return await self.writes.run(
+            self.outbox.add_crossings, [_sequenced(e) for e in events], self.topic
+        )

@@ -78,6 +78,9 @@ def test_metrics_after_a_scripted_scenario(broker: LocalBroker, tmp_path: Path) 
     assert m["lane_mqtt_connection_losses"] == 0
     assert m["lane_boot_seq"] == 1
     assert m["lane_watchdog_healthy"] == 1
+    # The loop-lag probe runs (20 samples a second), every sample in a bucket.
+    assert m["lane_loop_lag_seconds_count"] >= 10
+    assert m['lane_loop_lag_seconds_bucket{le="+Inf"}'] == m["lane_loop_lag_seconds_count"]
     assert m["lane_uptime_seconds"] > 0
     # The same figures as the MQTT telemetry message.
     telemetry = payloads(received, "/telemetry")[-1]

@@ -19,7 +19,7 @@ from edge.crossing import CrossingRecord, LaneIdentity, interrupted_end, make_ev
 from edge.errors import OutboxError, StorageError
 from edge.events import CrossingEvent, EventType, PlateRead
 from edge.outbox import Outbox
-from edge.writer import CrossingWriter
+from edge.writer import CrossingWriter, WriteThread
 
 TOPIC = "border/KZ-TEST/T1/crossing"
 LANE = LaneIdentity("KZ-TEST", "T1", "entry", 1)
@@ -76,16 +76,28 @@ class Calls:
         self.faults: list[str | None] = []
         self.committed: list[list[CrossingEvent]] = []
         self.overflows: list[int] = []
+        self.errors: list[BaseException] = []
 
     def writer(self, outbox: Outbox, *, limit: int = 100) -> CrossingWriter:
+        writes = WriteThread(on_error=self.errors.append)
+        outbox.write_thread = writes.thread
         return CrossingWriter(
             outbox,
+            writes,
             TOPIC,
             limit=limit,
             on_fault=lambda exc: self.faults.append(exc.alarm if exc else None),
             on_committed=self.committed.append,
             on_overflow=self.overflows.append,
         )
+
+
+def test_a_write_from_another_thread_than_the_writer_is_refused(outbox: Outbox) -> None:
+    writer = Calls().writer(outbox)
+    with pytest.raises(OutboxError, match="written from thread MainThread"):
+        outbox.add_message(kind="telemetry", topic="t", payload=b"{}", priority=9)
+    writer.writes.call(outbox.add_message, kind="telemetry", topic="t", payload=b"{}", priority=9)
+    assert outbox.size == 1
 
 
 def test_held_events_are_committed_in_production_order_with_contiguous_lane_seq(
@@ -145,7 +157,7 @@ def test_an_event_put_while_a_retry_waits_on_the_store_is_held_behind_it(
             assert not await writer.put(e)  # the first waits out the timeout, then held
         retry = asyncio.create_task(writer.flush())
         async with asyncio.timeout(60):
-            while writer.writing_since is None:
+            while writer.writes.busy_since is None:
                 await asyncio.sleep(0.01)
         assert not await writer.put(later)  # held at once, behind the batch being committed
         assert not retry.done()  # the put did not wait for the retry's commit
@@ -241,7 +253,9 @@ def test_another_writes_failure_raises_the_alarm_and_a_probe_clears_it(outbox: O
         writer = calls.writer(outbox)
         with write_locked(outbox.path):
             with pytest.raises(StorageError) as caught:
-                outbox.add_message(kind="telemetry", topic="t", payload=b"{}", priority=9)
+                await writer.writes.run(
+                    outbox.add_message, kind="telemetry", topic="t", payload=b"{}", priority=9
+                )
             writer.failed(caught.value)
             writer.failed(caught.value)  # the same alarm again: no second report
             assert not await writer.flush()  # the probe is refused too
