@@ -11,9 +11,6 @@ out alone (``take_scans``), see :mod:`edge.cargo.xray_link`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime
-
 from drivers.readings import (
     LaneIoState,
     Reading,
@@ -29,9 +26,8 @@ from edge.cargo.xray import CrossingWindow, match_scan
 from edge.cargo.xray_link import LinkedScan
 from edge.events import PlatePosition, SensorState
 from edge.fusion.lifecycle import RECOGNITION_LIMIT, Lifecycle
-from edge.fusion.model import Device, Emission, NeighbourSighting, OpenCrossing, PlateObservation
+from edge.fusion.model import Emission, NeighbourSighting, OpenCrossing, PlateObservation
 from edge.fusion.plates import add_plate, place
-from edge.fusion.settings import FusionSettings
 
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 NEIGHBOUR_LIMIT = 200
@@ -41,17 +37,6 @@ THERMAL_FLOOR_RISE_C_PER_S = 1 / 60
 
 class Correlator(Lifecycle):
     """Feed readings, plates, health changes and ticks; get crossing emissions back."""
-
-    def __init__(
-        self,
-        devices: Iterable[Device],
-        settings: FusionSettings | None = None,
-        *,
-        wall: Callable[[float], datetime],
-    ) -> None:
-        super().__init__(devices, settings, wall=wall)
-        # Each thermal region's empty-lane temperature: (device, region) -> (degC, when).
-        self._empty_lane_c: dict[tuple[str, int], tuple[float, float]] = {}
 
     def on_health(
         self, device: str, state: SensorState, reason: str | None, now: float

@@ -16,8 +16,8 @@ Presence comes from the first *available* source in ``presence_order`` (lane I/O
 light curtain, then weight, then RPM occupancy, then plate reads), so a dead loop degrades to
 weight instead of losing vehicles.
 
-:class:`Lifecycle` holds the lane's state; :class:`edge.fusion.correlator.Correlator` adds the
-inputs that feed it.
+:class:`Lifecycle` holds all of the lane's state; :class:`edge.fusion.correlator.Correlator`
+adds the inputs that feed it.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ class Lifecycle:
         self._scanners = [d for d, dev in self.devices.items() if dev.device_class == "xray"]
         # Frames read before any presence began: (capture time, camera), for the next vehicle.
         self._early_attempts: deque[tuple[float, str]] = deque(maxlen=ATTEMPT_LIMIT)
+        # Each thermal region's empty-lane temperature: (device, region) -> (degC, when).
+        self._empty_lane_c: dict[tuple[str, int], tuple[float, float]] = {}
 
     def tick(self, now: float) -> list[Emission]:
         """Time passes: close crossings whose lane has been clear long enough.
