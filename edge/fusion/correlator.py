@@ -25,12 +25,15 @@ from edge.cargo.container_read import ContainerSighting
 from edge.cargo.xray import CrossingWindow, match_scan
 from edge.cargo.xray_link import LinkedScan
 from edge.events import PlatePosition, SensorState
-from edge.fusion.lifecycle import RECOGNITION_LIMIT, Lifecycle
+from edge.fusion.lifecycle import Lifecycle
 from edge.fusion.model import Emission, NeighbourSighting, OpenCrossing, PlateObservation
 from edge.fusion.plates import add_plate, place
 
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 NEIGHBOUR_LIMIT = 200
+# Frames in recognition at once: each camera's waiting candidates (edge/recognize/schedule.py)
+# and the one it is reading.
+RECOGNITION_LIMIT = 128
 # How fast a thermal region's empty-lane floor may rise: 1 C a minute.
 THERMAL_FLOOR_RISE_C_PER_S = 1 / 60
 

@@ -35,9 +35,6 @@ from edge.fusion.plates import vote
 from edge.fusion.records import snapshot, vehicle_class, weight
 from edge.fusion.settings import FusionSettings
 
-# Frames in recognition at once: each camera's waiting candidates (edge/recognize/schedule.py)
-# and the one it is reading.
-RECOGNITION_LIMIT = 128
 ATTEMPT_LIMIT = 64  # read attempts kept for a vehicle whose presence has not begun yet
 
 PRESENCE_CLASSES = {"io": "laneio", "weight": "weighbridge", "rpm": "rpm", "camera": "anpr"}
