@@ -41,17 +41,12 @@ from drivers.registry import create_driver
 from edge.cargo.readers import CargoReaders
 from edge.cargo.xray_link import LinkedScan
 from edge.config import LaneConfig
-from edge.correlate import (
-    Correlator,
-    Device,
-    Emission,
-    FusionSettings,
-    NeighbourSighting,
-    PlateObservation,
-)
 from edge.crossing import CrossingRecord
 from edge.events import Candidate, EventType, PlatePosition, SensorState
 from edge.evidence import EvidenceFile, EvidenceStore, FrameCache, encode, encode_overview
+from edge.fusion.correlator import Correlator
+from edge.fusion.model import Device, Emission, NeighbourSighting, PlateObservation
+from edge.fusion.settings import fusion_settings
 from edge.inbound import InboundError, parse_json
 from edge.logs import worth_logging
 from edge.metrics import LaneMetrics
@@ -106,30 +101,6 @@ class DriverFactory(Protocol):
 def monotonic_to_utc() -> Callable[[float], datetime]:
     offset = time.time() - time.monotonic()
     return lambda t: datetime.fromtimestamp(offset + t, UTC)
-
-
-def fusion_settings(config: LaneConfig) -> FusionSettings:
-    f = config.fusion
-    return FusionSettings(
-        lane_type=config.lane_type.value,
-        presence_order=tuple(f.presence_order) if f.presence_order else None,
-        presence_inputs=tuple(f.presence_inputs),
-        presence_kg=f.presence_kg,
-        settle_s=f.settle_s,
-        min_presence_s=f.min_presence_s,
-        thermal_vehicle_c=f.thermal_vehicle_c,
-        min_gap_s=f.min_gap_s,
-        max_crossing_s=f.max_crossing_s,
-        parked_s=f.parked_s,
-        axle_counter=f.axle_counter,
-        max_axle_kg=f.max_axle_kg,
-        neighbour_window_s=f.neighbour_window_s,
-        xray_wait_s=f.xray_wait_s,
-        xray_clock_tolerance_s=f.xray_clock_tolerance_s,
-        xray_max_offset_s=f.xray_max_offset_s,
-        xray_clock_offset=f.xray_clock_offset,
-        top_n=config.recognition.top_n,
-    )
 
 
 class Acquisition:

@@ -396,7 +396,7 @@ class DeviceConfig(StrictModel):
 
 
 class FusionConfig(StrictModel):
-    """How readings become crossings (edge.correlate.FusionSettings)."""
+    """How readings become crossings (edge.fusion.settings.FusionSettings)."""
 
     presence_order: list[Literal["io", "weight", "rpm", "camera"]] | None = Field(
         None, description="Presence sources, best first. Default by lane type."

@@ -10,9 +10,8 @@
     ├── OutboxError                the durable store cannot be used (exit 4)
     │   └── StorageError           transient: a write failed (disk full, I/O error, locked);
     │                              crossings are held in memory and the write retried
-    └── DeviceError                a device misbehaves; drivers subclass it
-        ├── DeviceTimeoutError     transient: no answer in time, retried
-        └── ProtocolError          transient: a malformed frame, resynchronised
+    └── DeviceError                a device does not answer or refuses a diag command (exit 5);
+                                   drivers raise their own tree (drivers.errors)
 
 Each class carries the process exit code the `lane` command uses for it.
 """
@@ -91,11 +90,3 @@ class StorageError(OutboxError):
 
 class DeviceError(LaneError):
     exit_code = 5
-
-
-class DeviceTimeoutError(DeviceError):
-    pass
-
-
-class ProtocolError(DeviceError):
-    pass

@@ -51,15 +51,10 @@ from drivers.readings import (
 from edge.cargo.adr import read_plate
 from edge.cargo.container_read import ContainerSighting
 from edge.cargo.iso6346 import read_code
-from edge.correlate import (
-    Correlator,
-    Device,
-    Emission,
-    FusionSettings,
-    NeighbourSighting,
-    PlateObservation,
-)
 from edge.events import Candidate, PlatePosition, SensorState
+from edge.fusion.correlator import Correlator
+from edge.fusion.model import Device, Emission, NeighbourSighting, PlateObservation
+from edge.fusion.settings import FusionSettings
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from edge.correlate import edit_distance  # noqa: E402
+from edge.fusion.plates import edit_distance  # noqa: E402
 from edge.recognize.grammar import CN_PROVINCES, score_key  # noqa: E402
 
 SOURCES = ("openalpr_eu", "openalpr_us", "openalpr_br", "uz_crops", "lprnet_cn_crops",

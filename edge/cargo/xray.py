@@ -1,6 +1,6 @@
 """X-ray scans on crossings: which crossing a scan belongs to, and the alarm rules. Pure.
 
-Building blocks of the fusion (:mod:`edge.correlate`, with :mod:`edge.cargo.xray_link`):
+Building blocks of the fusion (:mod:`edge.fusion`, with :mod:`edge.cargo.xray_link`):
 a scan carries the scanner's own start and finish times, so it is matched to the crossing
 whose time in the lane overlaps it most, the scan's window widened by a clock tolerance
 (both clocks NTP-synchronised). The alarm rule compares the scanner's own plate and

@@ -1,6 +1,6 @@
 """X-ray scans joined to crossings: the scanner's clock, ended crossings, scans sent alone. Pure.
 
-The correlator (:mod:`edge.correlate`) owns one :class:`ScanLink`; it does no I/O and reads
+The correlator (:mod:`edge.fusion.correlator`) owns one :class:`ScanLink`; it does no I/O and reads
 no clock: every call carries the agent's receive time as UTC (``wall(now)``).
 
 **Whose clock.** A scan is matched by the scanner's own start and finish times, the only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.correlate import vehicle_class
+from edge.fusion.records import vehicle_class
 
 
 @pytest.mark.parametrize(

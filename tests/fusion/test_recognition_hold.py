@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge.correlate import FusionSettings
 from edge.crossing import CrossingRecord
 from edge.events import EventType
+from edge.fusion.settings import FusionSettings
 from edge.replay import feed, load, replay
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge.cargo.xray_link import ClockOffset, LinkedScan
-from edge.correlate import Correlator, Emission
 from edge.events import EventType
+from edge.fusion.correlator import Correlator
+from edge.fusion.model import Emission
 from edge.replay import feed, load
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"

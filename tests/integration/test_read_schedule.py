@@ -20,9 +20,9 @@ import yaml
 
 from edge.acquire import Acquisition
 from edge.config import parse_config
-from edge.correlate import Emission
 from edge.crossing import LaneIdentity, make_event
 from edge.events import EventType
+from edge.fusion.model import Emission
 from edge.harness import DEFAULT_SCENARIO
 from edge.metrics import LaneMetrics
 from edge.recognize.pipeline import PlateRecognizer, PlateResult

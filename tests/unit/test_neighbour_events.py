@@ -10,7 +10,7 @@ import pytest
 
 from edge.acquire import Acquisition
 from edge.config import parse_config
-from edge.correlate import NeighbourSighting
+from edge.fusion.model import NeighbourSighting
 
 
 def acquisition(tmp_path: Path) -> Acquisition:
