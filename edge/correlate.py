@@ -49,6 +49,7 @@ from edge.events import (
     Candidate,
     Coverage,
     EventType,
+    PlateLayout,
     PlatePosition,
     PlateRead,
     Radiation,
@@ -118,6 +119,11 @@ class PlateObservation:
     candidates: tuple[Candidate, ...] = ()
     captured_at: datetime | None = None
     frame_key: str | None = None  # where the agent keeps the frame, for evidence
+    # The recogniser's country and layout decision (edge.recognize.origin), carried as is.
+    country_confidence: float | None = None
+    layout: PlateLayout | None = None
+    layout_confidence: float | None = None
+    row_texts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1285,6 +1291,10 @@ def vote(
         candidates=[Candidate(text=t, confidence=round(s / total, 4)) for t, s in ranked[:top_n]],
         camera=best.camera,
         position=position,
+        country_confidence=best.country_confidence,
+        layout=best.layout,
+        layout_confidence=best.layout_confidence,
+        row_texts=None if best.row_texts is None else list(best.row_texts),
     )
 
 
