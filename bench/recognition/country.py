@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from edge.config import RecognitionConfig  # noqa: E402
 from edge.recognize import synth  # noqa: E402
 from edge.recognize.grammar import score_key  # noqa: E402
-from edge.recognize.origin import EU_MEMBERS, UNKNOWN  # noqa: E402
+from edge.recognize.origin import UNKNOWN, country_right  # noqa: E402
 from edge.recognize.pipeline import PlateRecognizer  # noqa: E402
 from simulators.render import SceneVehicle, make_plate, render_scene  # noqa: E402
 
@@ -81,12 +81,6 @@ class Item:
     plate: str
     country: str
     layout: str | None
-
-
-def country_right(expected: str, read: str | None) -> bool:
-    if expected == "EU":
-        return read == "EU" or read in EU_MEMBERS
-    return read == expected
 
 
 def synthetic_items(count: int) -> list[Item]:

@@ -122,3 +122,10 @@ def row_texts(text: str, row_break: int | None) -> tuple[str, ...]:
     if row_break is not None and 0 < row_break < len(text):
         return text[:row_break], text[row_break:]
     return (text,)
+
+
+def country_right(expected: str, said: str | None) -> bool:
+    """Whether a read's country is a label's: ``EU`` is right for any member's code too."""
+    if expected == "EU":
+        return said == "EU" or said in EU_MEMBERS
+    return said == expected
