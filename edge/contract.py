@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from edge.config import config_json_schema
-from edge.events import CROSSING_V2_KEYS, WIRE_MODELS, agent_version
+from edge.events import CROSSING_V2_KEYS, PLATE_V2_KEYS, WIRE_MODELS, agent_version
 from edge.topics import contract_topics
 
 SCHEMA_DIR = Path("config/schemas")
@@ -41,7 +41,8 @@ def wire_schema(name: str) -> dict[str, Any]:
 
 
 def crossing_v1_schema() -> dict[str, Any]:
-    """``lane.crossing/1``: the /2 schema without the keys /2 added (and their definitions).
+    """``lane.crossing/1``: the /2 schema without the keys /2 added (and their definitions),
+    the plate read's country and layout keys included.
 
     /2 only added optional keys, so this is exactly what /1 agents published; it is kept so
     that a consumer validating strictly can accept events of both versions.
@@ -49,6 +50,8 @@ def crossing_v1_schema() -> dict[str, Any]:
     schema = wire_schema("crossing")
     for key in CROSSING_V2_KEYS:
         del schema["properties"][key]
+    for key in PLATE_V2_KEYS:
+        del schema["$defs"]["PlateRead"]["properties"][key]
     schema["properties"]["schema"]["const"] = "lane.crossing/1"
     schema["properties"]["schema"]["default"] = "lane.crossing/1"
     schema["$id"] = "lane.crossing/1"
@@ -119,10 +122,11 @@ def asyncapi() -> dict[str, Any]:
                 "Events of one checkpoint lane. Delivery is at least once (QoS 1): dedupe on "
                 "event_id; lane_seq is contiguous per lane and boot_seq counts agent starts. "
                 "Crossings are lane.crossing/2: /1 plus the optional cargo keys containers, "
-                "adr and xray. The schemas forbid unknown keys, so adding them needed a new "
-                "version; an agent's outbox may still drain /1 events after an upgrade, and a "
-                "consumer accepts both (crossing-v1). X-ray scans that come after their "
-                "crossing's end go out on the xray topic (lane.xray-scan/1)."
+                "adr and xray, and in each plate the optional country_confidence, layout, "
+                "layout_confidence and row_texts. The schemas forbid unknown keys, so adding "
+                "them needed a new version; an agent's outbox may still drain /1 events after "
+                "an upgrade, and a consumer accepts both (crossing-v1). X-ray scans that come "
+                "after their crossing's end go out on the xray topic (lane.xray-scan/1)."
             ),
         },
         "defaultContentType": "application/json",

@@ -7,8 +7,9 @@ Compatibility rule: within one schema version fields are only ever added, never 
 retyped or removed. The published JSON Schemas say ``additionalProperties: false``, so a
 consumer that validates strictly refuses a key it does not know: a new key is a new version.
 ``lane.crossing/2`` is ``lane.crossing/1`` plus the optional cargo keys ``containers``,
-``adr`` and ``xray`` (docs/cargo.md); an event without cargo differs from a ``/1`` event only
-in its ``schema`` string, and a consumer accepts both (``CROSSING_SCHEMAS``).
+``adr`` and ``xray`` (docs/cargo.md) and, in each plate read, the optional country and layout
+keys ``PLATE_V2_KEYS`` (docs/recognition.md); an event without them differs from a ``/1``
+event only in its ``schema`` string, and a consumer accepts both (``CROSSING_SCHEMAS``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ CROSSING_SCHEMA: Final = "lane.crossing/2"
 CROSSING_SCHEMAS: Final = ("lane.crossing/1", "lane.crossing/2")
 # The keys /2 added to /1; a /1 schema is the /2 schema without them (edge.contract).
 CROSSING_V2_KEYS: Final = ("containers", "adr", "xray")
+# And the keys /2 added to a plate read (country and layout, issue 23), likewise optional.
+PLATE_V2_KEYS: Final = ("country_confidence", "layout", "layout_confidence", "row_texts")
 XRAY_SCAN_SCHEMA: Final = "lane.xray-scan/1"
 DEVICE_STATUS_SCHEMA: Final = "lane.device-status/1"
 LANE_STATUS_SCHEMA: Final = "lane.status/1"
@@ -101,6 +104,9 @@ class SensorState(StrEnum):
     DOWN = "DOWN"
 
 
+PlateLayout = Literal["one-row", "two-row", "trailer", "transit", "diplomatic"]
+
+
 class Candidate(WireModel):
     text: str
     confidence: float = Field(ge=0, le=1)
@@ -120,6 +126,28 @@ class PlateRead(WireModel):
     camera: str = Field(description="Device id of the camera that read it.")
     position: PlatePosition
     evidence: list[Evidence] = Field(default_factory=list)
+    country_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Since /2. How sure the reader is of `country`: its share of the evidence "
+        "among the countries whose formats the read fits (docs/recognition.md). `country` is "
+        "then KZ, RU, UZ, KG, TM, CN, UA, BY, an EU member's code where its format is known, "
+        "EU for a layout several members share, BR, or unknown (no country's format fits).",
+    )
+    layout: PlateLayout | None = Field(
+        None,
+        description="Since /2. The plate's layout: its rows as read, or the type of the format "
+        "it fits where that type is a layout of its own (trailer, transit, diplomatic).",
+    )
+    layout_confidence: float | None = Field(
+        None, ge=0, le=1, description="Since /2. The layout's share of the evidence."
+    )
+    row_texts: list[str] | None = Field(
+        None,
+        description="Since /2. The text per printed row, top first: two entries for a "
+        "two-row plate (e.g. ['175', 'YJD09']), one for a one-row plate.",
+    )
 
 
 class Evidence(WireModel):

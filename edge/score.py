@@ -18,6 +18,7 @@ from typing import Any
 
 from edge.harness import LaneHarness
 from edge.recognize.grammar import score_key
+from edge.recognize.origin import country_right
 
 
 def _t(value: str) -> float:
@@ -115,6 +116,7 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
 
     plate_total: Counter[str] = Counter()
     plate_exact: Counter[str] = Counter()
+    plate_country: Counter[str] = Counter()  # the event's plate says the plate's country
     weight_errors: list[float] = []
     confusion = Counter[str]()
     latencies: list[float] = []
@@ -140,12 +142,14 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
                     unread_detail.append(f"vehicle {ti} {sensor['device']}")
         latencies.append((arrived - vehicles[ti][1]) * 1000)
         read = {p["position"]: p["text"] for p in event.get("plates", [])}
+        country = {p["position"]: p.get("country") for p in event.get("plates", [])}
         for position in ("front", "rear"):
             expected = expected_plate(vehicle, position)
             if expected is None or not expected.get("rendered", True):
                 continue
             key = f"{position}/{expected['country']}"
             plate_total[key] += 1
+            plate_country[key] += country_right(expected["country"], country.get(position))
             if plate_right(read.get(position), expected):
                 plate_exact[key] += 1
             else:
@@ -183,6 +187,11 @@ def score(truth: list[dict[str, Any]], ends: list[tuple[dict[str, Any], float]])
         "phantom_detail": phantom_detail,
         "plate_exact": round(sum(plate_exact.values()) / total_plates, 4) if total_plates else None,
         "plate_exact_by": {k: f"{plate_exact[k]}/{n}" for k, n in sorted(plate_total.items())},
+        # Of the same plates, how many the event gave the right country (an unread one: no).
+        "plate_country": round(sum(plate_country.values()) / total_plates, 4)
+        if total_plates
+        else None,
+        "plate_country_by": {k: f"{plate_country[k]}/{n}" for k, n in sorted(plate_total.items())},
         "plates_wrong": plates_wrong,
         "weight_error_kg_mean": round(statistics.mean(weight_errors), 1) if weight_errors else None,
         "weight_error_kg_max": round(max(weight_errors), 1) if weight_errors else None,

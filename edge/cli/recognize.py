@@ -8,6 +8,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.recognize.judge import PlateResult
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # Synthetic plates shipped with the agent, named <country>_<layout>_<PLATE>.png: `--samples`
@@ -83,6 +87,18 @@ def iter_images(paths: list[Path]) -> Iterator[Path]:
             yield path
 
 
+def describe(plate: PlateResult) -> str:
+    """One plate as the text output shows it: ``175YJD09 (KZ 1.00, two-row 1.00: 175 / YJD09,
+    standard, 0.97)``: country and layout with their confidences, the rows of a two-row
+    plate, the format's type, the read's confidence."""
+    rows = f": {' / '.join(plate.row_texts)}" if len(plate.row_texts) > 1 else ""
+    return (
+        f"{plate.text} ({plate.country or '?'} {plate.country_confidence:.2f}, "
+        f"{plate.layout} {plate.layout_confidence:.2f}{rows}, {plate.type or '?'}, "
+        f"{plate.confidence:.2f})"
+    )
+
+
 def cmd_recognize(args: argparse.Namespace) -> int:
     from edge.config import RecognitionConfig, load_config, with_overrides
     from edge.errors import LaneError
@@ -135,11 +151,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             }
             print(json.dumps(record, ensure_ascii=False))
         else:
-            found = ", ".join(
-                f"{p.text} ({p.country or '?'} {p.type or '?'}, {p.rows} row"
-                f"{'s' if p.rows > 1 else ''}, {p.confidence:.2f})"
-                for p in plates
-            )
+            found = ", ".join(describe(p) for p in plates)
             print(f"{path}: {found or 'no plate'}  [{latency:.0f} ms]")
         sys.stdout.flush()
     return 1 if failed else 0

@@ -156,6 +156,10 @@ class Interpretation:
     corrections: int
     score: float
     """In 0..1: format prior, lowered for every corrected glyph."""
+    generic: bool = False
+    """The generic plate (letters and digits, no country's format): its country is unknown."""
+    row_break: int | None = None
+    """Where in ``text`` the second printed row starts (two-row reads), else None."""
 
 
 def fold(text: str) -> str:
@@ -254,7 +258,9 @@ def interpret(
     if generic and (wanted is None or "EU" in wanted):
         # Short reads are more often a fragment of a plate than a whole one.
         prior = GENERIC_PRIOR * min(1.0, 0.25 + 0.15 * (len(ascii_text) - 2))
-        found[(ascii_text, None)] = Interpretation(ascii_text, "EU", "standard", 0, prior)
+        found[(ascii_text, None)] = Interpretation(
+            ascii_text, "EU", "standard", 0, prior, generic=True
+        )
     return sorted(found.values(), key=lambda r: (-r.score, r.corrections, r.text))
 
 

@@ -6,6 +6,7 @@ Pure (numpy only): the recogniser (``pipeline.py``) runs the networks and calls 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.recognize import grammar
+from edge.recognize import grammar, origin
 from edge.recognize.ocr import ALPHABET_INDEX, PLATE_ALPHABET, LineRead, TextBox
 
 MIN_SIDE = 8
@@ -27,7 +28,12 @@ class PlateCandidate:
 
 @dataclass(frozen=True, slots=True)
 class PlateResult:
-    """One plate found in one frame."""
+    """One plate found in one frame: the recogniser's one output type.
+
+    ``country`` is one of ``origin.COUNTRIES`` or an EU member's code, ``unknown`` when the
+    read fits no country's format; ``layout`` one of ``origin.LAYOUTS``; each with its share
+    of the evidence (``origin.decide``). ``row_texts`` is the text per printed row, top first.
+    """
 
     text: str
     raw: str
@@ -37,6 +43,10 @@ class PlateResult:
     confidence: float
     box: tuple[int, int, int, int]
     candidates: tuple[PlateCandidate, ...] = field(default=())
+    layout: origin.Layout = "one-row"
+    country_confidence: float = 0.0
+    layout_confidence: float = 0.0
+    row_texts: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +60,10 @@ class PlateResult:
             "candidates": [
                 {"text": c.text, "confidence": round(c.confidence, 4)} for c in self.candidates
             ],
+            "country_confidence": round(self.country_confidence, 4),
+            "layout": self.layout,
+            "layout_confidence": round(self.layout_confidence, 4),
+            "row_texts": list(self.row_texts or (self.text,)),
         }
 
 
@@ -114,8 +128,10 @@ def compose(pieces: list[Piece]) -> list[tuple[tuple[int, int, int, int], LineRe
     for i in range(limit):
         for j in range(limit):
             if i != j and _stacked(lines[i][1], lines[j][1]):
-                reads = [pieces[k].read for k in lines[i][0] + lines[j][0]]
-                out.append((union([lines[i][1], lines[j][1]]), LineRead.join(reads), 2))
+                top = [pieces[k].read for k in lines[i][0]]
+                bottom = [pieces[k].read for k in lines[j][0]]
+                read = LineRead.stacked(top, bottom)
+                out.append((union([lines[i][1], lines[j][1]]), read, 2))
     return out
 
 
@@ -236,12 +252,19 @@ def judge_read(
                 if rows not in plate_format.rows:
                     prior *= 0.8
                 interp = grammar.Interpretation(
-                    text, plate_format.country, plate_format.type, corrections, prior
+                    text,
+                    plate_format.country,
+                    plate_format.type,
+                    corrections,
+                    prior,
+                    row_break=None if read.row_break is None else read.row_break - start,
                 )
                 found.append((conf * math.sqrt(prior), interp, read.text))
     # The read as it is, judged by the grammar alone (generic plates, e.g. European).
     for interp in grammar.interpret(read.text, rows=rows, countries=countries):
         if interp.country == "EU":
+            if len(interp.text) == n:  # nothing folded away: the rows split where read
+                interp = dataclasses.replace(interp, row_break=read.row_break)
             found.append((read.confidence * math.sqrt(interp.score), interp, read.text))
     found.sort(key=lambda f: -f[0])
     return found
@@ -256,7 +279,7 @@ def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
 
 def is_sure(plate: PlateResult) -> bool:
     """A read that needs no second look: a known layout, or a long generic one, read clearly."""
-    if plate.country not in (None, "EU") or plate.type != "standard":
+    if plate.country not in (None, origin.UNKNOWN, "EU") or plate.type != "standard":
         return plate.confidence >= 0.8
     # Generic plates score at most sqrt(GENERIC_PRIOR) ~ 0.63; short ones may be fragments.
     return len(plate.text) >= 7 and plate.confidence >= 0.6
@@ -290,15 +313,20 @@ def best_result(
         candidates.append(PlateCandidate(other.text, min(1.0, conf)))
         if len(candidates) >= top_n:
             break
+    decided = origin.decide(judged, rows)
     return PlateResult(
         text=interp.text,
         raw=raw,
-        country=interp.country,
+        country=decided.country,
         type=interp.type,
         rows=rows,
         confidence=min(1.0, confidence),
         box=box,
         candidates=tuple(candidates),
+        layout=decided.layout,
+        country_confidence=decided.country_confidence,
+        layout_confidence=decided.layout_confidence,
+        row_texts=origin.row_texts(interp.text, interp.row_break if rows == 2 else None),
     )
 
 

@@ -126,6 +126,8 @@ class LineRead:
     dists: np.ndarray  # (len(text), len(PLATE_ALPHABET)), rows sum to 1
     positions: np.ndarray | None = None
     """Each glyph's centre as a fraction of the crop's width (None for joined reads)."""
+    row_break: int | None = None
+    """Two rows read as one: where in ``text`` the lower row starts (``stacked``)."""
 
     @property
     def probs(self) -> np.ndarray:
@@ -146,6 +148,14 @@ class LineRead:
         if not reads:
             return LineRead("", np.zeros((0, len(PLATE_ALPHABET)), np.float32))
         return LineRead("".join(r.text for r in reads), np.concatenate([r.dists for r in reads]))
+
+    @staticmethod
+    def stacked(top: list[LineRead], bottom: list[LineRead]) -> LineRead:
+        """The reads of a plate's upper row, then its lower row's, as one read that knows
+        where the lower row starts."""
+        joined = LineRead.join([*top, *bottom])
+        upper = sum(len(r.text) for r in top)
+        return LineRead(joined.text, joined.dists, row_break=upper)
 
 
 class TextReader:

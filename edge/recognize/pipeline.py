@@ -179,7 +179,8 @@ class PlateRecognizer:
         pieces = [Piece(r, read) for r, read in zip(extra_rects, reads, strict=False)]
         plates += self._plates(pieces)
         if split:
-            judged = judge_read(LineRead.join(reads[-2:]), 2, self.countries)
+            top, bottom = reads[-2:]
+            judged = judge_read(LineRead.stacked([top], [bottom]), 2, self.countries)
             if judged:
                 plates.append(best_result(judged, (0, 0, w, h), 2, self.config.top_n))
         return self._select(plates)

@@ -25,6 +25,7 @@ from edge.events import EventType
 from edge.fusion.model import Emission
 from edge.harness import DEFAULT_SCENARIO
 from edge.metrics import LaneMetrics
+from edge.recognize.origin import LAYOUTS
 from edge.recognize.pipeline import PlateRecognizer, PlateResult
 from edge.score import match_crossings
 from simulators.scenario import RandomVehicles, Scenario, SimulatedLane
@@ -146,6 +147,15 @@ def test_every_vehicle_gets_a_read_per_camera_when_reads_are_slow(tmp_path: Path
                 if s["device"] == camera
             )
             assert read >= 1, (vehicle, camera, [bodies[ci][0]["coverage"] for ci in crossings])
+    # Each plate of a crossing carries the read's country and layout as the recogniser gave
+    # them (edge.recognize.origin), through fusion's vote, and its text once per row.
+    plates = [plate for body, _ in bodies for plate in body["plates"]]
+    assert plates
+    for plate in plates:
+        assert plate["layout"] in LAYOUTS and plate["country"] is not None
+        assert 0 < plate["country_confidence"] <= 1 and 0 < plate["layout_confidence"] <= 1
+        assert "".join(plate["row_texts"]) == plate["text"]
+        assert 1 <= len(plate["row_texts"]) <= plate["rows"]
     # The reads were fewer than the frames offered: the scheduler chose, it did not queue all.
     text = metrics.render().decode()
     offered = _sample(text, 'lane_recognition_frames_offered_total{camera="cam_front"}')

@@ -94,6 +94,49 @@ def test_scoring_names_each_wrong_or_missing_plate() -> None:
     result = score(truth, ends)
     assert result["plate_exact_by"] == {"front/KZ": "1/1", "rear/KZ": "0/1"}
     assert result["plates_wrong"] == ["vehicle 0 rear/KZ: 45ABC01 -> (none)"]
+    assert result["plate_country_by"] == {"front/KZ": "0/1", "rear/KZ": "0/1"}  # none said
+
+
+def test_scoring_counts_each_plate_whose_country_the_event_says() -> None:
+    def vehicle(start: int, front: tuple[str, str], rear: tuple[str, str]) -> dict[str, object]:
+        return {
+            "start": f"2026-01-01T00:00:{start:02d}+00:00",
+            "end": f"2026-01-01T00:00:{start + 9:02d}+00:00",
+            "plates": {
+                "front": {"text": front[0], "country": front[1]},
+                "rear": {"text": rear[0], "country": rear[1]},
+            },
+            "gross_kg": 1000,
+        }
+
+    def crossing(start: int, *plates: tuple[str, str, str]) -> tuple[dict[str, object], float]:
+        body = {
+            "start": f"2026-01-01T00:00:{start:02d}Z",
+            "end": f"2026-01-01T00:00:{start + 9:02d}Z",
+            "plates": [{"position": p, "text": t, "country": c} for p, t, c in plates],
+            "coverage": {"notes": []},
+        }
+        return body, 0.0
+
+    truth = [
+        vehicle(0, ("01123ABC", "KG"), ("01123ABC", "KG")),
+        vehicle(20, ("AB123CD", "EU"), ("1A23456", "EU")),
+    ]
+    ends = [
+        # The KG plate read right, once as KG and once as an Uzbek legal entity's.
+        crossing(0, ("front", "01123ABC", "KG"), ("rear", "01123ABC", "UZ")),
+        # EU: the shared layout or a member's own code are both right; unknown is not.
+        crossing(20, ("front", "AB123CD", "EU"), ("rear", "1A23456", "CZ")),
+    ]
+    result = score(truth, ends)
+    assert result["plate_exact"] == 1.0
+    assert result["plate_country"] == 0.75
+    assert result["plate_country_by"] == {
+        "front/EU": "1/1", "front/KG": "1/1", "rear/EU": "1/1", "rear/KG": "0/1"
+    }  # fmt: skip
+    body, _ = ends[1]
+    body["plates"][1]["country"] = "unknown"  # type: ignore[index]
+    assert score(truth, ends)["plate_country_by"]["rear/EU"] == "0/1"
 
 
 def _descendants(pid: int) -> set[int]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
+from edge.cli.recognize import SAMPLES
 from tests.recognition.conftest import DATA
 
 
@@ -35,7 +36,8 @@ def test_json_per_image_with_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert read["plates"], "the committed synthetic plate is read"
     first = read["plates"][0]
     assert set(first) == {
-        "text", "raw", "country", "type", "rows", "confidence", "box", "candidates"
+        "text", "raw", "country", "type", "rows", "confidence", "box", "candidates",
+        "country_confidence", "layout", "layout_confidence", "row_texts",
     }  # fmt: skip
     assert len(first["box"]) == 4
     assert all(set(c) == {"text", "confidence"} for c in first["candidates"])
@@ -91,3 +93,22 @@ def test_rereads_switch(capsys: pytest.CaptureFixture[str]) -> None:
     default, off = (r["plates"] for r in _lines(capsys))
     assert default[0]["text"] == "X465PY53"
     assert not off or off[0]["text"] != "X465PY53"
+
+
+def test_samples_carry_country_layout_and_each_row(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped samples (``lane recognize --samples``): a one-row KZ plate and a two-row
+    RU one, each with its country, layout and the text of each row."""
+    rc = main(["recognize", "--json", str(SAMPLES)])
+    records = {Path(r["file"]).name: r["plates"][0] for r in _lines(capsys)}
+    assert rc == 0
+    kz, ru = records["kz_1row_905GXB11.png"], records["ru_2row_5836OP163.png"]
+    assert (kz["text"], kz["country"], kz["layout"]) == ("905GXB11", "KZ", "one-row")
+    assert kz["row_texts"] == ["905GXB11"]
+    assert (ru["text"], ru["country"], ru["layout"]) == ("5836OP163", "RU", "two-row")
+    assert ru["row_texts"] == ["5836", "OP163"]
+    for plate in (kz, ru):
+        assert 0 < plate["country_confidence"] <= 1 and 0 < plate["layout_confidence"] <= 1
+    rc = main(["recognize", str(SAMPLES / "ru_2row_5836OP163.png")])
+    line = capsys.readouterr().out
+    assert rc == 0
+    assert "5836OP163 (RU " in line and "two-row" in line and "5836 / OP163" in line

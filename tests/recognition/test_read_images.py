@@ -37,6 +37,12 @@ def test_reads_committed_synthetic_image(recognizer: PlateRecognizer, name: str)
         plate = found[row["plate"]]
         assert plate.country == row["country"]
         assert plate.rows == int(row["rows"])
+        # Country and layout come with each read: the layout from the rows read (none of
+        # these is a trailer), the text once per printed row.
+        assert plate.layout == ("two-row" if plate.rows == 2 else "one-row")
+        assert 0 < plate.country_confidence <= 1 and 0 < plate.layout_confidence <= 1
+        assert len(plate.row_texts) == plate.rows
+        assert "".join(plate.row_texts) == plate.text
         assert plate.candidates[0].text == plate.text
         assert plate.box[2] > 0 and plate.box[3] > 0
     confidences = [p.confidence for p in plates]
@@ -54,6 +60,8 @@ def test_scene_boxes_locate_the_plates(recognizer: PlateRecognizer) -> None:
 
 # (images, least exact share). uz_crops: 19 of these 20 with the region-cell pass, 17 without.
 DEV_SAMPLES = {"lprnet_cn_crops": (20, 0.9), "uz_crops": (20, 0.9), "openalpr_eu": (8, 0.6)}
+# Sets whose label names the country the read must say (at least the same share right).
+COUNTRY_LABELLED = {"lprnet_cn_crops", "uz_crops"}
 
 
 @pytest.mark.parametrize("source", sorted(DEV_SAMPLES))
@@ -65,11 +73,14 @@ def test_dev_images_sample(recognizer: PlateRecognizer, source: str) -> None:
     with (folder / "manifest.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     rows = [rows[i] for i in np.linspace(0, len(rows) - 1, count).astype(int)]
-    right = 0
+    right = countries = 0
     for row in rows:
         plates = recognizer.read(load_image(folder / row["file"]))
         right += bool(plates) and score_key(plates[0].text) == score_key(row["plate"])
+        countries += bool(plates) and plates[0].country == row["country"]
     assert right / len(rows) >= floor, f"{source}: {right}/{len(rows)} exact"
+    if source in COUNTRY_LABELLED:
+        assert countries / len(rows) >= floor, f"{source}: {countries}/{len(rows)} countries"
 
 
 def _small_plate_frame(height: int) -> np.ndarray:

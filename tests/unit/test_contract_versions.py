@@ -1,4 +1,5 @@
-"""lane.crossing/2 = /1 plus optional cargo keys; both stay described and readable."""
+"""lane.crossing/2 = /1 plus optional cargo keys and plate country/layout keys; both stay
+described and readable."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from edge.crossing import CrossingRecord, LaneIdentity, make_event
 from edge.events import (
     CROSSING_SCHEMAS,
     CROSSING_V2_KEYS,
+    PLATE_V2_KEYS,
     Adr,
     ContainerRead,
     EventType,
+    PlatePosition,
+    PlateRead,
     Xray,
     parse_crossing,
 )
@@ -116,3 +120,49 @@ def test_asyncapi_describes_both_crossing_versions_and_the_xray_topic() -> None:
     )
     assert doc["channels"]["xray"]["address"] == "{prefix}/{checkpoint}/{lane}/xray"
     assert "lane.crossing/2" in doc["info"]["description"]
+
+
+def _plate_read(**origin: object) -> PlateRead:
+    return PlateRead(
+        text="175YJD09",
+        country="KZ",
+        rows=2,
+        confidence=0.97,
+        camera="front",
+        position=PlatePosition.FRONT,
+        **origin,  # type: ignore[arg-type]
+    )
+
+
+def test_plate_country_and_layout_keys_are_optional_v2_keys_absent_from_v1() -> None:
+    v1, v2 = crossing_v1_schema(), wire_schema("crossing")
+    plate_v1, plate_v2 = v1["$defs"]["PlateRead"], v2["$defs"]["PlateRead"]
+    assert set(plate_v2["properties"]) - set(plate_v1["properties"]) == set(PLATE_V2_KEYS)
+    assert not set(PLATE_V2_KEYS) & set(plate_v2.get("required", []))
+    assert plate_v1["additionalProperties"] is False
+    layout = plate_v2["properties"]["layout"]["anyOf"][0]
+    assert set(layout["enum"]) == {"one-row", "two-row", "trailer", "transit", "diplomatic"}
+
+
+def test_a_plate_with_country_and_layout_is_v2_and_one_without_still_v1() -> None:
+    plain = json.loads(_event(plates=[_plate_read()]))
+    assert not set(PLATE_V2_KEYS) & set(plain["plates"][0])
+    v1 = crossing_v1_schema()
+    assert set(plain["plates"][0]) <= set(v1["$defs"]["PlateRead"]["properties"])
+    full = json.loads(
+        _event(
+            plates=[
+                _plate_read(
+                    country_confidence=0.98,
+                    layout="two-row",
+                    layout_confidence=1.0,
+                    row_texts=["175", "YJD09"],
+                )
+            ]
+        )
+    )
+    plate = full["plates"][0]
+    assert plate["row_texts"] == ["175", "YJD09"] and plate["layout"] == "two-row"
+    assert set(plate) <= set(wire_schema("crossing")["$defs"]["PlateRead"]["properties"])
+    assert not set(plate) <= set(v1["$defs"]["PlateRead"]["properties"])
+    assert parse_crossing(json.dumps(full)).plates[0].row_texts == ["175", "YJD09"]
