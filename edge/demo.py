@@ -39,12 +39,15 @@ def run_demo(*, scenario_path: Path, vehicles: int | None, speedup: float) -> in
     )
     print(f"config   {harness.config_path}\nagent    log in {harness.agent_log}\n")
     live = LiveView()
+    died: int | None = None  # the agent's exit code when it ended by itself
     try:
         while not harness.vehicles_done() and harness.agent_alive():
             live.show(harness.poll(0.5))
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and harness.agent_alive():
             live.show(harness.poll(0.3))
+        if harness.agent is not None and not harness.agent_alive():
+            died = harness.agent.returncode
     except KeyboardInterrupt:
         pass
     finally:
@@ -52,8 +55,13 @@ def run_demo(*, scenario_path: Path, vehicles: int | None, speedup: float) -> in
     ends = [(d.body, d.received.timestamp()) for d in harness.crossings("end")]
     for line in summary(harness.truth, ends, live):
         print(line)
+    if died is not None:
+        # Never a quiet "nothing wrong" for a lane that stopped: say so, with its last words.
+        tail = harness.agent_log.read_text(errors="replace").splitlines()[-5:]
+        print(f"the lane agent stopped by itself (exit {died}); the end of {harness.agent_log}:")
+        print("\n".join(f"  {line}" for line in tail))
     print(f"files in {workdir}")
-    return 0 if ends else 1
+    return 0 if ends and died is None else 1
 
 
 class LiveView:

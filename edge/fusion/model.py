@@ -11,7 +11,7 @@ from datetime import datetime
 from drivers.readings import RpmOccupancy, ThermalRegions, WeightReading, XrayScan
 from edge.cargo.crossing_cargo import CargoVotes
 from edge.crossing import CrossingRecord
-from edge.events import Candidate, EventType, PlatePosition, SensorState
+from edge.events import Candidate, EventType, PlateLayout, PlatePosition, SensorState
 
 TRACE_LIMIT = 500
 
@@ -44,6 +44,11 @@ class PlateObservation:
     candidates: tuple[Candidate, ...] = ()
     captured_at: datetime | None = None
     frame_key: str | None = None  # where the agent keeps the frame, for evidence
+    # The recogniser's country and layout decision (edge.recognize.origin), carried as is.
+    country_confidence: float | None = None
+    layout: PlateLayout | None = None
+    layout_confidence: float | None = None
+    row_texts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

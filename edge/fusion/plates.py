@@ -176,4 +176,8 @@ def vote(
         candidates=[Candidate(text=t, confidence=round(s / total, 4)) for t, s in ranked[:top_n]],
         camera=best.camera,
         position=position,
+        country_confidence=best.country_confidence,
+        layout=best.layout,
+        layout_confidence=best.layout_confidence,
+        row_texts=None if best.row_texts is None else list(best.row_texts),
     )
