@@ -245,7 +245,8 @@ def main() -> None:
         "",
         f"Command: `python -m bench.publish --messages {args.messages} --rounds {args.rounds}"
         f" --backlog {args.backlog} --rate {args.rate:g}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (other work on the same cores), "
         f"{platform.python_implementation()} {platform.python_version()}, local Mosquitto, "
         f"window {WINDOW}, payload {size} bytes; "
         f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",

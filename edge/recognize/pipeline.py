@@ -108,15 +108,17 @@ class PlateRecognizer:
         except Exception as exc:  # a model that loads but cannot run is a broken model
             raise RecognitionError(f"plate models fail their warm-up inference: {exc}") from None
 
-    def read(self, image: Any) -> list[PlateResult]:
-        """Every plate in the image, best first. Bad images raise ImageError."""
+    def read(self, image: Any, cost: ReadCost | None = None) -> list[PlateResult]:
+        """Every plate in the image, best first. Bad images raise ImageError.
+
+        ``cost``, when given, is filled with the work the read took (benchmarks, tests)."""
         frame = as_bgr(image)
         if min(frame.shape[:2]) < MIN_SIDE:
             return []
-        return self._read(frame)
+        return self._read(frame, cost if cost is not None else ReadCost())
 
-    def _read(self, frame: np.ndarray) -> list[PlateResult]:
-        first = _View(1.0)
+    def _read(self, frame: np.ndarray, cost: ReadCost) -> list[PlateResult]:
+        first = _View(1.0, cost)
         plates = self._read_view(frame, first)
         if not self.config.rereads or not plates or is_sure(plates[0]):
             return plates
@@ -125,10 +127,11 @@ class PlateRecognizer:
         # the reader's frames, and a glyph lost or misread at one width is often clear at the
         # other; the three reads of each plate vote. Re-reads revise the plates the first read
         # found and add none (a camera's time stamp read as a plate at one width only).
-        rereads = [self._read_view(frame, _View(s, first.boxes)) for s in REREAD_STRETCHES]
+        rereads = [self._read_view(frame, _View(s, cost, first.boxes)) for s in REREAD_STRETCHES]
         return self._select([_agree(plate, rereads) for plate in plates])
 
     def _read_view(self, frame: np.ndarray, view: _View) -> list[PlateResult]:
+        view.cost.views.append(view.stretch)
         h, w = frame.shape[:2]
         whole = _plate_crop(frame)
         side = self.config.detector_side
@@ -175,7 +178,7 @@ class PlateRecognizer:
         split = whole and not sure and w / h < 3.2 and h >= 16
         if split:
             extra.extend(_split_rows(frame))
-        reads = self._read_lines(extra, view.stretch)
+        reads = self._read_lines(extra, view)
         pieces = [Piece(r, read) for r, read in zip(extra_rects, reads, strict=False)]
         plates += self._plates(pieces)
         if split:
@@ -193,8 +196,10 @@ class PlateRecognizer:
         found = view.boxes.get((side, whole))
         if found is None:
             found = self.detector(frame, max_side=side)
+            view.cost.detections.append((view.stretch, side))
             if whole and max(h, w) < MIN_DETECT_SIDE and not any(plate_like(b) for b in found):
                 found = self._detect_with_margin(frame, side)
+                view.cost.margin_searches += 1
             view.boxes[(side, whole)] = found
         boxes = [b for b in found if plate_like(b)]
         boxes.sort(key=lambda b: -b.score * shape_prior(b))
@@ -206,7 +211,7 @@ class PlateRecognizer:
             crops.append(frame)
             rects.append((0, 0, w, h))
             quads.append(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
-        reads = self._read_lines(crops, view.stretch)
+        reads = self._read_lines(crops, view)
         pieces = [Piece(r, read) for r, read in zip(rects, reads, strict=True)]
         plates = self._plates(pieces)
         plates += self._region_cells(frame, quads, pieces, view.stretch)
@@ -316,9 +321,11 @@ class PlateRecognizer:
             kept.append(plate)
         return kept
 
-    def _read_lines(self, crops: list[np.ndarray], stretch: float) -> list[LineRead]:
+    def _read_lines(self, crops: list[np.ndarray], view: _View) -> list[LineRead]:
         if not crops:
             return []
+        view.cost.reader_batches.append(len(crops))
+        stretch = view.stretch
         order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / crops[i].shape[0])
         out: list[LineRead | None] = [None] * len(crops)
         for start in range(0, len(order), 8):
@@ -333,6 +340,17 @@ REREAD_STRETCHES = (0.9, 1.1)  # reader widths of an unsure frame's re-reads (1.
 
 
 @dataclass(slots=True)
+class ReadCost:
+    """The work one ``read`` took: what a caller can check without timing it."""
+
+    views: list[float] = field(default_factory=list)  # reader widths, one per view of the frame
+    # Detector runs: (the view's reader width, the long side in px the frame was scaled to).
+    detections: list[tuple[float, int]] = field(default_factory=list)
+    margin_searches: int = 0  # tight crops searched again with a margin round them
+    reader_batches: list[int] = field(default_factory=list)  # line crops read per batch
+
+
+@dataclass(slots=True)
 class _View:
     """One read of a frame: the reader's width ``stretch``, and the detector's boxes per
     (side, whole crop). The re-reads share the first read's dict: a side it detected at is
@@ -340,6 +358,7 @@ class _View:
     at 512) is detected once and kept for the other re-read."""
 
     stretch: float
+    cost: ReadCost
     boxes: dict[tuple[int, bool], list[TextBox]] = field(default_factory=dict)
 
 

@@ -13,7 +13,7 @@ from edge.config import RecognitionConfig
 from edge.recognize.grammar import score_key
 from edge.recognize.image import load_image
 from edge.recognize.judge import plate_like
-from edge.recognize.pipeline import PlateRecognizer
+from edge.recognize.pipeline import PlateRecognizer, ReadCost
 from tests.recognition.conftest import DATA, SHARED_PLATES, small_uz_plates
 
 
@@ -108,7 +108,7 @@ def test_a_small_plate_is_found_by_the_finer_second_search(recognizer: PlateReco
 
 
 def test_a_tight_crop_with_no_line_found_is_searched_again_with_a_margin(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+    recognizer: PlateRecognizer,
 ) -> None:
     crops = small_uz_plates(60, width=70, seed=3)  # 15 px tall
     lines = [
@@ -121,33 +121,22 @@ def test_a_tight_crop_with_no_line_found_is_searched_again_with_a_margin(
         assert boxes, "with room round it the line is found"
         x, _, width, _ = boxes[0].rect  # in the crop's own coordinates, not the padded image's
         assert x >= -3 and x + width <= crop.shape[1] + 3 and width > 0.6 * crop.shape[1]
-    searched: list[np.ndarray] = []
-    detect_with_margin = recognizer._detect_with_margin
-
-    def counted(frame: np.ndarray, side: int) -> list:  # type: ignore[type-arg]
-        searched.append(frame)
-        return detect_with_margin(frame, side)
-
-    monkeypatch.setattr(recognizer, "_detect_with_margin", counted)
     sample = missed + [c for c, found in zip(crops, lines, strict=True) if found][:3]
-    reads = [recognizer.read(crop) for _, crop in sample]
+    costs = [ReadCost() for _ in sample]
+    reads = [recognizer.read(crop, cost) for (_, crop), cost in zip(sample, costs, strict=True)]
     assert [p[0].text if p else "" for p in reads] == [text for text, _ in sample]
-    assert len(searched) == len(missed)  # crops whose line was found pay nothing
+    searched = [cost.margin_searches for cost in costs]
+    assert sum(searched[: len(missed)]) == len(missed)
+    assert not any(searched[len(missed) :])  # crops whose line was found pay nothing
 
 
 def test_other_text_beside_a_sure_plate_costs_no_second_look(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
+    recognizer: PlateRecognizer,
 ) -> None:
     frame = _small_plate_frame(60)
     cv2.putText(frame, "CUSTOMS LANE", (300, 300), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (250,) * 3, 4)
-    batches: list[int] = []
-    read_lines = recognizer._read_lines
-
-    def counted(crops: list[np.ndarray], stretch: float) -> list:  # type: ignore[type-arg]
-        batches.append(len(crops))
-        return read_lines(crops, stretch)
-
-    monkeypatch.setattr(recognizer, "_read_lines", counted)
-    plates = recognizer.read(frame)
+    cost = ReadCost()
+    plates = recognizer.read(frame, cost)
     assert plates[0].text == "123ABC01"
-    assert len(batches) == 1 and batches[0] >= 2  # plate and sign read together, once
+    # The plate and the sign are read together, once.
+    assert len(cost.reader_batches) == 1 and cost.reader_batches[0] >= 2

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 from edge.config import RecognitionConfig
 from edge.recognize.image import load_image
 from edge.recognize.judge import PlateCandidate, PlateResult
-from edge.recognize.ocr import TextBox
-from edge.recognize.pipeline import PlateRecognizer, _agree, _View
+from edge.recognize.pipeline import PlateRecognizer, ReadCost, _agree
 from tests.recognition.conftest import DATA
 from tests.recognition.make_test_images import REREAD_IMAGE
 
@@ -50,47 +46,19 @@ def test_the_reader_gives_more_frames_to_a_wider_input(recognizer: PlateRecogniz
     assert frames[0] < frames[1] < frames[2]
 
 
-def _counted(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[float], list[int], list[int]]:
-    """Patch ``recognizer`` to record each view's reader width and, as each view begins, how
-    many detector calls were made before it."""
-    widths: list[float] = []
-    before: list[int] = []
-    detections: list[int] = []
-    read_view, detect = recognizer._read_view, recognizer.detector
-
-    def view(frame: np.ndarray, v: _View) -> list[PlateResult]:
-        widths.append(v.stretch)
-        before.append(len(detections))
-        return read_view(frame, v)
-
-    def detector(frame: np.ndarray, *, max_side: int) -> list[TextBox]:
-        detections.append(max_side)
-        return detect(frame, max_side=max_side)
-
-    monkeypatch.setattr(recognizer, "_read_view", view)
-    monkeypatch.setattr(recognizer, "detector", detector)
-    return widths, before, detections
-
-
-def test_an_unsure_plate_is_read_again_and_the_reads_vote(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unsure_plate_is_read_again_and_the_reads_vote(recognizer: PlateRecognizer) -> None:
     image = load_image(DATA / REREAD_IMAGE)
     alone = PlateRecognizer(RecognitionConfig(rereads=False), threads=2).read(image)
     assert alone and alone[0].text != "X465PY53" and alone[0].confidence < 0.8  # unsure, wrong
-    widths, before, detections = _counted(recognizer, monkeypatch)
-    plates = recognizer.read(image)
+    cost = ReadCost()
+    plates = recognizer.read(image, cost)
     assert plates[0].text == "X465PY53" and plates[0].country == "RU"
-    assert widths == [1.0, 0.9, 1.1]
-    assert before[1] == len(detections) > 0  # the re-reads ran no detector: boxes kept
+    assert cost.views == [1.0, 0.9, 1.1]
+    assert cost.detections and all(width == 1.0 for width, _ in cost.detections)  # boxes kept
 
 
-def test_a_sure_plate_is_read_once(
-    recognizer: PlateRecognizer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    widths, _, _ = _counted(recognizer, monkeypatch)
-    plates = recognizer.read(load_image(DATA / "kz_1row_905GXB11.png"))
+def test_a_sure_plate_is_read_once(recognizer: PlateRecognizer) -> None:
+    cost = ReadCost()
+    plates = recognizer.read(load_image(DATA / "kz_1row_905GXB11.png"), cost)
     assert plates[0].text == "905GXB11" and plates[0].confidence >= 0.8
-    assert widths == [1.0]
+    assert cost.views == [1.0]
