@@ -33,7 +33,7 @@ system-deps:
 	@# openssl makes the broker certificates of the TLS diag test (tests/diag/test_tls.py).
 	@command -v openssl >/dev/null 2>&1 \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openssl)
-	@# initdb/pg_ctl start the register's private PostgreSQL (tests/site, edge/site/localdb.py).
+	@# initdb/pg_ctl start the register's private PostgreSQL (tests/site, edge/devtools/localdb.py).
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql)
 	@# nats-server runs the JetStream cluster of the forwarding tests (tests/site/test_forward.py).

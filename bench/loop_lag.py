@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 from edge.config import parse_config
+from edge.devtools.localbroker import LocalBroker
 from edge.evidence import EvidenceFile
 from edge.lane import LaneAgent
-from edge.localbroker import LocalBroker
 from edge.outbox import PRIORITY_EVIDENCE
 from edge.supervisor import probe_loop_lag
 

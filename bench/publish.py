@@ -24,10 +24,11 @@ import paho.mqtt.client as mqtt
 
 from edge.config import LaneConfig, parse_config
 from edge.crossing import CrossingRecord, LaneIdentity, make_event
+from edge.devtools.localbroker import LocalBroker
+from edge.devtools.subscriber import Subscriber
 from edge.events import EventType
-from edge.localbroker import LocalBroker
 from edge.outbox import Outbox
-from edge.publish import Publisher, Subscriber
+from edge.publish import Publisher
 from edge.writer import WriteThread
 
 WINDOW = 20

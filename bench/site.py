@@ -227,8 +227,8 @@ def percentile(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
-    from edge.localbroker import LocalBroker
-    from edge.site.localdb import LocalPostgres
+    from edge.devtools.localbroker import LocalBroker
+    from edge.devtools.localdb import LocalPostgres
     from edge.site.schema import migrate
 
     work = Path(tempfile.mkdtemp(prefix="bench-site-"))

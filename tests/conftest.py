@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.localbroker import LocalBroker, find_mosquitto
+from edge.devtools.localbroker import LocalBroker, find_mosquitto
 
 
 @pytest.fixture

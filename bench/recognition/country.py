@@ -4,7 +4,7 @@ lane frames and the real sets whose label names the country.
     .venv/bin/python bench/recognition/country.py [--synthetic 30] [--sim 10] [--limit 100]
         [--data ../shared/data/plates] [--out bench/recognition/RESULTS-country.md]
 
-Synthetic: seeded one- and two-row crops per country (``edge.recognize.synth``, degradation
+Synthetic: seeded one- and two-row crops per country (``edge.devtools.synth``, degradation
 0.5, as ``run.py`` draws them; no CN: OpenCV has no CJK font). Simulator: the lane
 simulator's 960x540 frames (``simulators.render``), a vehicle per plate at mid distance, KZ
 trailers included. Real: the sets in ``../shared/data/plates`` (evaluation only, read in place,
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from edge.config import RecognitionConfig  # noqa: E402
-from edge.recognize import synth  # noqa: E402
+from edge.devtools import synth  # noqa: E402
 from edge.recognize.grammar import score_key  # noqa: E402
 from edge.recognize.origin import UNKNOWN, country_right  # noqa: E402
 from edge.recognize.pipeline import PlateRecognizer  # noqa: E402

@@ -70,7 +70,7 @@ def real_items(data: Path, limit: int | None) -> list[dict[str, Any]]:
 
 
 def synthetic_items(folder: Path, count: int) -> list[dict[str, Any]]:
-    from edge.recognize import synth
+    from edge.devtools import synth
 
     rng = np.random.default_rng(SYNTH_SEED)
     items = []

@@ -338,7 +338,7 @@ def cmd_contract_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge.demo import DEFAULT_SCENARIO, run_demo
+    from edge.devtools.demo import DEFAULT_SCENARIO, run_demo
 
     return run_demo(
         scenario_path=args.scenario or DEFAULT_SCENARIO,
@@ -361,8 +361,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     import tempfile
 
     from drivers.text import plain
-    from edge.harness import DEFAULT_SCENARIO
-    from edge.score import run_score
+    from edge.devtools.harness import DEFAULT_SCENARIO
+    from edge.devtools.score import run_score
 
     _exit_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="lane-score-"))

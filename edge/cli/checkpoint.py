@@ -1,4 +1,4 @@
-"""`lane checkpoint sim|score`: a whole simulated checkpoint (edge.site.checkpoint).
+"""`lane checkpoint sim|score`: a whole simulated checkpoint (edge.devtools.checkpoint).
 
 lane checkpoint sim --lanes N --vehicles M [--speedup X]    watch the register fill
 lane checkpoint score --lanes N --vehicles M [--chaos] [--seed S] [--json]
@@ -13,7 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edge.site.faults import FAULTS
+# The faults `lane checkpoint score` can inject (edge/devtools/checkscore.py), by name: here,
+# not in edge/devtools, so that building the parser imports no developer tooling.
+FAULTS = ("agent_sigkill", "broker_sigkill", "broker_sigstop", "ingest_sigkill", "postgres_restart")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,7 +75,7 @@ def _progress() -> Any:
     shown: set[str] = set()
 
     def show(cp: Any) -> None:
-        from edge.site.checkscore import _query
+        from edge.devtools.checkscore import _query
 
         try:
             rows = _query(
@@ -95,7 +97,7 @@ def _progress() -> Any:
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     from edge.cli import _exit_on_sigterm
-    from edge.site.checkscore import run_checkpoint
+    from edge.devtools.checkscore import run_checkpoint
 
     if args.speedup <= 0 or args.speedup > 100:
         print("error: --speedup is within (0, 100]", file=sys.stderr)

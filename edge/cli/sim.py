@@ -68,7 +68,7 @@ def _broker(value: str | None) -> tuple[str, int]:
 async def _agent_ready(host: str, port: int, base: str, devices: list[str], since: float) -> None:
     """Until the agent's retained status says every device is UP (statuses from a former
     agent, published before ``since``, do not count)."""
-    from edge.publish import Subscriber
+    from edge.devtools.subscriber import Subscriber
 
     subscriber = None
     said = False

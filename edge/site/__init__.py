@@ -4,8 +4,10 @@
     intake.py     one MQTT message -> what it is (sans-I/O: topic, size, JSON, contract)
     register.py   PostgreSQL: migrations, the transaction that stores one message, gaps
     ingest.py     the process: paho (MQTT 5, persistent session, manual acks) + one writer
-    localdb.py    a private PostgreSQL in a temp dir (tests, simulated checkpoints)
 
 Data flow: broker -> paho thread -> bounded queue -> writer thread (owns the database
 connection) -> commit -> PUBACK. docs/site.md says what each hop promises.
+
+The simulated checkpoint (`lane checkpoint sim|score`) and the private PostgreSQL and NATS the
+tests start are developer tooling: edge/devtools.
 """

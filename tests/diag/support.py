@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from edge.cli import main
-from edge.localbroker import free_port
+from edge.devtools.localbroker import free_port
 from tests.conftest import lane_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from typing import Any
 import cv2
 import pytest
 
+from edge.devtools.localbroker import LocalBroker
 from edge.diag.models import BundleOutput, OverlayOutput, SnapshotOutput
-from edge.localbroker import LocalBroker
 from simulators.camera import CameraSimulator
 from simulators.render import SceneVehicle, make_plate, render_scene
 from tests.diag.support import diag, write_lane

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.devtools.localbroker import LocalBroker, free_port
 from edge.diag.models import MqttCheckOutput, OutboxActionOutput, OutboxListOutput, OutboxReport
-from edge.localbroker import LocalBroker, free_port
 from edge.outbox import Outbox
 from edge.topics import PRIORITY_CONTROL
 from tests.diag.support import diag, write_lane

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edge.devtools.localbroker import LocalBroker
 from edge.diag.models import (
     ActionOutput,
     ExplainOutput,
@@ -19,7 +20,6 @@ from edge.diag.models import (
     StatusOutput,
     WatchSample,
 )
-from edge.localbroker import LocalBroker
 from edge.outbox import Outbox
 from tests.diag.support import diag, diag_process, write_lane
 from tests.integration.support import Agent, wait_until
@@ -152,7 +152,7 @@ def test_agent_holding_the_lock_without_a_socket(
 def test_running_agent_refused_by_the_broker_with_a_full_outbox(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from edge.localbroker import LocalBroker
+    from edge.devtools.localbroker import LocalBroker
     from tests.diag.test_outbox_mqtt import fill
 
     secret = tmp_path / "mqtt.password"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from edge.devtools.localbroker import LocalBroker
 from edge.diag.models import ActionOutput, ProbeOutput, StatusOutput, WatchSample
-from edge.localbroker import LocalBroker
 from tests.diag.support import diag, write_lane
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.devtools.localbroker import find_mosquitto, free_port
 from edge.diag.models import MqttCheckOutput
-from edge.localbroker import find_mosquitto, free_port
 from tests.diag.support import diag, write_lane
 
 

@@ -43,8 +43,8 @@ from edge.broker import (
     render_acl,
     render_mosquitto_conf,
 )
+from edge.devtools.localbroker import find_mosquitto, free_port
 from edge.errors import ConfigError
-from edge.localbroker import find_mosquitto, free_port
 from tests.conftest import lane_yaml
 from tests.integration.support import Agent, wait_until
 

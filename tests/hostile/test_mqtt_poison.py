@@ -15,8 +15,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from edge.config import load_config
+from edge.devtools.localbroker import LocalBroker
 from edge.lane import open_outbox
-from edge.localbroker import LocalBroker
 from edge.topics import PRIORITY_CONTROL
 from tests.integration.support import (
     CMD,

@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 import pytest
 
-from edge.localbroker import LocalBroker, free_port
-from edge.publish import Received, Subscriber
+from edge.devtools.localbroker import LocalBroker, free_port
+from edge.devtools.subscriber import Received, Subscriber
 from simulators.camera import CameraSimulator
 from tests.conftest import lane_yaml
 from tests.integration.support import Agent, wait_until

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.localbroker import free_port
+from edge.devtools.localbroker import free_port
 from tests.integration.support import Agent, wait_until
 from tests.integration.test_delivery import stats, write_config
 

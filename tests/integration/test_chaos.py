@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
-from edge.harness import DEFAULT_SCENARIO, LaneHarness
+from edge.devtools.harness import DEFAULT_SCENARIO, LaneHarness
 from edge.lane import open_outbox
 from simulators.scenario import RandomVehicles, Scenario
 from tests.integration.support import Consumer, send_command, wait_until

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from edge.config import load_config
+from edge.devtools.localbroker import LocalBroker, free_port
 from edge.lane import open_outbox
-from edge.localbroker import LocalBroker, free_port
 from edge.outbox import OutboxStats
 from tests.conftest import lane_yaml
 from tests.integration.support import (

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edge.localbroker import LocalBroker
+from edge.devtools.localbroker import LocalBroker
 from simulators.modbus import LaneIoSimulator
 from simulators.rpm import RapiscanSimulator, RpmVehicle
 from simulators.weighbridge import WeighbridgeSimulator

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from edge.cli import main
 from edge.config import load_config
+from edge.devtools.localbroker import LocalBroker, free_port
 from edge.lane import open_outbox
-from edge.localbroker import LocalBroker, free_port
 from tests.conftest import lane_yaml
 from tests.integration.support import (
     CMD,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from edge.harness import DEFAULT_SCENARIO, LaneHarness
+from edge.devtools.harness import DEFAULT_SCENARIO, LaneHarness
 from edge.recognize.grammar import score_key
 from simulators.scenario import RandomVehicles, Scenario
 

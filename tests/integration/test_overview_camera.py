@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.harness import DEFAULT_SCENARIO, LaneHarness
+from edge.devtools.harness import DEFAULT_SCENARIO, LaneHarness
 from simulators.scenario import CameraSpec, RandomVehicles, Scenario
 
 

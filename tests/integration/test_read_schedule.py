@@ -21,13 +21,13 @@ import yaml
 from edge.acquire import Acquisition
 from edge.config import parse_config
 from edge.crossing import LaneIdentity, make_event
+from edge.devtools.harness import DEFAULT_SCENARIO
+from edge.devtools.score import match_crossings
 from edge.events import EventType
 from edge.fusion.model import Emission
-from edge.harness import DEFAULT_SCENARIO
 from edge.metrics import LaneMetrics
 from edge.recognize.origin import LAYOUTS
 from edge.recognize.pipeline import PlateRecognizer, PlateResult
-from edge.score import match_crossings
 from simulators.scenario import RandomVehicles, Scenario, SimulatedLane
 
 READ_DELAY_S = 0.3  # on top of each real read: the frames of one vehicle outnumber the reads

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from edge.harness import DEFAULT_SCENARIO
-from edge.score import run_score, score
+from edge.devtools.harness import DEFAULT_SCENARIO
+from edge.devtools.score import run_score, score
 
 
 def test_short_scenario_scores_end_to_end(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Real processes: a Mosquitto, ``lane sim --wait-for-agent --broker``, ``lane run -c`` on the
 config the sim wrote, a subscriber. The config's ``plate_area`` masks are taken out first:
 the agent must learn the cameras' date/name stamps by itself. The crossings are scored
-against the sim's ground truth (edge/score.py): every vehicle once, nothing else, and no
+against the sim's ground truth (edge/devtools/score.py): every vehicle once, nothing else, and no
 plate made of the stamp's text.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.localbroker import LocalBroker
-from edge.publish import Subscriber
-from edge.score import match_crossings, score
+from edge.devtools.localbroker import LocalBroker
+from edge.devtools.score import match_crossings, score
+from edge.devtools.subscriber import Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
 VEHICLES = 8

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from edge.devtools.localbroker import LocalBroker
 from edge.diag.control import request
-from edge.localbroker import LocalBroker
 from simulators.modbus import LaneIoSimulator
 from tests.conftest import lane_yaml
 from tests.integration.support import ROOT, Agent, Consumer, check_delivery, wait_until

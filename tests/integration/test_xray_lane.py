@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.localbroker import LocalBroker
+from edge.devtools.localbroker import LocalBroker
 from simulators.xray import ScanDrop, write_scan
 from tests.conftest import lane_yaml
 from tests.integration.support import Agent, Consumer, wait_until

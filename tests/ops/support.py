@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.publish import Received, Subscriber
+from edge.devtools.subscriber import Received, Subscriber
 
 REPO = Path(__file__).resolve().parents[2]
 

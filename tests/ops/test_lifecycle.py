@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from edge.cli import EXIT_STOP_STUCK
-from edge.localbroker import LocalBroker
-from edge.publish import Received, Subscriber
+from edge.devtools.localbroker import LocalBroker
+from edge.devtools.subscriber import Received, Subscriber
 from tests.conftest import lane_yaml
 from tests.ops.support import REPO, AgentProcess, NotifyListener, collect, payloads
 

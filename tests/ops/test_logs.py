@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from edge import logs
-from edge.localbroker import free_port
+from edge.devtools.localbroker import free_port
 from tests.conftest import lane_yaml
 from tests.ops.support import REPO
 
@@ -188,7 +188,7 @@ def test_a_shell_run_agent_logs_to_its_file_and_the_bundle_takes_it(
 
 @pytest.fixture
 def broker_for_logs(tmp_path: Path) -> Iterator[int]:
-    from edge.localbroker import LocalBroker
+    from edge.devtools.localbroker import LocalBroker
 
     broker = LocalBroker(workdir=tmp_path / "broker").start()
     yield broker.port

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from edge.config import parse_config
+from edge.devtools.localbroker import LocalBroker, free_port
+from edge.devtools.subscriber import Received, Subscriber
 from edge.errors import ConfigError
 from edge.events import SensorState
-from edge.localbroker import LocalBroker, free_port
 from edge.metrics import LaneMetrics
-from edge.publish import Received, Subscriber
 from tests.conftest import lane_yaml
 from tests.ops.support import REPO, AgentProcess, collect, payloads, scrape
 

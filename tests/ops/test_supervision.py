@@ -26,9 +26,9 @@ from drivers.base import Driver
 from drivers.readings import LaneIoState, WeightReading
 from drivers.registry import create_driver
 from edge.config import LaneConfig, RecognitionConfig, parse_config
+from edge.devtools.localbroker import LocalBroker, free_port
 from edge.errors import StageError
 from edge.lane import LaneAgent, load_recognizer
-from edge.localbroker import LocalBroker, free_port
 from edge.outbox import Outbox
 from tests.conftest import lane_yaml
 from tests.ops.support import REPO, AgentProcess, scrape

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.localbroker import LocalBroker
+from edge.devtools.localbroker import LocalBroker
 from tests.conftest import lane_yaml
 from tests.ops.support import AgentProcess, NotifyListener
 

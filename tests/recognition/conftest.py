@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.config import RecognitionConfig
-from edge.recognize import synth
+from edge.devtools import synth
 from edge.recognize.pipeline import PlateRecognizer
 
 DATA = Path(__file__).parent / "data"

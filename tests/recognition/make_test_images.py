@@ -11,7 +11,7 @@ import csv
 import cv2
 import numpy as np
 
-from edge.recognize import synth
+from edge.devtools import synth
 from tests.recognition.conftest import DATA
 
 SEED = 20261123

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edge.config import RecognitionConfig
-from edge.recognize import grammar, region, synth
+from edge.devtools import synth
+from edge.recognize import grammar, region
 from edge.recognize.cells import cell_plate, tail_jobs
 from edge.recognize.ocr import ALPHABET_INDEX, PLATE_ALPHABET, LineRead, ctc_log_likelihood
 from edge.recognize.pipeline import PlateRecognizer

@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 from edge.cargo.iso6346 import compute_check_digit
-from edge.score import match_crossings
-from edge.score_cargo import cargo_score
+from edge.devtools.score import match_crossings
+from edge.devtools.score_cargo import cargo_score
 from simulators.cargo import CargoPlan, CargoSpec, check_digit, plan_cargo, render_side
 from simulators.scenario import Scenario, plan
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from edge.site.localdb import LocalPostgres, find_pg_bin
+from edge.devtools.localdb import LocalPostgres, find_pg_bin
 
 
 @pytest.fixture(scope="session")

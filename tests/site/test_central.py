@@ -17,9 +17,9 @@ from pathlib import Path
 import nats
 import psycopg
 
-from edge.localbroker import LocalBroker
-from edge.site.localdb import LocalPostgres
-from edge.site.localnats import LocalNatsCluster
+from edge.devtools.localbroker import LocalBroker
+from edge.devtools.localdb import LocalPostgres
+from edge.devtools.localnats import LocalNatsCluster
 from tests.integration.support import wait_until
 from tests.site.support import (
     CHECKPOINT,

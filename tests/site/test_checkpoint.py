@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.localbroker import find_mosquitto
-from edge.site.localdb import find_pg_bin
+from edge.devtools.localbroker import find_mosquitto
+from edge.devtools.localdb import find_pg_bin
 from tests.integration.support import ROOT
 
 pytestmark = pytest.mark.slow

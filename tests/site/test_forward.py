@@ -14,8 +14,8 @@ from typing import Any
 import nats
 import pytest
 
-from edge.localbroker import LocalBroker
-from edge.site.localnats import LocalNatsCluster, find_nats_server
+from edge.devtools.localbroker import LocalBroker
+from edge.devtools.localnats import LocalNatsCluster, find_nats_server
 from tests.integration.support import ROOT, wait_until
 from tests.site.support import (
     IngestProcess,

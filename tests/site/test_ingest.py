@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.localbroker import LocalBroker
+from edge.devtools.localbroker import LocalBroker
 from tests.integration.support import ROOT, wait_until
 from tests.site.support import (
     IngestProcess,

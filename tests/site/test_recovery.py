@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.localbroker import LocalBroker, free_port
-from edge.site.localdb import LocalPostgres
+from edge.devtools.localbroker import LocalBroker, free_port
+from edge.devtools.localdb import LocalPostgres
 from tests.conftest import lane_yaml
 from tests.integration.support import Agent, wait_until
 from tests.site.support import IngestProcess, PlayedLane, crossing_event, ingest_yaml, query, scalar

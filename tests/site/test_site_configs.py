@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.devtools.localnats import find_nats_server
 from edge.site.config import load_ingest_config
-from edge.site.localnats import find_nats_server
 from tests.integration.support import ROOT
 
 BROKER = ROOT / "config/broker"

@@ -1,14 +1,14 @@
 """A whole checkpoint here: N simulated lanes, the site broker, PostgreSQL, `lane ingest`.
 
 Used by `lane checkpoint sim` (watch the register fill) and `lane checkpoint score` (compare
-the register with every lane's ground truth, edge/site/checkscore.py). Each lane has its own
+the register with every lane's ground truth, edge/devtools/checkscore.py). Each lane has its own
 simulated devices (simulators.scenario.SimulatedLane, on its own event loop thread, like
 separate hardware) and its own `lane run` process with its own state directory; all lanes
-publish to one Mosquitto (edge/localbroker.py, persistent like a site broker), and one
+publish to one Mosquitto (edge/devtools/localbroker.py, persistent like a site broker), and one
 `lane ingest` process keeps the register. PostgreSQL is the one named by
 ``LANE_CHECKPOINT_DSN`` (default: the local one on port 5432) when it answers, else, or
 when a fault is to crash it, a private one `initdb`'d into a temp directory
-(edge/site/localdb.py).
+(edge/devtools/localdb.py).
 
 Faults (``--chaos``) are real signals to real processes: SIGKILL and SIGSTOP, and a
 PostgreSQL stop in ``immediate`` mode (a crash) followed by a start.
@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from edge.localbroker import LocalBroker
+from edge.devtools.localbroker import LocalBroker
 
 CHECKPOINT = "CP-SIM"
 DEVICE_UP = re.compile(r": device (\S+) \([\w.]+\) is UP")
@@ -259,7 +259,7 @@ class Checkpoint:
             params = psycopg.conninfo.conninfo_to_dict(machine) | {"dbname": name}
             self.dsn = psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
             return
-        from edge.site.localdb import LocalPostgres
+        from edge.devtools.localdb import LocalPostgres
 
         self.postgres = LocalPostgres(workdir=Path(f"/tmp/lane-checkpoint-pg-{os.getpid()}"))
         self.postgres.start()

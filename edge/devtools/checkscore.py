@@ -1,7 +1,7 @@
 """`lane checkpoint score`: a simulated checkpoint's register against every lane's ground truth.
 
 Each register crossing (its latest row, as committed) is matched to the vehicle of its lane
-whose time in the lane it overlaps most (edge.score.match_crossings). Counted:
+whose time in the lane it overlaps most (edge.devtools.score.match_crossings). Counted:
 
 - ``missed``: vehicles with no crossing in the register, except those that passed while
   their own lane agent was down (a fault injected here: from the SIGKILL until the restarted
@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.score import _percentile, match_crossings
-from edge.site.checkpoint import AGENT_START_S, CHECKPOINT, Checkpoint, Downtime
+from edge.devtools.checkpoint import AGENT_START_S, CHECKPOINT, Checkpoint, Downtime
+from edge.devtools.score import _percentile, match_crossings
 
 QUIET_S = 10.0  # no new event from any lane this long, and the register has them all
 

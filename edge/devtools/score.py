@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge.harness import LaneHarness
+from edge.devtools.harness import LaneHarness
 from edge.recognize.grammar import score_key
 from edge.recognize.origin import country_right
 
@@ -287,7 +287,7 @@ def run_score(
     ends = [(d.body, d.received.timestamp()) for d in harness.crossings("end")]
     result = score(harness.truth, ends)
     if any("cargo" in v for v in harness.truth):
-        from edge.score_cargo import cargo_score
+        from edge.devtools.score_cargo import cargo_score
 
         alone = [d.body for d in harness.delivered if d.topic.endswith("/xray")]
         result |= cargo_score(harness.truth, ends, match_crossings(harness.truth, ends), alone)

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.harness import DEFAULT_SCENARIO, LaneHarness
-from edge.score import expected_plate, match_crossings, plate_right
+from edge.devtools.harness import DEFAULT_SCENARIO, LaneHarness
+from edge.devtools.score import expected_plate, match_crossings, plate_right
 
 WEIGHT_TOLERANCE = 0.02  # a weight within 2 % of the scenario's gross weight is right
 

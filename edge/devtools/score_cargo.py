@@ -1,7 +1,8 @@
 """The cargo figures of `lane score`: container codes, ADR plates, X-ray links and alarms.
 
-Each crossing was already matched to its scenario vehicle (:func:`edge.score.match_crossings`);
-this compares the first ``end`` of each with the vehicle's ``cargo`` truth.
+Each crossing was already matched to its scenario vehicle
+(:func:`edge.devtools.score.match_crossings`); this compares the first ``end`` of each with the
+vehicle's ``cargo`` truth.
 
 - ``container_exact``: vehicles with containers whose crossing carries exactly their codes
   (a box painted with a wrong check digit counts when it is carried as read, ``read_only``).
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from edge.score import Matching
+from edge.devtools.score import Matching
 
 
 def _codes(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from edge.localbroker import LocalBroker
-from edge.publish import Subscriber
+from edge.devtools.localbroker import LocalBroker
+from edge.devtools.subscriber import Subscriber
 
 AGENT_START_S = 8.0
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "simulators/scenarios/default.yaml"
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "simulators/scenarios/default.yaml"
 
 
 @dataclass(frozen=True, slots=True)

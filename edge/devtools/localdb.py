@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.localbroker import free_port
+from edge.devtools.localbroker import free_port
 
 
 def find_pg_bin() -> Path | None:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.localbroker import free_port
+from edge.devtools.localbroker import free_port
 
 
 def find_nats_server() -> str | None:
