@@ -154,6 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        name = exc.name or ""
+        missing = [p for p in DEVELOPER_PACKAGES if name == p or name.startswith(f"{p}.")]
+        if not missing:
+            raise
+        print(
+            f"error: `lane {args.command}` is developer tooling that this install leaves out "
+            f"(no {missing[0]}: a runtime-only wheel, LANE_AGENT_WHEEL=runtime); "
+            "install the full lane-agent wheel to run it",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# What a runtime-only wheel leaves out (setup.py); `lane run` never imports them.
+DEVELOPER_PACKAGES = ("edge.devtools", "simulators")
 
 
 # A stop that takes longer is a bug: the agent writes every thread's stack to the log and
