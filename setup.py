@@ -8,6 +8,7 @@ imports. The default (``full``) carries both, so `lane demo`, `lane score`, `lan
 """
 
 import os
+import shutil
 
 from setuptools import find_packages, setup
 
@@ -15,10 +16,18 @@ PROFILES = {
     "full": [],
     "runtime": ["edge.devtools", "edge.devtools.*", "simulators", "simulators.*"],
 }
+# A former full build's lane_agent.egg-info/SOURCES.txt still lists edge/devtools/*.py, and
+# setuptools would carry them as package data of `edge`: excluded by name too.
+EXCLUDED_DATA = {"full": {}, "runtime": {"edge": ["devtools/*"]}}
 
 profile = os.environ.get("LANE_AGENT_WHEEL", "full")
 if profile not in PROFILES:
     raise SystemExit(f"LANE_AGENT_WHEEL={profile!r}: one of {', '.join(PROFILES)}")
+
+# Its own build directory, emptied first: setuptools copies whatever lies in build/lib into the
+# wheel, so a former build's modules (a full build's devtools, a moved file) would ship too.
+BUILD_BASE = f"build/setuptools-{profile}"
+shutil.rmtree(f"{BUILD_BASE}/lib", ignore_errors=True)
 
 setup(
     packages=[
@@ -26,7 +35,6 @@ setup(
         "lane_agent_models",
     ],
     package_dir={"lane_agent_models": "models"},
-    # Its own build directory: setuptools copies from build/lib, where a full build's
-    # devtools would otherwise still lie.
-    options={"build": {"build_base": f"build/setuptools-{profile}"}},
+    exclude_package_data=EXCLUDED_DATA[profile],
+    options={"build": {"build_base": BUILD_BASE}},
 )

@@ -44,19 +44,29 @@ def run(args: list[str], cwd: Path, timeout: float, **env: str) -> subprocess.Co
     )
 
 
+def build_wheel(into: Path, **env: str) -> set[str]:
+    """Build the wheel into ``into``; its file names (the dist-info left out)."""
+    built = run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(into),
+         str(REPO)],
+        into.parent, 600, **env,
+    )  # fmt: skip
+    assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+    names = zipfile.ZipFile(next(into.glob("lane_agent-*.whl"))).namelist()
+    return {n for n in names if ".dist-info/" not in n}
+
+
 def test_the_runtime_wheel_leaves_the_tooling_out_and_runs_a_lane(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    wheels = tmp_path / "wheels"
-    built = run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-         str(wheels), str(REPO)],
-        tmp_path, 600, LANE_AGENT_WHEEL="runtime",
-    )  # fmt: skip
-    assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
-    wheel = next(wheels.glob("lane_agent-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
+    # The full wheel first, as `make wheelhouse` builds it: it leaves edge/devtools listed in
+    # the checkout's egg-info, which the runtime build must not carry along.
+    full = build_wheel(tmp_path / "full")
+    assert {"edge/devtools/harness.py", "simulators/scenarios/default.yaml"} <= full
+    names = build_wheel(tmp_path / "runtime", LANE_AGENT_WHEEL="runtime")
     assert not [n for n in names if n.startswith(("edge/devtools/", "simulators/", "tests/"))]
+    assert names == {n for n in full if not n.startswith(("edge/devtools/", "simulators/"))}
+    wheel = next((tmp_path / "runtime").glob("lane_agent-*.whl"))
     for shipped in (
         "edge/lane.py",
         "edge/publish.py",
