@@ -48,15 +48,20 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _loaded_after(modules: list[str]) -> set[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *modules],
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter of this venv, run from the checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def _loaded_after(modules: list[str]) -> set[str]:
+    done = _python(PROBE, *modules)
     assert done.returncode == 0, done.stderr[-2000:]
     return set(json.loads(done.stdout.splitlines()[-1]))
 
@@ -154,14 +159,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _lane_without_tooling(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", WITHOUT_TOOLING, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return _python(WITHOUT_TOOLING, *args)
 
 
 def test_lane_run_needs_no_tooling() -> None:
