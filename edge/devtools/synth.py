@@ -1,8 +1,9 @@
 """Synthetic plates: the layouts of KZ, RU, UZ, KG, TM, CN and EU plates, one and two rows,
 with dirt, blur, glare, night IR and perspective. Seeded: the same seed draws the same plates.
 
-Used for the committed test images (``tests/recognition/make_test_images.py``) and for
-training data (``models/training/``). OpenCV's Hershey fonts draw the glyphs, so nothing
+Used for the committed test images (``tests/recognition/make_test_images.py``), the recognition
+tests and the benchmarks (``bench/recognition/``); the cell reader's training draws its own
+cells (``models/training/cell_data.py``). OpenCV's Hershey fonts draw the glyphs, so nothing
 outside the project is needed; CN province glyphs need a CJK font, which OpenCV lacks, so CN
 plates are drawn only when a glyph renderer for them is supplied.
 """
