@@ -34,16 +34,18 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from drivers.base import Driver
 from drivers.registry import create_driver
 from edge.acquire import Acquisition, DriverFactory, Recognizer
 from edge.cargo.xray_link import LinkedScan, scan_event
 from edge.config import LaneConfig, RecognitionConfig, load_config
+from edge.control.messages import BrokerReport, DeviceReport, StatusResult, StorageState
+from edge.control.server import start_control
 from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
-from edge.diag.control import start_control
 from edge.errors import (
     AlreadyRunningError,
     ConfigError,
@@ -78,6 +80,7 @@ from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
 from edge.publish import Command, Publisher
+from edge.recognize.overlay import OverlayLearner
 from edge.redact import redact_text
 from edge.reload import ReloadReport, changes
 from edge.scripted import scripted_crossings
@@ -201,7 +204,7 @@ class LaneAgent:
         self._fatal: OutboxError | None = None  # ends run() with exit 4 after the shutdown
         self._stop: asyncio.Event | None = None
         self._publisher: Publisher | None = None
-        self.acquisition: Acquisition | None = None  # read by the diag control socket
+        self.acquisition: Acquisition | None = None  # its drivers serve the control socket
         self.notifier = Notifier()
         self.heartbeats = Heartbeats()
         self.watchdog_s = watchdog_period_s()
@@ -357,7 +360,7 @@ class LaneAgent:
         )
         if self._serve_metrics():
             self.supervisor.watch_thread("metrics-server", alive=self.metrics.serving)
-        control = await start_control(self)
+        control = await start_control(self, self.state_dir)
         if control is not None:
             stack.push_async_callback(control.close)
             self.supervisor.watch_thread("control", alive=control.serving)
@@ -603,6 +606,38 @@ class LaneAgent:
     def request_reload(self) -> None:
         """SIGHUP handler: the reload itself runs as a task on the loop."""
         self._reload_requested.set()
+
+    # --- what the control server asks (edge.control.server.ControlledLane) ---------------
+
+    async def lane_report(self) -> StatusResult:
+        stats = await asyncio.to_thread(self.outbox.stats)
+        publisher, mqtt = self._publisher, self.config.mqtt
+        return StatusResult(
+            pid=os.getpid(),
+            uptime_s=time.monotonic() - self.started,
+            boot_seq=self.boot_seq,
+            healthy=self.healthy,
+            stalled=sorted(self._problems.values()),
+            crossings_total=self.crossings_total,
+            broker=BrokerReport(
+                host=mqtt.host,
+                port=mqtt.port,
+                connected=bool(publisher and publisher.connected),
+                last_error=publisher.stats.last_error if publisher else None,
+            ),
+            outbox={"path": str(self.outbox.path), **stats.as_dict()},
+            storage=StorageState.model_validate(self.storage_state()),
+            devices=[
+                DeviceReport.from_health(name, driver.kind, driver.health())
+                for name, driver in self.running_drivers().items()
+            ],
+        )
+
+    def running_drivers(self) -> Mapping[str, Driver]:
+        return dict(self.acquisition.drivers) if self.acquisition is not None else {}
+
+    def camera_overlays(self) -> Mapping[str, OverlayLearner] | None:
+        return dict(self.acquisition.overlays) if self.acquisition is not None else None
 
     # --- health, watchdog, metrics, reload ----------------------------------------------
 
