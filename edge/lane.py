@@ -28,15 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import IO, Any
 
 from drivers.base import Driver
 from drivers.registry import create_driver
@@ -47,7 +42,6 @@ from edge.control.messages import BrokerReport, DeviceReport, StatusResult, Stor
 from edge.control.server import start_control
 from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
 from edge.errors import (
-    AlreadyRunningError,
     ConfigError,
     ConfigProblem,
     OutboxError,
@@ -75,6 +69,7 @@ from edge.inbound import (
     check_reply_topic,
     parse_json,
 )
+from edge.lock import LaneLock
 from edge.logs import quiet_library_logs, set_lane_context, worth_logging
 from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
@@ -104,48 +99,6 @@ DEFAULT_STALL_S = 30.0
 RELOADABLE = ("telemetry", "storage")
 
 
-class LaneLock:
-    """One agent per lane: an exclusive flock on ``<state_dir>/lane.lock``."""
-
-    def __init__(self, state_dir: Path, *, lane: str = "<lane>") -> None:
-        self.path = state_dir / "lane.lock"
-        self.lane = lane
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.path.open("a+")
-        except OSError as exc:
-            raise _state_dir_error(self.path, exc) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise AlreadyRunningError(
-                f"another lane agent (pid {holder}) already runs on {self.path.parent}; "
-                f"stop it first (systemctl stop lane@{self.lane})"
-            ) from None
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-        except OSError as exc:
-            with contextlib.suppress(OSError):  # close() flushes again, and fails again
-                handle.close()
-            raise _state_dir_error(self.path, exc) from None
-        self._file = handle
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-
 def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
     """The lane's outbox; ``read_only`` for tools that look while the agent may be running."""
     storage = config.storage
@@ -158,12 +111,6 @@ def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
         keep_crossings=storage.keep_crossings,
         read_only=read_only,
     )
-
-
-def _state_dir_error(path: Path, exc: OSError) -> StorageError:
-    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}{hint}", full=full)
 
 
 RecognizerFactory = Callable[[RecognitionConfig], Recognizer]
@@ -1060,27 +1007,3 @@ class LaneAgent:
 
 class BadCommand(ValueError):
     """A command whose payload or arguments are wrong: refused in the reply, no traceback."""
-
-
-def describe_event(event: dict[str, Any]) -> str:  # a decoded event: JSON values
-    """One human line for a crossing event (events tail, demo)."""
-    plates = event.get("plates") or []
-    plate = (
-        ", ".join(
-            f"{p.get('text')} ({p.get('country', '?')}, {p.get('confidence', 0):.2f})"
-            for p in plates
-        )
-        or "UNIDENTIFIED"
-    )
-    weight = event.get("weight") or {}
-    kg = f"{weight.get('gross_kg'):,.0f} kg" if weight else "-"
-    alarms = ", ".join(a["code"] for a in event.get("alarms") or [])
-    return (
-        f"#{event.get('lane_seq'):>6} {event.get('type'):<6} {plate:<28} {kg:>10}"
-        f"{'  ALARM ' + alarms if alarms else ''}"
-        f"{'  (historical)' if event.get('historical') else ''}"
-    )
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
