@@ -36,7 +36,6 @@ from collections.abc import Callable, Mapping
 from drivers.base import Driver
 from drivers.registry import create_driver
 from edge.acquire import Acquisition, DriverFactory, Recognizer
-from edge.cargo.xray_link import LinkedScan, scan_event
 from edge.config import LaneConfig, RecognitionConfig, load_config
 from edge.control.messages import BrokerReport, DeviceReport, StatusResult, StorageState
 from edge.control.server import start_control
@@ -50,8 +49,6 @@ from edge.errors import (
 )
 from edge.events import (
     CommandReply,
-    CrossingEvent,
-    DeviceStatus,
     EventType,
     LaneState,
     LaneStatus,
@@ -61,7 +58,6 @@ from edge.events import (
     parse_crossing,
     utc_now,
 )
-from edge.evidence import EvidenceFile
 from edge.inbound import (
     InboundError,
     TokenBucket,
@@ -74,6 +70,7 @@ from edge.logs import quiet_library_logs, set_lane_context, worth_logging
 from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
+from edge.outgoing import Outgoing
 from edge.publish import Command, Publisher
 from edge.recognize.overlay import OverlayLearner
 from edge.redact import redact_text
@@ -82,8 +79,6 @@ from edge.scripted import scripted_crossings
 from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, probe_loop_lag
 from edge.topics import (
     PRIORITY_CONTROL,
-    PRIORITY_CROSSING,
-    PRIORITY_EVIDENCE,
     PRIORITY_TELEMETRY,
     Topics,
 )
@@ -147,10 +142,11 @@ class LaneAgent:
         self._outbox: Outbox | None = None
         self._writes: WriteThread | None = None
         self._writer: CrossingWriter | None = None
+        self._outgoing: Outgoing | None = None
         self._storage_alarm: str | None = None  # storage.full / storage.error while it lasts
         self._fatal: OutboxError | None = None  # ends run() with exit 4 after the shutdown
         self._stop: asyncio.Event | None = None
-        self._publisher: Publisher | None = None
+        self.publisher: Publisher | None = None
         self.acquisition: Acquisition | None = None  # its drivers serve the control socket
         self.notifier = Notifier()
         self.heartbeats = Heartbeats()
@@ -199,6 +195,11 @@ class LaneAgent:
     def writer(self) -> CrossingWriter:
         assert self._writer is not None, "agent not started"
         return self._writer
+
+    @property
+    def outgoing(self) -> Outgoing:
+        assert self._outgoing is not None, "agent not started"
+        return self._outgoing
 
     @property
     def identity(self) -> LaneIdentity:
@@ -254,8 +255,17 @@ class LaneAgent:
             self.topics.crossing,
             limit=self.config.storage.held_events,
             on_fault=self._storage_changed,
-            on_committed=self._crossings_committed,
+            on_committed=lambda _events: self.outgoing.wake_publisher(),
             on_overflow=self._held_overflow,
+        )
+        self._outgoing = Outgoing(
+            self.outbox,
+            writes,
+            self.topics,
+            checkpoint=self.config.checkpoint,
+            lane=self.config.lane,
+            boot_seq=self.boot_seq,
+            on_storage_fault=self._storage_failed,
         )
         await self._end_interrupted()
         stats = await asyncio.to_thread(self.outbox.stats)
@@ -269,7 +279,7 @@ class LaneAgent:
         )
         # Loaded and warmed up before anything announces the lane `online`.
         recognizer = await self._load_recognizer()
-        publisher = self._publisher = Publisher(
+        publisher = self.publisher = self.outgoing.publisher = Publisher(
             self.config,
             self.outbox,
             writes,
@@ -341,8 +351,8 @@ class LaneAgent:
         await self._last_flush()
         self._queue_status(LaneState.STOPPED)
         await self.writes.settled()  # stored before the publisher sends what is pending
-        if self._publisher is not None:
-            await asyncio.to_thread(self._publisher.stop)
+        if self.publisher is not None:
+            await asyncio.to_thread(self.publisher.stop)
 
     def _part_failed(self, part: str, exc: BaseException) -> None:
         """A fatal part failed (the supervisor logged it): stop in order, then exit 1."""
@@ -423,53 +433,6 @@ class LaneAgent:
         if self._stop is not None:
             self._stop.set()
 
-    def _crossings_committed(self, events: list[CrossingEvent]) -> None:
-        if self._publisher is not None:
-            self._publisher.wake()
-
-    def _store_message(
-        self,
-        *,
-        kind: str,
-        topic: str,
-        payload: bytes,
-        priority: int,
-        retain: bool = False,
-        properties: dict[str, object] | None = None,
-        expires_in_s: float | None = None,
-        unstored_on_fault: bool = False,
-    ) -> None:
-        """Hand one message to the outbox writer thread (never waits; any thread).
-
-        A storage fault raises the writer's alarm; with ``unstored_on_fault`` (the retained
-        lane status, which carries that alarm) the message still goes out once, unstored.
-        The writer runs the jobs in order, so the newest status is the one that wins.
-        """
-        publisher = self._publisher
-
-        def store() -> None:
-            if unstored_on_fault and publisher is not None:
-                publisher.drop_unstored(topic)  # a newer status: the unstored one is stale
-            try:
-                self.outbox.add_message(
-                    kind=kind,
-                    topic=topic,
-                    payload=payload,
-                    priority=priority,
-                    retain=retain,
-                    properties=properties,
-                    expires_in_s=expires_in_s,
-                )
-            except StorageError as exc:
-                self._storage_failed(exc)
-                if unstored_on_fault and publisher is not None:
-                    publisher.send_unstored(topic, payload, retain=retain)
-                return
-            if publisher is not None:
-                publisher.wake()
-
-        self.writes.post(store)
-
     async def _load_recognizer(self) -> Recognizer | None:
         """The recogniser if a camera needs one (blocking load and warm-up, off the loop)."""
         if not any(d.kind.startswith("anpr.") for d in self.config.devices if d.enabled):
@@ -484,8 +447,8 @@ class LaneAgent:
             self.config,
             emit=lambda emission: self.emit(emission.record, emission.type),
             on_health=self._device_changed,
-            on_evidence=self._queue_evidence,
-            on_scan=self._queue_scan,
+            on_evidence=self.outgoing.evidence,
+            on_scan=self.outgoing.scan,
             recognizer=recognizer,
             supervisor=self.supervisor,
             metrics=self.metrics,
@@ -498,56 +461,13 @@ class LaneAgent:
         if self.acquisition is not None:
             self.acquisition.neighbour_crossing(lane, payload)
 
-    def _queue_scan(self, linked: LinkedScan) -> None:
-        """An X-ray scan not carried by a crossing goes out alone (QoS 1, like crossings)."""
-        event = scan_event(
-            linked,
-            checkpoint=self.identity.checkpoint,
-            lane=self.identity.lane,
-            boot_seq=self.boot_seq,
-        )
-        log.warning(
-            "X-ray scan %s from %s sent on its own (%s)%s",
-            linked.scan.scan_id,
-            linked.scan.device_id,
-            linked.reason,
-            f", linked to crossing {linked.crossing_id}" if linked.crossing_id else "",
-        )
-        self._store_message(
-            kind="xray", topic=self.topics.xray, payload=event.to_json(), priority=PRIORITY_CROSSING
-        )
-
-    def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
-        """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""
-        for f in files:
-            self._store_message(
-                kind="evidence",
-                topic=self.topics.evidence(crossing_id, f.name),
-                payload=f.data,
-                priority=PRIORITY_EVIDENCE,
-            )
-
     def _device_changed(
         self, device: str, kind: str, state: SensorState, reason: str | None
     ) -> None:
         """A retained device status and the lane status; ``metrics`` logs the one line."""
         reason = redact_text(reason) if reason is not None else None  # retained: no secret
         self.metrics.device_state(device, state, reason=reason, kind=kind)
-        status = DeviceStatus(
-            device=device,
-            kind=kind,
-            state=state,
-            since=utc_now(),
-            last_error=reason,
-            produced=utc_now(),
-        )
-        self._store_message(
-            kind="status",
-            topic=self.topics.device_status(device),
-            payload=status.to_json(),
-            priority=PRIORITY_CONTROL,
-            retain=True,
-        )
+        self.outgoing.device_status(device, kind, state, reason)
         self._queue_status(LaneState.ONLINE)
 
     def request_reload(self) -> None:
@@ -558,7 +478,7 @@ class LaneAgent:
 
     async def lane_report(self) -> StatusResult:
         stats = await asyncio.to_thread(self.outbox.stats)
-        publisher, mqtt = self._publisher, self.config.mqtt
+        publisher, mqtt = self.publisher, self.config.mqtt
         return StatusResult(
             pid=os.getpid(),
             uptime_s=time.monotonic() - self.started,
@@ -611,7 +531,7 @@ class LaneAgent:
     def _take_snapshot(self) -> LaneSnapshot:
         """Runs in a worker thread: reads the outbox."""
         stats: OutboxStats = self.outbox.stats()
-        publisher = self._publisher
+        publisher = self.publisher
         return LaneSnapshot(
             uptime_s=time.monotonic() - self.started,
             boot_seq=self.boot_seq,
@@ -800,7 +720,7 @@ class LaneAgent:
         )
 
     def _queue_status(self, state: LaneState) -> None:
-        self._store_message(
+        self.outgoing.store(
             kind="status",
             topic=self.topics.status,
             payload=self._lane_status(state).to_json(),
@@ -855,7 +775,7 @@ class LaneAgent:
                 watchdog_healthy=snapshot.watchdog_healthy,
                 devices=self.metrics.device_states(),
             )
-            self._store_message(
+            self.outgoing.store(
                 kind="telemetry",
                 topic=self.topics.telemetry,
                 payload=telemetry.to_json(),
@@ -995,7 +915,7 @@ class LaneAgent:
         properties: dict[str, object] = {"expiry_s": COMMAND_REPLY_EXPIRY_S}
         if command.correlation_data is not None:
             properties["correlation_data"] = command.correlation_data.hex()
-        self._store_message(
+        self.outgoing.store(
             kind="reply",
             topic=reply_topic,
             payload=reply.to_json(),
