@@ -39,7 +39,8 @@ from edge.acquire import Acquisition, DriverFactory, Recognizer
 from edge.config import LaneConfig, RecognitionConfig, load_config
 from edge.control.messages import BrokerReport, DeviceReport, StatusResult, StorageState
 from edge.control.server import start_control
-from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
+from edge.crossing import CrossingRecord, LaneIdentity
+from edge.crossings import LaneCrossings
 from edge.errors import (
     ConfigError,
     ConfigProblem,
@@ -55,7 +56,6 @@ from edge.events import (
     SensorState,
     Telemetry,
     agent_version,
-    parse_crossing,
     utc_now,
 )
 from edge.inbound import (
@@ -75,7 +75,6 @@ from edge.publish import Command, Publisher
 from edge.recognize.overlay import OverlayLearner
 from edge.redact import redact_text
 from edge.reload import ReloadReport, changes
-from edge.scripted import scripted_crossings
 from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, probe_loop_lag
 from edge.topics import (
     PRIORITY_CONTROL,
@@ -136,13 +135,13 @@ class LaneAgent:
         self.state_dir = config.storage.resolved_state_dir()
         self.lock = LaneLock(self.state_dir, lane=config.lane)
         self.started = time.monotonic()
-        self.crossings_total = 0
         self.boot_seq = 0
         self._alarms: tuple[str, ...] = ()
         self._outbox: Outbox | None = None
         self._writes: WriteThread | None = None
         self._writer: CrossingWriter | None = None
         self._outgoing: Outgoing | None = None
+        self._crossings: LaneCrossings | None = None
         self._storage_alarm: str | None = None  # storage.full / storage.error while it lasts
         self._fatal: OutboxError | None = None  # ends run() with exit 4 after the shutdown
         self._stop: asyncio.Event | None = None
@@ -195,6 +194,15 @@ class LaneAgent:
     def writer(self) -> CrossingWriter:
         assert self._writer is not None, "agent not started"
         return self._writer
+
+    @property
+    def crossings(self) -> LaneCrossings:
+        assert self._crossings is not None, "agent not started"
+        return self._crossings
+
+    @property
+    def crossings_total(self) -> int:
+        return self._crossings.total if self._crossings is not None else 0
 
     @property
     def outgoing(self) -> Outgoing:
@@ -267,7 +275,15 @@ class LaneAgent:
             boot_seq=self.boot_seq,
             on_storage_fault=self._storage_failed,
         )
-        await self._end_interrupted()
+        crossings = self._crossings = LaneCrossings(
+            self.identity,
+            outbox=self.outbox,
+            writes=writes,
+            writer=self.writer,
+            metrics=self.metrics,
+            on_storage_fault=self._storage_failed,
+        )
+        await crossings.end_interrupted()
         stats = await asyncio.to_thread(self.outbox.stats)
         log.info(
             "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
@@ -339,8 +355,14 @@ class LaneAgent:
         spawn(
             "loop-lag", lambda: probe_loop_lag(self.metrics.loop_lag.observe), policy=Policy.RESTART
         )
-        if self.config.scripted is not None and self.config.scripted.vehicles:
-            spawn("scripted", self._run_scripted, policy=Policy.FATAL, may_finish=True)
+        scripted = self.config.scripted
+        if scripted is not None and scripted.vehicles:
+            spawn(
+                "scripted",
+                lambda: crossings.run_scripted(scripted),
+                policy=Policy.FATAL,
+                may_finish=True,
+            )
             stack.push_async_callback(self.supervisor.stop, "scripted")
         acquisition = self.acquisition = await self._start_devices(recognizer)
         if acquisition is not None:
@@ -348,7 +370,7 @@ class LaneAgent:
 
     async def _stop_publishing(self) -> None:
         """The last try for held crossings, the `stopped` status, then the publisher."""
-        await self._last_flush()
+        self._fatal = await self.crossings.last_flush()
         self._queue_status(LaneState.STOPPED)
         await self.writes.settled()  # stored before the publisher sends what is pending
         if self.publisher is not None:
@@ -363,43 +385,10 @@ class LaneAgent:
         if self._stop is not None:
             self._stop.set()
 
-    async def _end_interrupted(self) -> None:
-        """Every ``new`` has one ``end``: end what a crash (kill -9, power loss) left open."""
-        ends = []
-        for stored in await asyncio.to_thread(self.outbox.unfinished_crossings):
-            try:
-                last = parse_crossing(stored)
-            except ValueError as exc:  # an event no longer readable: say so, do not guess
-                log.error("a stored crossing event cannot be read, not ended: %s", exc)
-                continue
-            ends.append(interrupted_end(last, self.boot_seq))
-        if not ends:
-            return
-        log.warning(
-            "ending %d crossing(s) the last run left open (end_reason %s): %s",
-            len(ends),
-            INTERRUPTED,
-            ", ".join(e.crossing_id for e in ends),
-        )
-        for end in ends:
-            await self.writer.put(end)
-            self.metrics.crossings.labels(INTERRUPTED).inc()
-            self.crossings_total += 1
-
-    async def _last_flush(self) -> None:
-        """On stop, one more try for held crossing events; what is still held is lost: exit 4."""
-        writer = self.writer
-        if writer.held:
-            await writer.flush()
-        if not writer.held:
-            return
-        held, crossings = writer.held, writer.held_crossings()
-        message = (
-            f"stopping with {held} crossing events of {crossings} crossings still held in "
-            f"memory, never stored: {writer.fault or 'the outbox cannot be written'}"
-        )
-        log.critical("%s; they are lost, exiting 4", message)
-        self._fatal = OutboxError(message)
+    async def emit(self, record: CrossingRecord, event_type: EventType) -> None:
+        """Commit one crossing event durably (or hold it while the store fails), then send
+        (``edge.crossings.LaneCrossings.emit``)."""
+        await self.crossings.emit(record, event_type)
 
     # --- storage faults -------------------------------------------------------------------
 
@@ -445,7 +434,7 @@ class LaneAgent:
             return None
         acquisition = Acquisition(
             self.config,
-            emit=lambda emission: self.emit(emission.record, emission.type),
+            emit=lambda emission: self.crossings.emit(emission.record, emission.type),
             on_health=self._device_changed,
             on_evidence=self.outgoing.evidence,
             on_scan=self.outgoing.scan,
@@ -668,42 +657,6 @@ class LaneAgent:
             self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
 
     # --- crossings ----------------------------------------------------------------------
-
-    async def emit(self, record: CrossingRecord, event_type: EventType) -> None:
-        """Commit one crossing event durably (or hold it while the store fails), then send.
-
-        The event is made now, so later changes to ``record`` do not reach it; the writer
-        gives it its ``lane_seq`` in the commit (1 until then). Never raises on a storage
-        fault: the task producing crossings must not end on a full disk.
-        """
-        event = make_event(record, event_type, self.identity, 1)
-        committed = await self.writer.put(event)  # watched: a write stuck on the disk stalls
-        if event_type == EventType.END:
-            self.crossings_total += 1
-            self.metrics.crossing_finished(record)
-            if record.trace and committed:
-                try:
-                    await self.writes.run(self.outbox.save_trace, record.crossing_id, record.trace)
-                except StorageError as exc:  # the story for `diag explain`, not a delivery
-                    self._storage_failed(exc)
-
-    async def _run_scripted(self) -> None:
-        scripted = self.config.scripted
-        assert scripted is not None
-        open_record: CrossingRecord | None = None
-        try:
-            for step in scripted_crossings(scripted.vehicles, seed=scripted.seed):
-                await self.emit(step.record, step.event_type)
-                open_record = step.record if step.event_type == EventType.NEW else None
-                await asyncio.sleep(scripted.interval_ms / 2000)
-            log.info("scripted source finished: %d vehicles", scripted.vehicles)
-        except asyncio.CancelledError:
-            if open_record is not None:
-                # Every `new` gets an `end`, also when the agent stops mid-crossing.
-                open_record.end = utc_now()
-                open_record.end_reason = "shutdown"
-                await asyncio.shield(self.emit(open_record, EventType.END))
-            raise
 
     # --- status, telemetry, commands ----------------------------------------------------
 
