@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from drivers.base import Driver
 from drivers.registry import create_driver
 from edge.acquire import Acquisition, DriverFactory, Recognizer
+from edge.commands import LaneCommands
 from edge.config import LaneConfig, RecognitionConfig, load_config
 from edge.control.messages import BrokerReport, DeviceReport, StatusResult, StorageState
 from edge.control.server import start_control
@@ -49,7 +50,6 @@ from edge.errors import (
     StorageError,
 )
 from edge.events import (
-    CommandReply,
     EventType,
     LaneState,
     LaneStatus,
@@ -58,24 +58,17 @@ from edge.events import (
     agent_version,
     utc_now,
 )
-from edge.inbound import (
-    InboundError,
-    TokenBucket,
-    WindowBudget,
-    check_reply_topic,
-    parse_json,
-)
 from edge.lock import LaneLock
-from edge.logs import quiet_library_logs, set_lane_context, worth_logging
+from edge.logs import quiet_library_logs, set_lane_context
 from edge.metrics import LaneMetrics, LaneSnapshot
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
 from edge.outbox import Outbox, OutboxStats
 from edge.outgoing import Outgoing
-from edge.publish import Command, Publisher
+from edge.publish import Publisher
 from edge.recognize.overlay import OverlayLearner
 from edge.redact import redact_text
 from edge.reload import ReloadReport, changes
-from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, probe_loop_lag
+from edge.supervisor import Policy, Supervisor, probe_loop_lag
 from edge.topics import (
     PRIORITY_CONTROL,
     PRIORITY_TELEMETRY,
@@ -85,8 +78,6 @@ from edge.writer import CrossingWriter, WriteThread
 
 log = logging.getLogger(__name__)
 
-COMMAND_REPLY_EXPIRY_S = 60
-COMMAND_QUEUE = 64  # admitted commands waiting for the worker; more are dropped
 # Without a systemd watchdog a stage is still reported stalled (STATUS, metrics) after this.
 DEFAULT_STALL_S = 30.0
 # Config sections a SIGHUP applies; any other change is reported and waits for a restart.
@@ -165,20 +156,7 @@ class LaneAgent:
         self._problems: dict[str, str] = {}
         self._snapshot: LaneSnapshot | None = None
         self._reload_requested = asyncio.Event()
-        self.commands_refused = 0
-        self.commands_dropped = 0
-        self._command_bucket = TokenBucket(
-            config.mqtt.command_rate_per_s, config.mqtt.command_burst
-        )
-        self._replay_budget = WindowBudget(config.mqtt.replay_events_per_minute)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._command_queue: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE)
-        self._commands: dict[str, Callable[[Command], dict[str, object]]] = {
-            "ping": lambda _cmd: {"pong": True, "boot_seq": self.boot_seq},
-            "status": self._command_status,
-            "outbox_stats": lambda _cmd: self.outbox.stats().as_dict(),
-            "replay": self._command_replay,
-        }
 
     @property
     def outbox(self) -> Outbox:
@@ -295,13 +273,27 @@ class LaneAgent:
         )
         # Loaded and warmed up before anything announces the lane `online`.
         recognizer = await self._load_recognizer()
+        assert self._loop is not None
+        commands = LaneCommands(
+            self.config.mqtt,
+            self.topics,
+            boot_seq=self.boot_seq,
+            outbox=self.outbox,
+            writes=writes,
+            outgoing=self.outgoing,
+            supervisor=self.supervisor,
+            metrics=self.metrics,
+            republish_status=lambda: self._queue_status(LaneState.ONLINE),
+            on_storage_fault=self._storage_failed,
+            loop=self._loop,
+        )
         publisher = self.publisher = self.outgoing.publisher = Publisher(
             self.config,
             self.outbox,
             writes,
             will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
             on_connected=self._connected,
-            on_command=self._admit_command,
+            on_command=commands.admit,
             on_neighbour=self._neighbour_crossing,
         )
         publisher.on_latency = self.metrics.observe_publish
@@ -316,14 +308,6 @@ class LaneAgent:
                 "Publishes not acknowledged within mqtt.ack_timeout_s (sent again on a new "
                 "connection).",
                 lambda: publisher.stats.resent_after_timeout,
-            ),
-            commands_dropped=(
-                "Commands dropped unanswered (rate limit, full queue).",
-                lambda: self.commands_dropped,
-            ),
-            commands_refused=(
-                "Commands refused with a reply (bad payload, reply topic, unknown).",
-                lambda: self.commands_refused,
             ),
         )
         publisher.start()
@@ -346,7 +330,7 @@ class LaneAgent:
         writer = self.writer
         stack.push_async_callback(self.supervisor.aclose)
         spawn = self.supervisor.spawn
-        spawn("commands", self._serve_commands, policy=Policy.RESTART, progress=True)
+        spawn("commands", commands.serve, policy=Policy.RESTART, progress=True)
         spawn("storage-retry", writer.run, policy=Policy.FATAL)
         spawn("alarms", self._watch_alarms, policy=Policy.RESTART, progress=True)
         spawn("telemetry", self._telemetry, policy=Policy.RESTART, progress=True)
@@ -735,148 +719,3 @@ class LaneAgent:
                 priority=PRIORITY_TELEMETRY,
                 properties={"expiry_s": int(self.config.telemetry.interval_s * 10)},
             )
-
-    def _command_status(self, _command: Command) -> dict[str, object]:
-        self._queue_status(LaneState.ONLINE)
-        return {"republished": True}
-
-    def _command_replay(self, command: Command) -> dict[str, object]:
-        """``{"from_seq": N, "to_seq": M}``: send those crossing events again (a lane_seq gap)."""
-        try:
-            body = self._command_body(command)
-            if not isinstance(body, dict):
-                raise TypeError("the body is a JSON object")
-            first, last = body["from_seq"], body["to_seq"]
-            if not (isinstance(first, int) and isinstance(last, int)):
-                raise TypeError("lane_seq values are integers")
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BadCommand(f'replay takes {{"from_seq": N, "to_seq": M}}: {exc}') from exc
-        mqtt = self.config.mqtt
-        if not 1 <= first <= last:
-            raise BadCommand(f"a lane_seq range runs from 1 up: got {first}..{last}")
-        if last - first >= mqtt.replay_max_events:
-            raise BadCommand(
-                f"at most {mqtt.replay_max_events} events per replay: ask for smaller ranges"
-            )
-        # A 32-byte request must not make the lane re-send megabytes without end: the events
-        # of all replays in a minute are bounded, and the reply names what it refused.
-        allowed = min(last - first + 1, self._replay_budget.available())
-        result: dict[str, object] = {"queued": 0, "pending": 0, "not_kept": []}
-        if allowed:
-            replay = self.writes.call(
-                self.outbox.replay, first, first + allowed - 1, self.topics.crossing
-            )
-            self._replay_budget.spend(replay.queued)
-            result = replay.as_dict()
-        if first + allowed <= last:
-            result["refused"] = [[first + allowed, last]]
-            result["retry_after_s"] = round(self._replay_budget.retry_after_s(), 1)
-        log.info(
-            "replay of lane_seq %d..%d requested: %s queued again, %s still pending, not kept %s,"
-            " refused %s",
-            first,
-            last,
-            result["queued"],
-            result["pending"],
-            result["not_kept"] or "none",
-            result.get("refused") or "none",
-        )
-        return result
-
-    def _command_body(self, command: Command) -> object:
-        mqtt = self.config.mqtt
-        return parse_json(
-            command.payload, max_bytes=mqtt.max_command_bytes, max_depth=mqtt.max_json_depth
-        )
-
-    def _admit_command(self, command: Command) -> None:
-        """Publisher thread: admit the command (rate limit) and hand it to the loop.
-
-        Command work (a replay writes thousands of rows) never runs on the publishing path;
-        a flood beyond ``mqtt.command_rate_per_s`` / ``command_burst`` or a full queue is
-        dropped unanswered (an answer would amplify it) and counted.
-        """
-        loop = self._loop
-        if not self._command_bucket.take() or loop is None or loop.is_closed():
-            self._drop_command(command, "over the command rate limit")
-            return
-        loop.call_soon_threadsafe(self._queue_command, command)
-
-    def _queue_command(self, command: Command) -> None:
-        try:
-            self._command_queue.put_nowait(command)
-        except asyncio.QueueFull:
-            self._drop_command(command, f"{COMMAND_QUEUE} commands already waiting")
-
-    def _drop_command(self, command: Command, why: str) -> None:
-        self.commands_dropped += 1
-        if worth_logging(self.commands_dropped):
-            log.warning(
-                "command %s dropped unanswered (%d so far): %s",
-                command.name,
-                self.commands_dropped,
-                why,
-            )
-
-    async def _serve_commands(self) -> None:
-        while True:
-            self.supervisor.beat("commands")
-            try:
-                async with asyncio.timeout(IDLE_BEAT_S):
-                    command = await self._command_queue.get()
-            except TimeoutError:
-                continue  # no command: idle by design
-            await asyncio.to_thread(self._handle_command, command)
-
-    def _handle_command(self, command: Command) -> None:
-        """Run one command and queue its reply (a worker thread, never the loop).
-
-        A command whose response topic the lane may not publish to is not executed; its
-        refusal goes to the lane's own reply topic (with the correlation data), so neither a
-        wildcard nor another lane's topic ever reaches the outbox.
-        """
-        reply_topic = self.topics.reply(command.name)
-        handler = self._commands.get(command.name)
-        try:
-            if len(command.payload) > self.config.mqtt.max_command_bytes:
-                raise InboundError(
-                    f"command of {len(command.payload):,} bytes is over the limit of "
-                    f"{self.config.mqtt.max_command_bytes:,}"
-                )
-            if command.response_topic is not None:
-                reply_topic = check_reply_topic(
-                    command.response_topic, [reply_topic, *self.config.mqtt.reply_topics]
-                )
-            if handler is None:
-                raise BadCommand(f"unknown command; known: {', '.join(sorted(self._commands))}")
-            reply = CommandReply(
-                command=command.name, ok=True, result=handler(command), produced=utc_now()
-            )
-        except StorageError as exc:  # e.g. a replay on a full disk: expected, no traceback
-            self._storage_failed(exc)
-            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
-        except (BadCommand, InboundError) as exc:
-            self.commands_refused += 1
-            if worth_logging(self.commands_refused):
-                log.warning(
-                    "command %s refused (%d so far): %s", command.name, self.commands_refused, exc
-                )
-            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
-        except Exception as exc:
-            log.exception("command %s failed", command.name)
-            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
-        properties: dict[str, object] = {"expiry_s": COMMAND_REPLY_EXPIRY_S}
-        if command.correlation_data is not None:
-            properties["correlation_data"] = command.correlation_data.hex()
-        self.outgoing.store(
-            kind="reply",
-            topic=reply_topic,
-            payload=reply.to_json(),
-            priority=PRIORITY_CONTROL,
-            properties=properties,
-            expires_in_s=COMMAND_REPLY_EXPIRY_S,
-        )
-
-
-class BadCommand(ValueError):
-    """A command whose payload or arguments are wrong: refused in the reply, no traceback."""
