@@ -37,7 +37,7 @@ from drivers.base import Driver
 from drivers.registry import create_driver
 from edge.acquire import Acquisition, DriverFactory, Recognizer
 from edge.commands import LaneCommands
-from edge.config import LaneConfig, RecognitionConfig, load_config
+from edge.config import LaneConfig, RecognitionConfig
 from edge.control.messages import BrokerReport, DeviceReport, StatusResult, StorageState
 from edge.control.server import start_control
 from edge.crossing import CrossingRecord, LaneIdentity
@@ -67,7 +67,7 @@ from edge.outgoing import Outgoing
 from edge.publish import Publisher
 from edge.recognize.overlay import OverlayLearner
 from edge.redact import redact_text
-from edge.reload import ReloadReport, changes
+from edge.reload import Reloader, ReloadReport
 from edge.supervisor import Policy, Supervisor, probe_loop_lag
 from edge.topics import (
     PRIORITY_CONTROL,
@@ -80,8 +80,6 @@ log = logging.getLogger(__name__)
 
 # Without a systemd watchdog a stage is still reported stalled (STATUS, metrics) after this.
 DEFAULT_STALL_S = 30.0
-# Config sections a SIGHUP applies; any other change is reported and waits for a restart.
-RELOADABLE = ("telemetry", "storage")
 
 
 def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
@@ -151,11 +149,11 @@ class LaneAgent:
             stall_s=self.watchdog_s or DEFAULT_STALL_S,
         )
         self._failure: StageError | None = None  # a fatal part: run() ends with exit 1
-        self.last_reload: ReloadReport | None = None
+        self._reloader: Reloader | None = None
         self.healthy = True
         self._problems: dict[str, str] = {}
         self._snapshot: LaneSnapshot | None = None
-        self._reload_requested = asyncio.Event()
+        self._reload_requested = asyncio.Event()  # SIGHUP may come before the reloader runs
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -328,6 +326,16 @@ class LaneAgent:
             beat=lambda: writes.busy_since or time.monotonic(),
         )
         writer = self.writer
+        reloader = self._reloader = Reloader(
+            self._reload_requested,
+            current=lambda: self.config,
+            apply=self._reloaded,
+            outbox=self.outbox,
+            writer=writer,
+            notifier=self.notifier,
+            metrics=self.metrics,
+            status_line=self._status_line,
+        )
         stack.push_async_callback(self.supervisor.aclose)
         spawn = self.supervisor.spawn
         spawn("commands", commands.serve, policy=Policy.RESTART, progress=True)
@@ -335,7 +343,7 @@ class LaneAgent:
         spawn("alarms", self._watch_alarms, policy=Policy.RESTART, progress=True)
         spawn("telemetry", self._telemetry, policy=Policy.RESTART, progress=True)
         spawn("refresh", self._refresh, policy=Policy.RESTART, progress=True)
-        spawn("reloader", self._reloader, policy=Policy.RESTART)
+        spawn("reloader", reloader.run, policy=Policy.RESTART)
         spawn(
             "loop-lag", lambda: probe_loop_lag(self.metrics.loop_lag.observe), policy=Policy.RESTART
         )
@@ -446,6 +454,14 @@ class LaneAgent:
     def request_reload(self) -> None:
         """SIGHUP handler: the reload itself runs as a task on the loop."""
         self._reload_requested.set()
+
+    async def reload(self) -> ReloadReport:
+        """Re-read the config file and apply what needs no restart (``edge.reload``)."""
+        assert self._reloader is not None, "agent not started"
+        return await self._reloader.reload()
+
+    def _reloaded(self, config: LaneConfig) -> None:
+        self.config = config
 
     # --- what the control server asks (edge.control.server.ControlledLane) ---------------
 
@@ -578,71 +594,6 @@ class LaneAgent:
                 self.notifier.status(status)
                 last_status = status
             await asyncio.sleep(tick)
-
-    async def _reloader(self) -> None:
-        while True:
-            await self._reload_requested.wait()
-            self._reload_requested.clear()
-            try:
-                await self.reload()
-            except Exception:
-                # A reload must never take the lane down (this task is a watched stage).
-                log.exception("reload failed; keeping the running config")
-                self.metrics.reloads.labels("failed").inc()
-
-    async def reload(self) -> ReloadReport:
-        """Re-read the config file and apply what needs no restart; say exactly what.
-
-        Applied: ``telemetry`` and the outbox bounds in ``storage``. Anything else that changed
-        (broker, identity, devices, recognition, state_dir, metrics) is named, key by key, in
-        the same log line and waits for a restart. An invalid file changes nothing. The
-        report is kept as ``last_reload`` (``lane diag``).
-        """
-        self.notifier.reloading()
-        path = self.config.source
-        try:
-            try:
-                new = await asyncio.to_thread(load_config, path)
-            except ConfigError as exc:
-                report = ReloadReport(str(path), error="\n  ".join(str(p) for p in exc.problems))
-                log.error("%s", report.line(self.config.lane))
-                self.metrics.reloads.labels("failed").inc()
-                self.last_reload = report
-                return report
-            old = self.config
-            storage = new.storage.model_copy(update={"state_dir": old.storage.state_dir})
-            updated = old.model_copy(update={"telemetry": new.telemetry, "storage": storage})
-            updated._source = old.source
-            applied = [
-                c
-                for name in RELOADABLE
-                for c in changes(getattr(old, name), getattr(updated, name), name)
-            ]
-            needs_restart = sorted(
-                c.key
-                for c in changes(old, new)
-                if c.key.split(".", 1)[0] not in RELOADABLE or c.key == "storage.state_dir"
-            )
-            self.config = updated
-            outbox = self.outbox
-            outbox.max_rows = storage.max_rows
-            outbox.max_bytes = storage.max_bytes
-            outbox.alarm_fill = storage.alarm_fill
-            outbox.live_window_ns = int(storage.live_window_s * 1e9)
-            outbox.keep_crossings = storage.keep_crossings
-            self.writer.limit = storage.held_events
-            report = ReloadReport(str(path), applied=applied, needs_restart=needs_restart)
-            level = logging.WARNING if needs_restart else logging.INFO
-            log.log(level, "%s", report.line(old.lane))
-            self.metrics.reloads.labels("applied").inc()
-            self.last_reload = report
-            return report
-        finally:
-            self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
-
-    # --- crossings ----------------------------------------------------------------------
-
-    # --- status, telemetry, commands ----------------------------------------------------
 
     def _lane_status(self, state: LaneState) -> LaneStatus:
         return LaneStatus(
