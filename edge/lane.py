@@ -311,11 +311,12 @@ class LaneAgent:
                 lambda: publisher.stats.resent_after_timeout,
             ),
         )
-        publisher.start()
-        stack.push_async_callback(self._stop_publishing)
+        # Watched before it starts: a crash in its first instant must stop the agent too.
         self.supervisor.watch_thread(
             "publisher", alive=lambda: publisher.alive, beat=lambda: publisher.heartbeat
         )
+        publisher.start()
+        stack.push_async_callback(self._stop_publishing)
         if self._serve_metrics():
             self.supervisor.watch_thread("metrics-server", alive=self.metrics.serving)
         control = await start_control(self, self.state_dir)
@@ -393,7 +394,15 @@ class LaneAgent:
 
     def storage_state(self) -> dict[str, object]:
         """The storage alarm and what is held in memory (for `lane diag`)."""
-        return self.health.storage_state()
+        if self._health is None:  # not started: nothing held
+            return {
+                "alarm": None,
+                "error": None,
+                "held_events": 0,
+                "held_crossings": 0,
+                "held_limit": self.config.storage.held_events,
+            }
+        return self._health.storage_state()
 
     def _storage_failed(self, exc: StorageError) -> None:
         """A message write failed (any thread): the writer raises the alarm and retries."""
