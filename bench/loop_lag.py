@@ -61,7 +61,7 @@ async def one_run(
     agent = LaneAgent(config)
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))
-    while agent.acquisition is None and agent._publisher is None:  # started
+    while agent.publisher is None:  # started
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
     blob = os.urandom(size)
@@ -83,7 +83,7 @@ async def one_run(
                 priority=PRIORITY_EVIDENCE,
             )
         else:
-            agent._queue_evidence(f"bench-{n}", evidence)
+            agent.outgoing.evidence(f"bench-{n}", evidence)
         await asyncio.sleep(1 / per_s)
     probe.cancel()
     stop.set()

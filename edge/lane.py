@@ -1,4 +1,4 @@
-"""The lane agent: owns the lock, the outbox, the publisher and the crossing sources.
+"""The lane agent's life cycle: the lock, the outbox, the publisher, the parts, in order.
 
 ``LaneAgent.run`` runs until its stop event is set, then shuts down in order: sources end
 the crossing in progress (``end_reason: shutdown``), pending messages are sent for a few
@@ -6,8 +6,8 @@ seconds, ``stopped`` is published, the outbox is closed.
 
 Under systemd (``systemd/lane@.service``) it also speaks sd_notify: ``READY=1`` once the config
 is valid and the outbox open, ``STATUS=`` lines, ``WATCHDOG=1`` only while every stage is
-healthy (``edge.notify.Heartbeats``), ``RELOADING=1``/``READY=1`` around a SIGHUP reload and
-``STOPPING=1`` on shutdown. See docs/operations.md.
+healthy (``edge.health``), ``RELOADING=1``/``READY=1`` around a SIGHUP reload
+(``edge.reload``) and ``STOPPING=1`` on shutdown. See docs/operations.md.
 
 Supervision (docs/architecture.md, "Supervision"): every task and thread the agent starts is
 a part of one ``edge.supervisor.Supervisor``, and every cleanup is on one
@@ -17,130 +17,51 @@ sessions, recognisers, pumps, telemetry and the command worker are restarted wit
 fusion, the outbox writer, the scripted source and the publisher thread stop the agent,
 which then exits 1 (``StageError``) and systemd restarts it.
 
-Storage faults (docs/delivery.md): crossing events go through ``edge.writer.CrossingWriter``,
-which holds them in memory while the outbox cannot be written and raises the retained
-``storage.full`` / ``storage.error`` lane alarm; other messages are dropped meanwhile, except
-the lane status, which goes out unstored. On start, crossings a crash left without an ``end``
-are ended with ``end_reason: interrupted``.
+The agent owns its parts and hands each what it needs: ``edge.crossings`` (crossing events
+into the ``edge.writer.CrossingWriter``; storage faults, docs/delivery.md),
+``edge.outgoing`` (every other message, through the outbox writer thread),
+``edge.health`` (watchdog, status, alarms), ``edge.commands`` (MQTT commands and replay),
+``edge.telemetry``, ``edge.reload`` and the control socket (``edge.control.server``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
-import json
 import logging
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable, Mapping
 
+from drivers.base import Driver
 from drivers.registry import create_driver
 from edge.acquire import Acquisition, DriverFactory, Recognizer
-from edge.cargo.xray_link import LinkedScan, scan_event
-from edge.config import LaneConfig, RecognitionConfig, load_config
-from edge.crossing import INTERRUPTED, CrossingRecord, LaneIdentity, interrupted_end, make_event
-from edge.diag.control import start_control
-from edge.errors import (
-    AlreadyRunningError,
-    ConfigError,
-    ConfigProblem,
-    OutboxError,
-    StageError,
-    StorageError,
-)
-from edge.events import (
-    CommandReply,
-    CrossingEvent,
-    DeviceStatus,
-    EventType,
-    LaneState,
-    LaneStatus,
-    SensorState,
-    Telemetry,
-    agent_version,
-    parse_crossing,
-    utc_now,
-)
-from edge.evidence import EvidenceFile
-from edge.inbound import (
-    InboundError,
-    TokenBucket,
-    WindowBudget,
-    check_reply_topic,
-    parse_json,
-)
-from edge.logs import quiet_library_logs, set_lane_context, worth_logging
-from edge.metrics import LaneMetrics, LaneSnapshot
+from edge.commands import LaneCommands
+from edge.config import LaneConfig, RecognitionConfig
+from edge.control.messages import DeviceReport, StatusResult
+from edge.control.server import start_control
+from edge.crossing import CrossingRecord, LaneIdentity
+from edge.crossings import LaneCrossings
+from edge.errors import ConfigError, ConfigProblem, OutboxError, StageError, StorageError
+from edge.events import EventType, LaneState, agent_version
+from edge.health import LaneHealth
+from edge.lock import LaneLock
+from edge.logs import quiet_library_logs, set_lane_context
+from edge.metrics import LaneMetrics
 from edge.notify import Heartbeats, Notifier, watchdog_period_s
-from edge.outbox import Outbox, OutboxStats
-from edge.publish import Command, Publisher
-from edge.redact import redact_text
-from edge.reload import ReloadReport, changes
-from edge.scripted import scripted_crossings
-from edge.supervisor import IDLE_BEAT_S, Policy, Supervisor, probe_loop_lag
-from edge.topics import (
-    PRIORITY_CONTROL,
-    PRIORITY_CROSSING,
-    PRIORITY_EVIDENCE,
-    PRIORITY_TELEMETRY,
-    Topics,
-)
+from edge.outbox import Outbox
+from edge.outgoing import Outgoing
+from edge.publish import Publisher
+from edge.recognize.overlay import OverlayLearner
+from edge.reload import Reloader, ReloadReport
+from edge.supervisor import Policy, Supervisor, probe_loop_lag
+from edge.telemetry import send_telemetry
+from edge.topics import Topics
 from edge.writer import CrossingWriter, WriteThread
 
 log = logging.getLogger(__name__)
 
-COMMAND_REPLY_EXPIRY_S = 60
-COMMAND_QUEUE = 64  # admitted commands waiting for the worker; more are dropped
 # Without a systemd watchdog a stage is still reported stalled (STATUS, metrics) after this.
 DEFAULT_STALL_S = 30.0
-# Config sections a SIGHUP applies; any other change is reported and waits for a restart.
-RELOADABLE = ("telemetry", "storage")
-
-
-class LaneLock:
-    """One agent per lane: an exclusive flock on ``<state_dir>/lane.lock``."""
-
-    def __init__(self, state_dir: Path, *, lane: str = "<lane>") -> None:
-        self.path = state_dir / "lane.lock"
-        self.lane = lane
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.path.open("a+")
-        except OSError as exc:
-            raise _state_dir_error(self.path, exc) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise AlreadyRunningError(
-                f"another lane agent (pid {holder}) already runs on {self.path.parent}; "
-                f"stop it first (systemctl stop lane@{self.lane})"
-            ) from None
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-        except OSError as exc:
-            with contextlib.suppress(OSError):  # close() flushes again, and fails again
-                handle.close()
-            raise _state_dir_error(self.path, exc) from None
-        self._file = handle
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
 
 
 def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
@@ -155,12 +76,6 @@ def open_outbox(config: LaneConfig, *, read_only: bool = False) -> Outbox:
         keep_crossings=storage.keep_crossings,
         read_only=read_only,
     )
-
-
-def _state_dir_error(path: Path, exc: OSError) -> StorageError:
-    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}{hint}", full=full)
 
 
 RecognizerFactory = Callable[[RecognitionConfig], Recognizer]
@@ -191,17 +106,19 @@ class LaneAgent:
         self.state_dir = config.storage.resolved_state_dir()
         self.lock = LaneLock(self.state_dir, lane=config.lane)
         self.started = time.monotonic()
-        self.crossings_total = 0
         self.boot_seq = 0
-        self._alarms: tuple[str, ...] = ()
         self._outbox: Outbox | None = None
         self._writes: WriteThread | None = None
         self._writer: CrossingWriter | None = None
-        self._storage_alarm: str | None = None  # storage.full / storage.error while it lasts
+        self._crossings: LaneCrossings | None = None
+        self._outgoing: Outgoing | None = None
+        self._health: LaneHealth | None = None
+        self._reloader: Reloader | None = None
         self._fatal: OutboxError | None = None  # ends run() with exit 4 after the shutdown
         self._stop: asyncio.Event | None = None
-        self._publisher: Publisher | None = None
-        self.acquisition: Acquisition | None = None  # read by the diag control socket
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.publisher: Publisher | None = None
+        self.acquisition: Acquisition | None = None  # its drivers serve the control socket
         self.notifier = Notifier()
         self.heartbeats = Heartbeats()
         self.watchdog_s = watchdog_period_s()
@@ -215,25 +132,7 @@ class LaneAgent:
             stall_s=self.watchdog_s or DEFAULT_STALL_S,
         )
         self._failure: StageError | None = None  # a fatal part: run() ends with exit 1
-        self.last_reload: ReloadReport | None = None
-        self.healthy = True
-        self._problems: dict[str, str] = {}
-        self._snapshot: LaneSnapshot | None = None
-        self._reload_requested = asyncio.Event()
-        self.commands_refused = 0
-        self.commands_dropped = 0
-        self._command_bucket = TokenBucket(
-            config.mqtt.command_rate_per_s, config.mqtt.command_burst
-        )
-        self._replay_budget = WindowBudget(config.mqtt.replay_events_per_minute)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._command_queue: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE)
-        self._commands: dict[str, Callable[[Command], dict[str, object]]] = {
-            "ping": lambda _cmd: {"pong": True, "boot_seq": self.boot_seq},
-            "status": self._command_status,
-            "outbox_stats": lambda _cmd: self.outbox.stats().as_dict(),
-            "replay": self._command_replay,
-        }
+        self._reload_requested = asyncio.Event()  # SIGHUP may come before the reloader runs
 
     @property
     def outbox(self) -> Outbox:
@@ -251,9 +150,28 @@ class LaneAgent:
         return self._writer
 
     @property
+    def crossings(self) -> LaneCrossings:
+        assert self._crossings is not None, "agent not started"
+        return self._crossings
+
+    @property
+    def outgoing(self) -> Outgoing:
+        assert self._outgoing is not None, "agent not started"
+        return self._outgoing
+
+    @property
+    def health(self) -> LaneHealth:
+        assert self._health is not None, "agent not started"
+        return self._health
+
+    @property
     def identity(self) -> LaneIdentity:
         c = self.config
         return LaneIdentity(c.checkpoint, c.lane, c.direction.value, self.boot_seq)
+
+    @property
+    def crossings_total(self) -> int:
+        return self._crossings.total if self._crossings is not None else 0
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -278,10 +196,11 @@ class LaneAgent:
             outbox.write_thread = writes.thread
             stack.push_async_callback(writes.run, outbox.close)
             await self._start(stack)
-            self._snapshot = await asyncio.to_thread(self._take_snapshot)
-            self.notifier.ready(self._status_line())
+            health = self.health
+            await health.take_snapshot_now()
+            self.notifier.ready(health.status_line())
             # Pings only while every part is alive and making progress; stopped first.
-            self.supervisor.spawn("watchdog", self._supervise, policy=Policy.FATAL)
+            self.supervisor.spawn("watchdog", health.supervise, policy=Policy.FATAL)
             stack.push_async_callback(self.supervisor.stop, "watchdog")
             await stop.wait()
             log.info("stopping lane %s/%s", self.config.checkpoint, self.config.lane)
@@ -295,37 +214,87 @@ class LaneAgent:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         """Open everything in order; each cleanup goes on ``stack`` as soon as it applies."""
-        writes = self.writes
-        self.boot_seq = await writes.run(self.outbox.start_boot)
-        self._alarms = await asyncio.to_thread(self.outbox.alarms)
-        self._writer = CrossingWriter(
-            self.outbox,
+        config, writes, outbox, loop = self.config, self.writes, self.outbox, self._loop
+        assert loop is not None
+        self.boot_seq = await writes.run(outbox.start_boot)
+        alarms = await asyncio.to_thread(outbox.alarms)
+        writer = self._writer = CrossingWriter(
+            outbox,
             writes,
             self.topics.crossing,
-            limit=self.config.storage.held_events,
-            on_fault=self._storage_changed,
-            on_committed=self._crossings_committed,
+            limit=config.storage.held_events,
+            on_fault=lambda fault: self.health.storage_changed(fault),
+            on_committed=lambda _events: self.outgoing.wake_publisher(),
             on_overflow=self._held_overflow,
         )
-        await self._end_interrupted()
-        stats = await asyncio.to_thread(self.outbox.stats)
+        outgoing = self._outgoing = Outgoing(
+            outbox,
+            writes,
+            self.topics,
+            checkpoint=config.checkpoint,
+            lane=config.lane,
+            boot_seq=self.boot_seq,
+            on_storage_fault=self._storage_failed,
+        )
+        health = self._health = LaneHealth(
+            checkpoint=config.checkpoint,
+            lane=config.lane,
+            mqtt=config.mqtt,
+            boot_seq=self.boot_seq,
+            started=self.started,
+            alarms=alarms,
+            outbox=outbox,
+            writer=writer,
+            outgoing=outgoing,
+            topics=self.topics,
+            metrics=self.metrics,
+            notifier=self.notifier,
+            heartbeats=self.heartbeats,
+            supervisor=self.supervisor,
+            watchdog_s=self.watchdog_s,
+            crossings_total=lambda: self.crossings_total,
+            loop=loop,
+        )
+        crossings = self._crossings = LaneCrossings(
+            self.identity,
+            outbox=outbox,
+            writes=writes,
+            writer=writer,
+            metrics=self.metrics,
+            on_storage_fault=self._storage_failed,
+        )
+        await crossings.end_interrupted()
+        stats = await asyncio.to_thread(outbox.stats)
         log.info(
             "lane %s/%s starting: boot_seq %d, outbox %s (%d pending)",
-            self.config.checkpoint,
-            self.config.lane,
+            config.checkpoint,
+            config.lane,
             self.boot_seq,
-            self.outbox.path,
+            outbox.path,
             stats.pending,
         )
         # Loaded and warmed up before anything announces the lane `online`.
         recognizer = await self._load_recognizer()
-        publisher = self._publisher = Publisher(
-            self.config,
-            self.outbox,
+        commands = LaneCommands(
+            config.mqtt,
+            self.topics,
+            boot_seq=self.boot_seq,
+            outbox=outbox,
+            writes=writes,
+            outgoing=outgoing,
+            supervisor=self.supervisor,
+            metrics=self.metrics,
+            republish_status=health.queue_status,
+            on_storage_fault=self._storage_failed,
+            loop=loop,
+        )
+        publisher = self.publisher = outgoing.publisher = Publisher(
+            config,
+            outbox,
             writes,
-            will_payload=self._lane_status(LaneState.OFFLINE).to_json(),
-            on_connected=self._connected,
-            on_command=self._admit_command,
+            will_payload=health.lane_status(LaneState.OFFLINE).to_json(),
+            on_connected=health.connected,
+            on_command=commands.admit,
             on_neighbour=self._neighbour_crossing,
         )
         publisher.on_latency = self.metrics.observe_publish
@@ -341,23 +310,16 @@ class LaneAgent:
                 "connection).",
                 lambda: publisher.stats.resent_after_timeout,
             ),
-            commands_dropped=(
-                "Commands dropped unanswered (rate limit, full queue).",
-                lambda: self.commands_dropped,
-            ),
-            commands_refused=(
-                "Commands refused with a reply (bad payload, reply topic, unknown).",
-                lambda: self.commands_refused,
-            ),
         )
-        publisher.start()
-        stack.push_async_callback(self._stop_publishing)
+        # Watched before it starts: a crash in its first instant must stop the agent too.
         self.supervisor.watch_thread(
             "publisher", alive=lambda: publisher.alive, beat=lambda: publisher.heartbeat
         )
+        publisher.start()
+        stack.push_async_callback(self._stop_publishing)
         if self._serve_metrics():
             self.supervisor.watch_thread("metrics-server", alive=self.metrics.serving)
-        control = await start_control(self)
+        control = await start_control(self, self.state_dir)
         if control is not None:
             stack.push_async_callback(control.close)
             self.supervisor.watch_thread("control", alive=control.serving)
@@ -367,20 +329,35 @@ class LaneAgent:
             alive=lambda: writes.alive,
             beat=lambda: writes.busy_since or time.monotonic(),
         )
-        writer = self.writer
+        reloader = self._reloader = Reloader(
+            self._reload_requested,
+            current=lambda: self.config,
+            apply=self._reloaded,
+            outbox=outbox,
+            writer=writer,
+            notifier=self.notifier,
+            metrics=self.metrics,
+            status_line=health.status_line,
+        )
         stack.push_async_callback(self.supervisor.aclose)
         spawn = self.supervisor.spawn
-        spawn("commands", self._serve_commands, policy=Policy.RESTART, progress=True)
+        spawn("commands", commands.serve, policy=Policy.RESTART, progress=True)
         spawn("storage-retry", writer.run, policy=Policy.FATAL)
-        spawn("alarms", self._watch_alarms, policy=Policy.RESTART, progress=True)
-        spawn("telemetry", self._telemetry, policy=Policy.RESTART, progress=True)
-        spawn("refresh", self._refresh, policy=Policy.RESTART, progress=True)
-        spawn("reloader", self._reloader, policy=Policy.RESTART)
+        spawn("alarms", health.watch_alarms, policy=Policy.RESTART, progress=True)
+        spawn("telemetry", self._send_telemetry, policy=Policy.RESTART, progress=True)
+        spawn("refresh", health.refresh, policy=Policy.RESTART, progress=True)
+        spawn("reloader", reloader.run, policy=Policy.RESTART)
         spawn(
             "loop-lag", lambda: probe_loop_lag(self.metrics.loop_lag.observe), policy=Policy.RESTART
         )
-        if self.config.scripted is not None and self.config.scripted.vehicles:
-            spawn("scripted", self._run_scripted, policy=Policy.FATAL, may_finish=True)
+        scripted = config.scripted
+        if scripted is not None and scripted.vehicles:
+            spawn(
+                "scripted",
+                lambda: crossings.run_scripted(scripted),
+                policy=Policy.FATAL,
+                may_finish=True,
+            )
             stack.push_async_callback(self.supervisor.stop, "scripted")
         acquisition = self.acquisition = await self._start_devices(recognizer)
         if acquisition is not None:
@@ -388,11 +365,11 @@ class LaneAgent:
 
     async def _stop_publishing(self) -> None:
         """The last try for held crossings, the `stopped` status, then the publisher."""
-        await self._last_flush()
-        self._queue_status(LaneState.STOPPED)
+        self._fatal = await self.crossings.last_flush()
+        self.health.queue_status(LaneState.STOPPED)
         await self.writes.settled()  # stored before the publisher sends what is pending
-        if self._publisher is not None:
-            await asyncio.to_thread(self._publisher.stop)
+        if self.publisher is not None:
+            await asyncio.to_thread(self.publisher.stop)
 
     def _part_failed(self, part: str, exc: BaseException) -> None:
         """A fatal part failed (the supervisor logged it): stop in order, then exit 1."""
@@ -403,66 +380,34 @@ class LaneAgent:
         if self._stop is not None:
             self._stop.set()
 
-    async def _end_interrupted(self) -> None:
-        """Every ``new`` has one ``end``: end what a crash (kill -9, power loss) left open."""
-        ends = []
-        for stored in await asyncio.to_thread(self.outbox.unfinished_crossings):
-            try:
-                last = parse_crossing(stored)
-            except ValueError as exc:  # an event no longer readable: say so, do not guess
-                log.error("a stored crossing event cannot be read, not ended: %s", exc)
-                continue
-            ends.append(interrupted_end(last, self.boot_seq))
-        if not ends:
-            return
-        log.warning(
-            "ending %d crossing(s) the last run left open (end_reason %s): %s",
-            len(ends),
-            INTERRUPTED,
-            ", ".join(e.crossing_id for e in ends),
+    async def _send_telemetry(self) -> None:
+        await send_telemetry(
+            lambda: self.config.telemetry,
+            topic=self.topics.telemetry,
+            health=self.health,
+            metrics=self.metrics,
+            outgoing=self.outgoing,
+            supervisor=self.supervisor,
         )
-        for end in ends:
-            await self.writer.put(end)
-            self.metrics.crossings.labels(INTERRUPTED).inc()
-            self.crossings_total += 1
-
-    async def _last_flush(self) -> None:
-        """On stop, one more try for held crossing events; what is still held is lost: exit 4."""
-        writer = self.writer
-        if writer.held:
-            await writer.flush()
-        if not writer.held:
-            return
-        held, crossings = writer.held, writer.held_crossings()
-        message = (
-            f"stopping with {held} crossing events of {crossings} crossings still held in "
-            f"memory, never stored: {writer.fault or 'the outbox cannot be written'}"
-        )
-        log.critical("%s; they are lost, exiting 4", message)
-        self._fatal = OutboxError(message)
 
     # --- storage faults -------------------------------------------------------------------
 
     def storage_state(self) -> dict[str, object]:
         """The storage alarm and what is held in memory (for `lane diag`)."""
-        writer = self._writer
-        return {
-            "alarm": self._storage_alarm,
-            "error": str(writer.fault) if writer is not None and writer.fault else None,
-            "held_events": writer.held if writer is not None else 0,
-            "held_crossings": writer.held_crossings() if writer is not None else 0,
-            "held_limit": self.config.storage.held_events,
-        }
+        if self._health is None:  # not started: nothing held
+            return {
+                "alarm": None,
+                "error": None,
+                "held_events": 0,
+                "held_crossings": 0,
+                "held_limit": self.config.storage.held_events,
+            }
+        return self._health.storage_state()
 
     def _storage_failed(self, exc: StorageError) -> None:
         """A message write failed (any thread): the writer raises the alarm and retries."""
         if self._loop is not None and self._writer is not None:
             self._loop.call_soon_threadsafe(self._writer.failed, exc)
-
-    def _storage_changed(self, fault: StorageError | None) -> None:
-        """The writer's alarm began, changed or cleared: a retained lane status says so."""
-        self._storage_alarm = fault.alarm if fault is not None else None
-        self._queue_status(LaneState.ONLINE)
 
     def _held_overflow(self, held: int) -> None:
         log.error(
@@ -473,52 +418,12 @@ class LaneAgent:
         if self._stop is not None:
             self._stop.set()
 
-    def _crossings_committed(self, events: list[CrossingEvent]) -> None:
-        if self._publisher is not None:
-            self._publisher.wake()
+    # --- crossings and devices ----------------------------------------------------------
 
-    def _store_message(
-        self,
-        *,
-        kind: str,
-        topic: str,
-        payload: bytes,
-        priority: int,
-        retain: bool = False,
-        properties: dict[str, object] | None = None,
-        expires_in_s: float | None = None,
-        unstored_on_fault: bool = False,
-    ) -> None:
-        """Hand one message to the outbox writer thread (never waits; any thread).
-
-        A storage fault raises the writer's alarm; with ``unstored_on_fault`` (the retained
-        lane status, which carries that alarm) the message still goes out once, unstored.
-        The writer runs the jobs in order, so the newest status is the one that wins.
-        """
-        publisher = self._publisher
-
-        def store() -> None:
-            if unstored_on_fault and publisher is not None:
-                publisher.drop_unstored(topic)  # a newer status: the unstored one is stale
-            try:
-                self.outbox.add_message(
-                    kind=kind,
-                    topic=topic,
-                    payload=payload,
-                    priority=priority,
-                    retain=retain,
-                    properties=properties,
-                    expires_in_s=expires_in_s,
-                )
-            except StorageError as exc:
-                self._storage_failed(exc)
-                if unstored_on_fault and publisher is not None:
-                    publisher.send_unstored(topic, payload, retain=retain)
-                return
-            if publisher is not None:
-                publisher.wake()
-
-        self.writes.post(store)
+    async def emit(self, record: CrossingRecord, event_type: EventType) -> None:
+        """Commit one crossing event durably (or hold it while the store fails), then send
+        (``edge.crossings.LaneCrossings.emit``)."""
+        await self.crossings.emit(record, event_type)
 
     async def _load_recognizer(self) -> Recognizer | None:
         """The recogniser if a camera needs one (blocking load and warm-up, off the loop)."""
@@ -530,12 +435,13 @@ class LaneAgent:
         """Drivers and correlator for the configured devices (none: no-op)."""
         if not any(d.enabled for d in self.config.devices):
             return None
+        outgoing = self.outgoing
         acquisition = Acquisition(
             self.config,
-            emit=lambda emission: self.emit(emission.record, emission.type),
-            on_health=self._device_changed,
-            on_evidence=self._queue_evidence,
-            on_scan=self._queue_scan,
+            emit=lambda emission: self.crossings.emit(emission.record, emission.type),
+            on_health=self.health.device_changed,
+            on_evidence=outgoing.evidence,
+            on_scan=outgoing.scan,
             recognizer=recognizer,
             supervisor=self.supervisor,
             metrics=self.metrics,
@@ -548,63 +454,19 @@ class LaneAgent:
         if self.acquisition is not None:
             self.acquisition.neighbour_crossing(lane, payload)
 
-    def _queue_scan(self, linked: LinkedScan) -> None:
-        """An X-ray scan not carried by a crossing goes out alone (QoS 1, like crossings)."""
-        event = scan_event(
-            linked,
-            checkpoint=self.identity.checkpoint,
-            lane=self.identity.lane,
-            boot_seq=self.boot_seq,
-        )
-        log.warning(
-            "X-ray scan %s from %s sent on its own (%s)%s",
-            linked.scan.scan_id,
-            linked.scan.device_id,
-            linked.reason,
-            f", linked to crossing {linked.crossing_id}" if linked.crossing_id else "",
-        )
-        self._store_message(
-            kind="xray", topic=self.topics.xray, payload=event.to_json(), priority=PRIORITY_CROSSING
-        )
-
-    def _queue_evidence(self, crossing_id: str, files: list[EvidenceFile]) -> None:
-        """Evidence JPEGs go out after their crossing, through the outbox (QoS 1)."""
-        for f in files:
-            self._store_message(
-                kind="evidence",
-                topic=self.topics.evidence(crossing_id, f.name),
-                payload=f.data,
-                priority=PRIORITY_EVIDENCE,
-            )
-
-    def _device_changed(
-        self, device: str, kind: str, state: SensorState, reason: str | None
-    ) -> None:
-        """A retained device status and the lane status; ``metrics`` logs the one line."""
-        reason = redact_text(reason) if reason is not None else None  # retained: no secret
-        self.metrics.device_state(device, state, reason=reason, kind=kind)
-        status = DeviceStatus(
-            device=device,
-            kind=kind,
-            state=state,
-            since=utc_now(),
-            last_error=reason,
-            produced=utc_now(),
-        )
-        self._store_message(
-            kind="status",
-            topic=self.topics.device_status(device),
-            payload=status.to_json(),
-            priority=PRIORITY_CONTROL,
-            retain=True,
-        )
-        self._queue_status(LaneState.ONLINE)
+    # --- reload, metrics, the control socket --------------------------------------------
 
     def request_reload(self) -> None:
         """SIGHUP handler: the reload itself runs as a task on the loop."""
         self._reload_requested.set()
 
-    # --- health, watchdog, metrics, reload ----------------------------------------------
+    async def reload(self) -> ReloadReport:
+        """Re-read the config file and apply what needs no restart (``edge.reload``)."""
+        assert self._reloader is not None, "agent not started"
+        return await self._reloader.reload()
+
+    def _reloaded(self, config: LaneConfig) -> None:
+        self.config = config
 
     def _serve_metrics(self) -> bool:
         if self.config.metrics is None:
@@ -626,426 +488,17 @@ class LaneAgent:
             ) from None
         return True
 
-    def _take_snapshot(self) -> LaneSnapshot:
-        """Runs in a worker thread: reads the outbox."""
-        stats: OutboxStats = self.outbox.stats()
-        publisher = self._publisher
-        return LaneSnapshot(
-            uptime_s=time.monotonic() - self.started,
-            boot_seq=self.boot_seq,
-            outbox_pending=stats.pending,
-            outbox_pending_crossings=stats.pending_crossings,
-            outbox_rejected=stats.rejected,
-            outbox_bytes=stats.bytes,
-            outbox_oldest_age_s=stats.oldest_pending_age_s,
-            crossings_total=self.crossings_total,
-            mqtt_connected=bool(publisher and publisher.connected),
-            mqtt_published=publisher.stats.published if publisher else 0,
-            mqtt_connection_losses=publisher.stats.connection_losses if publisher else 0,
-            watchdog_healthy=self.healthy,
-        )
+    # What the control server asks (edge.control.server.ControlledLane).
 
-    def _status_line(self) -> str:
-        """One line for `systemctl status`: health, broker, outbox depth, devices."""
-        parts = []
-        if self._problems:
-            parts.append("STALLED: " + ", ".join(self._problems.values()))
-        snap = self._snapshot
-        if snap is not None:
-            parts.append("mqtt " + ("connected" if snap.mqtt_connected else "DISCONNECTED"))
-            age = (
-                f", oldest {snap.outbox_oldest_age_s:.0f} s"
-                if snap.outbox_oldest_age_s is not None
-                else ""
-            )
-            parts.append(f"outbox {snap.outbox_pending} pending{age}")
-            parts.append(f"{snap.crossings_total} crossings")
-        devices = self.metrics.device_states()
-        if devices:
-            parts.append(
-                "devices: "
-                + ", ".join(f"{d} {state.value}" for d, state in sorted(devices.items()))
-            )
-        if self._alarms:
-            parts.append("alarms: " + ", ".join(self._alarms))
-        return "; ".join(parts)
+    async def lane_report(self) -> StatusResult:
+        devices = [
+            DeviceReport.from_health(name, driver.kind, driver.health())
+            for name, driver in self.running_drivers().items()
+        ]
+        return await self.health.report(devices)
 
-    async def _refresh(self) -> None:
-        """Outbox and MQTT figures for STATUS= and /metrics, once a second."""
-        while True:
-            await self.supervisor.idle("refresh", 1.0)
-            self._snapshot = await asyncio.to_thread(self._take_snapshot)
-            self.metrics.update(self._snapshot)
+    def running_drivers(self) -> Mapping[str, Driver]:
+        return dict(self.acquisition.drivers) if self.acquisition is not None else {}
 
-    async def _supervise(self) -> None:
-        """Ping the watchdog only while every stage is healthy; keep STATUS= current."""
-        period = self.watchdog_s
-        tick = min(1.0, period / 4) if period else 1.0
-        last_status = ""
-        while True:
-            problems = self.heartbeats.stalled()
-            # One line when a stage newly stalls and one when all recover, never one per tick.
-            if problems.keys() - self._problems.keys():
-                log.error(
-                    "lane unhealthy, %s: %s",
-                    "withholding watchdog pings" if period else "no watchdog configured",
-                    "; ".join(problems.values()),
-                )
-            elif self._problems and not problems:
-                log.warning("lane healthy again: every stage makes progress")
-            self._problems = problems
-            self.healthy = not problems
-            self.metrics.watchdog_healthy.set(1 if self.healthy else 0)
-            if self.healthy and period:
-                self.notifier.watchdog()
-            status = self._status_line()
-            if status != last_status:
-                self.notifier.status(status)
-                last_status = status
-            await asyncio.sleep(tick)
-
-    async def _reloader(self) -> None:
-        while True:
-            await self._reload_requested.wait()
-            self._reload_requested.clear()
-            try:
-                await self.reload()
-            except Exception:
-                # A reload must never take the lane down (this task is a watched stage).
-                log.exception("reload failed; keeping the running config")
-                self.metrics.reloads.labels("failed").inc()
-
-    async def reload(self) -> ReloadReport:
-        """Re-read the config file and apply what needs no restart; say exactly what.
-
-        Applied: ``telemetry`` and the outbox bounds in ``storage``. Anything else that changed
-        (broker, identity, devices, recognition, state_dir, metrics) is named, key by key, in
-        the same log line and waits for a restart. An invalid file changes nothing. The
-        report is kept as ``last_reload`` (``lane diag``).
-        """
-        self.notifier.reloading()
-        path = self.config.source
-        try:
-            try:
-                new = await asyncio.to_thread(load_config, path)
-            except ConfigError as exc:
-                report = ReloadReport(str(path), error="\n  ".join(str(p) for p in exc.problems))
-                log.error("%s", report.line(self.config.lane))
-                self.metrics.reloads.labels("failed").inc()
-                self.last_reload = report
-                return report
-            old = self.config
-            storage = new.storage.model_copy(update={"state_dir": old.storage.state_dir})
-            updated = old.model_copy(update={"telemetry": new.telemetry, "storage": storage})
-            updated._source = old.source
-            applied = [
-                c
-                for name in RELOADABLE
-                for c in changes(getattr(old, name), getattr(updated, name), name)
-            ]
-            needs_restart = sorted(
-                c.key
-                for c in changes(old, new)
-                if c.key.split(".", 1)[0] not in RELOADABLE or c.key == "storage.state_dir"
-            )
-            self.config = updated
-            outbox = self.outbox
-            outbox.max_rows = storage.max_rows
-            outbox.max_bytes = storage.max_bytes
-            outbox.alarm_fill = storage.alarm_fill
-            outbox.live_window_ns = int(storage.live_window_s * 1e9)
-            outbox.keep_crossings = storage.keep_crossings
-            self.writer.limit = storage.held_events
-            report = ReloadReport(str(path), applied=applied, needs_restart=needs_restart)
-            level = logging.WARNING if needs_restart else logging.INFO
-            log.log(level, "%s", report.line(old.lane))
-            self.metrics.reloads.labels("applied").inc()
-            self.last_reload = report
-            return report
-        finally:
-            self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
-
-    # --- crossings ----------------------------------------------------------------------
-
-    async def emit(self, record: CrossingRecord, event_type: EventType) -> None:
-        """Commit one crossing event durably (or hold it while the store fails), then send.
-
-        The event is made now, so later changes to ``record`` do not reach it; the writer
-        gives it its ``lane_seq`` in the commit (1 until then). Never raises on a storage
-        fault: the task producing crossings must not end on a full disk.
-        """
-        event = make_event(record, event_type, self.identity, 1)
-        committed = await self.writer.put(event)  # watched: a write stuck on the disk stalls
-        if event_type == EventType.END:
-            self.crossings_total += 1
-            self.metrics.crossing_finished(record)
-            if record.trace and committed:
-                try:
-                    await self.writes.run(self.outbox.save_trace, record.crossing_id, record.trace)
-                except StorageError as exc:  # the story for `diag explain`, not a delivery
-                    self._storage_failed(exc)
-
-    async def _run_scripted(self) -> None:
-        scripted = self.config.scripted
-        assert scripted is not None
-        open_record: CrossingRecord | None = None
-        try:
-            for step in scripted_crossings(scripted.vehicles, seed=scripted.seed):
-                await self.emit(step.record, step.event_type)
-                open_record = step.record if step.event_type == EventType.NEW else None
-                await asyncio.sleep(scripted.interval_ms / 2000)
-            log.info("scripted source finished: %d vehicles", scripted.vehicles)
-        except asyncio.CancelledError:
-            if open_record is not None:
-                # Every `new` gets an `end`, also when the agent stops mid-crossing.
-                open_record.end = utc_now()
-                open_record.end_reason = "shutdown"
-                await asyncio.shield(self.emit(open_record, EventType.END))
-            raise
-
-    # --- status, telemetry, commands ----------------------------------------------------
-
-    def _lane_status(self, state: LaneState) -> LaneStatus:
-        return LaneStatus(
-            state=state,
-            checkpoint=self.config.checkpoint,
-            lane=self.config.lane,
-            boot_seq=self.boot_seq or None,
-            agent_version=agent_version(),
-            devices=self.metrics.device_states(),
-            alarms=[*self._alarms, *([self._storage_alarm] if self._storage_alarm else [])],
-            produced=utc_now(),
-        )
-
-    def _queue_status(self, state: LaneState) -> None:
-        self._store_message(
-            kind="status",
-            topic=self.topics.status,
-            payload=self._lane_status(state).to_json(),
-            priority=PRIORITY_CONTROL,
-            retain=True,
-            unstored_on_fault=True,  # the disk is full: the retained alarm must still go out
-        )
-
-    def _queue_online(self) -> None:
-        """Called on every (re)connect: the broker may have lost the retained state."""
-        self._queue_status(LaneState.ONLINE)
-
-    def _connected(self) -> None:
-        """Publisher thread, on every connect: the status is made on the loop."""
-        if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self._loop.call_soon_threadsafe(self._queue_online)
-
-    async def _watch_alarms(self) -> None:
-        while True:
-            await self.supervisor.idle("alarms", 1.0)
-            alarms = await asyncio.to_thread(self.outbox.alarms)
-            if alarms != self._alarms:
-                log.warning("lane alarms now: %s", ", ".join(alarms) or "none")
-                self._alarms = alarms
-                self._queue_status(LaneState.ONLINE)
-
-    async def _telemetry(self) -> None:
-        sent_at = time.monotonic()
-        while True:
-            # Short ticks, so a reloaded interval applies without waiting out the old one.
-            await self.supervisor.idle("telemetry", min(0.25, self.config.telemetry.interval_s))
-            if time.monotonic() - sent_at < self.config.telemetry.interval_s:
-                continue
-            sent_at = time.monotonic()
-            snapshot = await asyncio.to_thread(self._take_snapshot)
-            self._snapshot = snapshot
-            self.metrics.update(snapshot)
-            telemetry = Telemetry(
-                produced=utc_now(),
-                uptime_s=round(snapshot.uptime_s, 3),
-                boot_seq=snapshot.boot_seq,
-                outbox_pending=snapshot.outbox_pending,
-                outbox_rejected=snapshot.outbox_rejected,
-                outbox_oldest_age_s=snapshot.outbox_oldest_age_s,
-                crossings_total=snapshot.crossings_total,
-                mqtt_connected=snapshot.mqtt_connected,
-                outbox_pending_crossings=snapshot.outbox_pending_crossings,
-                outbox_bytes=snapshot.outbox_bytes,
-                mqtt_published=snapshot.mqtt_published,
-                mqtt_connection_losses=snapshot.mqtt_connection_losses,
-                watchdog_healthy=snapshot.watchdog_healthy,
-                devices=self.metrics.device_states(),
-            )
-            self._store_message(
-                kind="telemetry",
-                topic=self.topics.telemetry,
-                payload=telemetry.to_json(),
-                priority=PRIORITY_TELEMETRY,
-                properties={"expiry_s": int(self.config.telemetry.interval_s * 10)},
-            )
-
-    def _command_status(self, _command: Command) -> dict[str, object]:
-        self._queue_status(LaneState.ONLINE)
-        return {"republished": True}
-
-    def _command_replay(self, command: Command) -> dict[str, object]:
-        """``{"from_seq": N, "to_seq": M}``: send those crossing events again (a lane_seq gap)."""
-        try:
-            body = self._command_body(command)
-            if not isinstance(body, dict):
-                raise TypeError("the body is a JSON object")
-            first, last = body["from_seq"], body["to_seq"]
-            if not (isinstance(first, int) and isinstance(last, int)):
-                raise TypeError("lane_seq values are integers")
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BadCommand(f'replay takes {{"from_seq": N, "to_seq": M}}: {exc}') from exc
-        mqtt = self.config.mqtt
-        if not 1 <= first <= last:
-            raise BadCommand(f"a lane_seq range runs from 1 up: got {first}..{last}")
-        if last - first >= mqtt.replay_max_events:
-            raise BadCommand(
-                f"at most {mqtt.replay_max_events} events per replay: ask for smaller ranges"
-            )
-        # A 32-byte request must not make the lane re-send megabytes without end: the events
-        # of all replays in a minute are bounded, and the reply names what it refused.
-        allowed = min(last - first + 1, self._replay_budget.available())
-        result: dict[str, object] = {"queued": 0, "pending": 0, "not_kept": []}
-        if allowed:
-            replay = self.writes.call(
-                self.outbox.replay, first, first + allowed - 1, self.topics.crossing
-            )
-            self._replay_budget.spend(replay.queued)
-            result = replay.as_dict()
-        if first + allowed <= last:
-            result["refused"] = [[first + allowed, last]]
-            result["retry_after_s"] = round(self._replay_budget.retry_after_s(), 1)
-        log.info(
-            "replay of lane_seq %d..%d requested: %s queued again, %s still pending, not kept %s,"
-            " refused %s",
-            first,
-            last,
-            result["queued"],
-            result["pending"],
-            result["not_kept"] or "none",
-            result.get("refused") or "none",
-        )
-        return result
-
-    def _command_body(self, command: Command) -> object:
-        mqtt = self.config.mqtt
-        return parse_json(
-            command.payload, max_bytes=mqtt.max_command_bytes, max_depth=mqtt.max_json_depth
-        )
-
-    def _admit_command(self, command: Command) -> None:
-        """Publisher thread: admit the command (rate limit) and hand it to the loop.
-
-        Command work (a replay writes thousands of rows) never runs on the publishing path;
-        a flood beyond ``mqtt.command_rate_per_s`` / ``command_burst`` or a full queue is
-        dropped unanswered (an answer would amplify it) and counted.
-        """
-        loop = self._loop
-        if not self._command_bucket.take() or loop is None or loop.is_closed():
-            self._drop_command(command, "over the command rate limit")
-            return
-        loop.call_soon_threadsafe(self._queue_command, command)
-
-    def _queue_command(self, command: Command) -> None:
-        try:
-            self._command_queue.put_nowait(command)
-        except asyncio.QueueFull:
-            self._drop_command(command, f"{COMMAND_QUEUE} commands already waiting")
-
-    def _drop_command(self, command: Command, why: str) -> None:
-        self.commands_dropped += 1
-        if worth_logging(self.commands_dropped):
-            log.warning(
-                "command %s dropped unanswered (%d so far): %s",
-                command.name,
-                self.commands_dropped,
-                why,
-            )
-
-    async def _serve_commands(self) -> None:
-        while True:
-            self.supervisor.beat("commands")
-            try:
-                async with asyncio.timeout(IDLE_BEAT_S):
-                    command = await self._command_queue.get()
-            except TimeoutError:
-                continue  # no command: idle by design
-            await asyncio.to_thread(self._handle_command, command)
-
-    def _handle_command(self, command: Command) -> None:
-        """Run one command and queue its reply (a worker thread, never the loop).
-
-        A command whose response topic the lane may not publish to is not executed; its
-        refusal goes to the lane's own reply topic (with the correlation data), so neither a
-        wildcard nor another lane's topic ever reaches the outbox.
-        """
-        reply_topic = self.topics.reply(command.name)
-        handler = self._commands.get(command.name)
-        try:
-            if len(command.payload) > self.config.mqtt.max_command_bytes:
-                raise InboundError(
-                    f"command of {len(command.payload):,} bytes is over the limit of "
-                    f"{self.config.mqtt.max_command_bytes:,}"
-                )
-            if command.response_topic is not None:
-                reply_topic = check_reply_topic(
-                    command.response_topic, [reply_topic, *self.config.mqtt.reply_topics]
-                )
-            if handler is None:
-                raise BadCommand(f"unknown command; known: {', '.join(sorted(self._commands))}")
-            reply = CommandReply(
-                command=command.name, ok=True, result=handler(command), produced=utc_now()
-            )
-        except StorageError as exc:  # e.g. a replay on a full disk: expected, no traceback
-            self._storage_failed(exc)
-            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
-        except (BadCommand, InboundError) as exc:
-            self.commands_refused += 1
-            if worth_logging(self.commands_refused):
-                log.warning(
-                    "command %s refused (%d so far): %s", command.name, self.commands_refused, exc
-                )
-            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
-        except Exception as exc:
-            log.exception("command %s failed", command.name)
-            reply = CommandReply(command=command.name, ok=False, error=str(exc), produced=utc_now())
-        properties: dict[str, object] = {"expiry_s": COMMAND_REPLY_EXPIRY_S}
-        if command.correlation_data is not None:
-            properties["correlation_data"] = command.correlation_data.hex()
-        self._store_message(
-            kind="reply",
-            topic=reply_topic,
-            payload=reply.to_json(),
-            priority=PRIORITY_CONTROL,
-            properties=properties,
-            expires_in_s=COMMAND_REPLY_EXPIRY_S,
-        )
-
-
-class BadCommand(ValueError):
-    """A command whose payload or arguments are wrong: refused in the reply, no traceback."""
-
-
-def describe_event(event: dict[str, Any]) -> str:  # a decoded event: JSON values
-    """One human line for a crossing event (events tail, demo)."""
-    plates = event.get("plates") or []
-    plate = (
-        ", ".join(
-            f"{p.get('text')} ({p.get('country', '?')}, {p.get('confidence', 0):.2f})"
-            for p in plates
-        )
-        or "UNIDENTIFIED"
-    )
-    weight = event.get("weight") or {}
-    kg = f"{weight.get('gross_kg'):,.0f} kg" if weight else "-"
-    alarms = ", ".join(a["code"] for a in event.get("alarms") or [])
-    return (
-        f"#{event.get('lane_seq'):>6} {event.get('type'):<6} {plate:<28} {kg:>10}"
-        f"{'  ALARM ' + alarms if alarms else ''}"
-        f"{'  (historical)' if event.get('historical') else ''}"
-    )
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    def camera_overlays(self) -> Mapping[str, OverlayLearner] | None:
+        return dict(self.acquisition.overlays) if self.acquisition is not None else None

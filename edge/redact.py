@@ -14,7 +14,7 @@ A secret can reach an output by three ways, and each is closed here:
 
 Boundaries that apply it: every log record (``install_log_redaction``, from `lane run`: a
 record factory, so every handler, also one added later, gets redacted text), the agent's
-device status and metrics reason (``edge.acquire``, ``edge.lane``), the control socket replies
+device status and metrics reason (``edge.acquire``, ``edge.health``), the control socket replies
 that `lane diag` reads, what `lane diag` prints, and every file of `lane diag bundle`
 (``edge.diag.bundle``).
 """

@@ -328,7 +328,7 @@ def cmd_outbox_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_events_tail(args: argparse.Namespace) -> int:
-    from edge.lane import describe_event, dumps
+    from edge.cli.text import describe_event, dumps
 
     outbox = _outbox_for(args.config)
     events = outbox.latest_crossings(args.n)

@@ -125,7 +125,7 @@ def _devices(config: LaneConfig, running: bool) -> dict[str, Any]:
         if not device.enabled or not running:
             continue
         try:
-            probes[device.id] = control.request(state_dir, {"op": "probe", "device": device.id})
+            probes[device.id] = control.probe(state_dir, device.id)
         except LaneError as exc:
             probes[device.id] = {"error": str(exc)}
 

@@ -25,7 +25,6 @@ from edge.diag.errors import DiagError
 from edge.diag.models import (
     CameraOverlayReport,
     OverlayOutput,
-    OverlayRegionReport,
     PlateBox,
     SnapshotOutput,
 )
@@ -135,7 +134,7 @@ def overlay(config: LaneConfig, camera: str | None = None) -> OverlayOutput:
             f"no agent runs on lane {config.lane}: the overlay is learned by the running agent "
             f"(start it: systemctl start lane@{config.lane})"
         )
-    data = control.request(state_dir, {"op": "overlay"})
+    data = control.overlay(state_dir)
     if data is None:
         raise DiagError("the agent is still opening its devices: ask again in a few seconds")
     areas = {d.id: d.plate_area for d in config.devices}
@@ -143,9 +142,9 @@ def overlay(config: LaneConfig, camera: str | None = None) -> OverlayOutput:
         cameras=[
             CameraOverlayReport(
                 camera=name,
-                frames_read=report["frames_read"],
-                reads_ignored=report["reads_ignored"],
-                regions=[OverlayRegionReport.model_validate(r) for r in report["regions"]],
+                frames_read=report.frames_read,
+                reads_ignored=report.reads_ignored,
+                regions=report.regions,
                 plate_area=areas.get(name),
             )
             for name, report in sorted(data.items())

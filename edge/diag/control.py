@@ -1,191 +1,69 @@
-"""The running agent's local control socket, and the client `lane diag` uses.
+"""The client side of the agent's control socket, which `lane diag` uses.
 
-``<state_dir>/control.sock``, a unix socket with mode 0600: only the agent's user (and root)
-can ask. One JSON request line, one JSON reply line, then the connection closes:
-
-    {"op": "status"}                                  -> lane, broker, outbox, devices
-    {"op": "probe", "device": "scale"}                -> the driver's Probe
-    {"op": "action", "device": "scale", "action": "zero"}    zero | tare | open | close
-
-Replies are ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "kind": K}``
-with K one of ``not_found``, ``unsupported``, ``device``, ``bad_request``. The agent serves
-it on its own loop, so a probe or an action uses the driver the agent already holds (a
-serial port has one owner).
+The wire is ``edge.control.messages`` (shared with the agent's server,
+``edge.control.server``); a reply's error ``kind`` becomes the matching diag error:
+``not_found`` -> NotFoundError, ``unsupported`` -> UnsupportedError, ``device`` ->
+DeviceError, anything else -> DiagError.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import os
 import socket
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from drivers.base import Driver
-from drivers.errors import DriverConfigError, DriverError, UnsupportedCommandError
-from edge.diag.devices import device_report, run_action
+from pydantic import ValidationError
+
+from edge.control.messages import (
+    REPLY,
+    ActionRequest,
+    ActionResult,
+    CameraOverlay,
+    ErrorReply,
+    OverlayRequest,
+    ProbeRequest,
+    Request,
+    StatusRequest,
+    StatusResult,
+    socket_path,
+)
 from edge.diag.errors import DiagError, NotFoundError, UnsupportedError
 from edge.errors import DeviceError
-from edge.redact import redact_value
-
-if TYPE_CHECKING:
-    from edge.lane import LaneAgent
-
-log = logging.getLogger(__name__)
-
-SOCKET_NAME = "control.sock"
-REQUEST_LIMIT = 64 * 1024
-READ_TIMEOUT_S = 5.0
 
 
-def socket_path(state_dir: Path) -> Path:
-    return state_dir / SOCKET_NAME
+def status(state_dir: Path) -> StatusResult:
+    """The running agent's ``status``."""
+    return StatusResult.model_validate(request(state_dir, StatusRequest()))
 
 
-class ControlServer:
-    """Serves the control socket for one agent (``await ControlServer.start(agent)``)."""
-
-    def __init__(self, agent: LaneAgent, path: Path) -> None:
-        self.agent = agent
-        self.path = path
-        self._server: asyncio.Server | None = None
-
-    @classmethod
-    async def start(cls, agent: LaneAgent) -> ControlServer:
-        server = cls(agent, socket_path(agent.state_dir))
-        server.path.unlink(missing_ok=True)  # a stale socket of a killed agent: we hold the lock
-        # The state dir is the agent's own (0700 under systemd); chmod right after bind closes
-        # the rest of the window.
-        server._server = await asyncio.start_unix_server(
-            server._client, path=str(server.path), limit=REQUEST_LIMIT
-        )
-        os.chmod(server.path, 0o600)
-        log.info("control socket %s", server.path)
-        return server
-
-    def serving(self) -> bool:
-        """Liveness for the agent's supervisor."""
-        return self._server is not None and self._server.is_serving()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self._server.wait_closed()
-            self._server = None
-        self.path.unlink(missing_ok=True)
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                async with asyncio.timeout(READ_TIMEOUT_S):
-                    line = await reader.readline()
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("a request is a JSON object")
-            except (ValueError, TimeoutError, asyncio.LimitOverrunError) as exc:
-                reply: dict[str, Any] = {"ok": False, "error": str(exc), "kind": "bad_request"}
-            else:
-                reply = await self._handle(request)
-            # diag prints it and bundles store it: the agent's secrets stay in the agent
-            writer.write(json.dumps(redact_value(reply), default=str).encode() + b"\n")
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        op = request.get("op")
-        try:
-            if op == "status":
-                return {"ok": True, "result": await self._status()}
-            if op == "probe":
-                driver = self._driver(request)
-                async with asyncio.timeout(max(5.0, 2 * driver.timeout_s)):
-                    probe = await driver.probe()
-                return {"ok": True, "result": probe.as_dict()}
-            if op == "overlay":
-                return {"ok": True, "result": self._overlay()}
-            if op == "action":
-                driver = self._driver(request)
-                detail = await run_action(driver, str(request.get("action")))
-                return {"ok": True, "result": {"detail": detail}}
-        except NotFoundError as exc:
-            return {"ok": False, "error": str(exc), "kind": "not_found"}
-        except (UnsupportedError, UnsupportedCommandError, DriverConfigError) as exc:
-            return {"ok": False, "error": str(exc), "kind": "unsupported"}
-        except (DriverError, DeviceError, OSError, TimeoutError) as exc:
-            return {"ok": False, "error": str(exc) or type(exc).__name__, "kind": "device"}
-        except Exception as exc:  # the agent must keep running whatever diag asks
-            log.exception("control request %r failed", op)
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "kind": "device"}
-        return {"ok": False, "error": f"unknown op {op!r}", "kind": "bad_request"}
-
-    def _drivers(self) -> dict[str, Driver]:
-        acquisition = getattr(self.agent, "acquisition", None)
-        return dict(acquisition.drivers) if acquisition is not None else {}
-
-    def _driver(self, request: dict[str, Any]) -> Driver:
-        name = str(request.get("device"))
-        drivers = self._drivers()
-        if name not in drivers:
-            known = ", ".join(sorted(drivers)) or "none"
-            raise NotFoundError(f"the agent runs no device {name!r} (running: {known})")
-        return drivers[name]
-
-    def _overlay(self) -> dict[str, Any] | None:
-        """Each camera's learned stamp (date, time, name): where, and why it is one; None
-        while the agent is still opening its devices."""
-        acquisition = getattr(self.agent, "acquisition", None)
-        if acquisition is None:
-            return None
-        learners = acquisition.overlays
-        return {
-            camera: {
-                "frames_read": learner.frames,
-                "reads_ignored": learner.ignored,
-                "regions": [r.as_dict() for r in learner.regions()],
-            }
-            for camera, learner in learners.items()
-        }
-
-    async def _status(self) -> dict[str, Any]:
-        agent = self.agent
-        publisher = getattr(agent, "_publisher", None)
-        stats = await asyncio.to_thread(agent.outbox.stats)
-        mqtt = agent.config.mqtt
-        return {
-            "pid": os.getpid(),
-            "uptime_s": time.monotonic() - agent.started,
-            "boot_seq": agent.boot_seq,
-            "healthy": agent.healthy,
-            "stalled": sorted(getattr(agent, "_problems", {}).values()),
-            "crossings_total": agent.crossings_total,
-            "broker": {
-                "host": mqtt.host,
-                "port": mqtt.port,
-                "connected": bool(publisher and publisher.connected),
-                "last_error": publisher.stats.last_error if publisher else None,
-            },
-            "outbox": {"path": str(agent.outbox.path), **stats.as_dict()},
-            "storage": agent.storage_state(),
-            "devices": [
-                device_report(name, driver.kind, driver.health()).model_dump()
-                for name, driver in self._drivers().items()
-            ],
-        }
+def probe(state_dir: Path, device: str) -> dict[str, Any]:
+    """The driver's ``Probe`` (as a dict) from the agent that holds the device."""
+    result: dict[str, Any] = request(state_dir, ProbeRequest(device=device))
+    return result
 
 
-def request(state_dir: Path, body: dict[str, Any], *, timeout_s: float = 10.0) -> Any:
-    """Ask the running agent; returns ``result`` or raises the matching diag error."""
+def overlay(state_dir: Path) -> dict[str, CameraOverlay] | None:
+    """Each camera's learned overlay; None while the agent is still opening its devices."""
+    result = request(state_dir, OverlayRequest())
+    if result is None:
+        return None
+    return {camera: CameraOverlay.model_validate(o) for camera, o in result.items()}
+
+
+def action(state_dir: Path, device: str, what: str) -> ActionResult:
+    """Make the agent's driver of ``device`` do ``what`` (zero, tare, open, close)."""
+    return ActionResult.model_validate(
+        request(state_dir, ActionRequest(device=device, action=what))
+    )
+
+
+def request(state_dir: Path, body: Request | dict[str, Any], *, timeout_s: float = 10.0) -> Any:
+    """Ask the running agent; returns ``result`` (decoded JSON) or raises the matching diag
+    error. ``body`` is a request model, or its JSON object as a dict."""
+    if isinstance(body, Request):
+        body = body.model_dump()
     path = socket_path(state_dir)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
@@ -205,19 +83,18 @@ def request(state_dir: Path, body: dict[str, Any], *, timeout_s: float = 10.0) -
         except (OSError, TimeoutError) as exc:
             raise DiagError(f"the agent's control socket {path} does not answer: {exc}") from None
     try:
-        reply = json.loads(data)
-    except ValueError:
+        reply = REPLY.validate_json(data)
+    except ValidationError:
         raise DiagError(f"the agent sent no valid reply on {path}") from None
-    if reply.get("ok"):
-        return reply.get("result")
-    kind, error = reply.get("kind"), str(reply.get("error"))
-    if kind == "not_found":
-        raise NotFoundError(error)
-    if kind == "unsupported":
-        raise UnsupportedError(error)
-    if kind == "device":
-        raise DeviceError(error)
-    raise DiagError(error)
+    if not isinstance(reply, ErrorReply):
+        return reply.result
+    if reply.kind == "not_found":
+        raise NotFoundError(reply.error)
+    if reply.kind == "unsupported":
+        raise UnsupportedError(reply.error)
+    if reply.kind == "device":
+        raise DeviceError(reply.error)
+    raise DiagError(reply.error)
 
 
 def agent_pid(state_dir: Path) -> int | None:
@@ -272,12 +149,3 @@ def _try_lock(lock: Path, written: int) -> int | None:
             return written
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
-
-
-async def start_control(agent: LaneAgent) -> ControlServer | None:
-    """Serve the control socket; a lane without it still runs (diag then probes less)."""
-    try:
-        return await ControlServer.start(agent)
-    except OSError as exc:
-        log.warning("no control socket for lane diag: %s", exc)
-        return None

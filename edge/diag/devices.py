@@ -30,29 +30,17 @@ from drivers.readings import (
 )
 from drivers.registry import create_driver
 from edge.config import DeviceConfig, LaneConfig
+from edge.control import actions
+from edge.control.messages import DeviceReport
 from edge.diag.errors import NotFoundError, UnsupportedError
-from edge.diag.models import DeviceReport
 from edge.errors import DeviceError
 
 # Faster retries than the agent's: diag looks for a few seconds, not for hours.
 DIAG_DRIVER = {"backoff_min_s": 0.2, "backoff_max_s": 1.0}
-# What `barrier open|close` writes to the lane I/O output named "barrier".
-BARRIER_OUTPUT = "barrier"
-ACTIONS = ("zero", "tare", "open", "close")
 
 
 def device_report(device_id: str, kind: str, health: Health) -> DeviceReport:
-    return DeviceReport(
-        id=device_id,
-        kind=kind,
-        state=health.state.value.upper(),
-        connected=health.connected,
-        last_reading_age_s=health.last_reading_age_s,
-        readings=health.readings,
-        faults=dict(health.faults),
-        reconnects=health.reconnects,
-        last_error=health.last_error,
-    )
+    return DeviceReport.from_health(device_id, kind, health)
 
 
 def find_device(config: LaneConfig, device_id: str, *, kind_prefix: str = "") -> DeviceConfig:
@@ -177,31 +165,12 @@ async def look_all(config: LaneConfig, *, seconds: float | None = None) -> dict[
 
 
 async def run_action(driver: Driver, action: str) -> str:
-    """zero/tare a scale, open/close the barrier; returns what was done, in words."""
+    """zero/tare a scale, open/close the barrier (``edge.control.actions``); returns what was
+    done, in words."""
     try:
-        if action in ("zero", "tare"):
-            method = getattr(driver, action, None)
-            if method is None:
-                raise UnsupportedError(f"{driver.device_id} ({driver.kind}) is not a scale")
-            async with asyncio.timeout(max(2.0, 2 * driver.timeout_s)):
-                await method()
-            return f"{action} sent to {driver.device_id}"
-        if action in ("open", "close"):
-            set_output = getattr(driver, "set_output", None)
-            if set_output is None:
-                raise UnsupportedError(
-                    f"{driver.device_id} ({driver.kind}) is not a lane I/O module"
-                )
-            async with asyncio.timeout(max(2.0, 2 * driver.timeout_s)):
-                await set_output(BARRIER_OUTPUT, action == "open")
-            return f"barrier output {'on (open)' if action == 'open' else 'off (closed)'}"
+        return await actions.run_action(driver, action)
     except UnsupportedCommandError as exc:
         raise UnsupportedError(str(exc)) from None
-    except (DriverError, OSError, TimeoutError) as exc:
-        raise DeviceError(
-            f"{driver.device_id}: {action} failed: {exc or type(exc).__name__}"
-        ) from None
-    raise UnsupportedError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
 
 
 async def act_directly(device: DeviceConfig, action: str, *, seconds: float | None = None) -> str:

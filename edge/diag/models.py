@@ -1,7 +1,9 @@
 """The ``--json`` outputs of `lane diag`: one pydantic model per subcommand.
 
 ``config/schemas/diag-*.schema.json`` are generated from these (``write_schemas``); a test
-keeps them in step. Fields are added, never renamed: scripts on lane controllers read them.
+keeps them in step. The parts the agent's control socket also sends (``DeviceReport``,
+``BrokerReport``, ``OverlayRegionReport``) are its wire models, ``edge.control.messages``.
+Fields are added, never renamed: scripts on lane controllers read them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DeviceState = Literal["UP", "DEGRADED", "DOWN"]
+from edge.control.messages import BrokerReport, DeviceReport, DeviceState, OverlayRegionReport
 
 
 class Report(BaseModel):
@@ -20,18 +22,6 @@ class Report(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json()
-
-
-class DeviceReport(Report):
-    id: str
-    kind: str
-    state: DeviceState
-    connected: bool
-    last_reading_age_s: float | None = Field(description="Seconds since the last reading.")
-    readings: int = Field(description="Readings since the driver was opened.")
-    faults: dict[str, int] = Field(description="Fault counters by kind (timeout, protocol...).")
-    reconnects: int
-    last_error: str | None
 
 
 class AgentReport(Report):
@@ -45,13 +35,6 @@ class AgentReport(Report):
     healthy: bool | None = Field(description="Every stage makes progress (watchdog).")
     stalled: list[str] = Field(default_factory=list)
     crossings_total: int | None = None
-
-
-class BrokerReport(Report):
-    host: str
-    port: int
-    connected: bool
-    last_error: str | None
 
 
 class OutboxReport(Report):
@@ -193,15 +176,6 @@ class SnapshotOutput(Report):
     height: int
     recognition_ms: float
     plates: list[PlateBox]
-
-
-class OverlayRegionReport(Report):
-    box: tuple[float, float, float, float] = Field(
-        description="x, y, width, height as fractions of the frame."
-    )
-    sightings: int
-    why: str = Field(description="The evidence it was learned on.")
-    texts: list[str] = Field(description="The last texts read there (a clock ticks).")
 
 
 class CameraOverlayReport(Report):

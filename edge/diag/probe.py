@@ -44,9 +44,7 @@ def _health_report(device: DeviceConfig, health: dict[str, object]) -> DeviceRep
 def probe(config: LaneConfig, device_id: str, *, seconds: float | None = None) -> ProbeOutput:
     device = find_device(config, device_id)
     if _agent_runs(config, device):
-        data = control.request(
-            config.storage.resolved_state_dir(), {"op": "probe", "device": device.id}
-        )
+        data = control.probe(config.storage.resolved_state_dir(), device.id)
         return ProbeOutput(
             device=_health_report(device, data["health"]),
             source="control socket",
@@ -93,7 +91,7 @@ def _watch_agent(
     shown = 0
     while count is None or shown < count:
         started = time.monotonic()
-        data = control.request(state_dir, {"op": "probe", "device": device.id})
+        data = control.probe(state_dir, device.id)
         report = _health_report(device, data["health"])
         values = data["values"]
         yield WatchSample(
@@ -152,12 +150,9 @@ def pick_device(config: LaneConfig, device_id: str | None, *, kind_prefixes: str
 
 def act(config: LaneConfig, device: DeviceConfig, action: str) -> ActionOutput:
     if _agent_runs(config, device):
-        data = control.request(
-            config.storage.resolved_state_dir(),
-            {"op": "action", "device": device.id, "action": action},
-        )
+        done = control.action(config.storage.resolved_state_dir(), device.id, action)
         return ActionOutput(
-            device=device.id, action=action, done=True, via="control socket", detail=data["detail"]
+            device=device.id, action=action, done=True, via="control socket", detail=done.detail
         )
     detail = asyncio.run(act_directly(device, action))
     return ActionOutput(device=device.id, action=action, done=True, via="direct", detail=detail)

@@ -14,7 +14,6 @@ from edge.diag.errors import DiagError
 from edge.diag.models import (
     AgentReport,
     BrokerReport,
-    DeviceReport,
     DiskReport,
     OutboxReport,
     StatusOutput,
@@ -77,7 +76,7 @@ def collect(config: LaneConfig, *, seconds: float | None = None) -> StatusOutput
 
 def _from_agent(config: LaneConfig, state_dir: Path, pid: int, problems: list[str]) -> StatusOutput:
     try:
-        data = control.request(state_dir, {"op": "status"})
+        data = control.status(state_dir)
     except DiagError as exc:
         problems.append(f"the agent (pid {pid}) runs but does not answer: {exc}")
         outbox = None
@@ -102,24 +101,24 @@ def _from_agent(config: LaneConfig, state_dir: Path, pid: int, problems: list[st
             disk=None,
             problems=[],
         )
-    stats = dict(data["outbox"])
+    stats = dict(data.outbox)
     stats.pop("telemetry_evicted", None)
     return StatusOutput(
         checkpoint=config.checkpoint,
         lane=config.lane,
         agent=AgentReport(
             running=True,
-            pid=data["pid"],
+            pid=data.pid,
             source="control socket",
-            uptime_s=data["uptime_s"],
-            boot_seq=data["boot_seq"],
-            healthy=data["healthy"],
-            stalled=data["stalled"],
-            crossings_total=data["crossings_total"],
+            uptime_s=data.uptime_s,
+            boot_seq=data.boot_seq,
+            healthy=data.healthy,
+            stalled=data.stalled,
+            crossings_total=data.crossings_total,
         ),
-        broker=BrokerReport(**data["broker"]),
+        broker=data.broker,
         outbox=OutboxReport(**stats),
-        devices=[DeviceReport(**d) for d in data["devices"]],
+        devices=data.devices,
         disk=None,
         problems=[],
     )
