@@ -77,9 +77,9 @@ class LaneWalk:
 EVENTS_SQL = (
     "INSERT INTO events (event_id, crossing_id, checkpoint, lane, type, lane_seq, boot_seq,"
     " epoch, produced, historical, content_sha256, body)"
-    " SELECT e, c, cp, l, t, s, b, ep, p, h, sha, body FROM unnest(%s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::int[],"
-    " %s::timestamptz[], %s::bool[], %s::text[], %s::jsonb[]) WITH ORDINALITY"
+    " SELECT e, c, cp, l, t, s, b, ep, p, h, sha, body FROM unnest(%b::text[], %b::text[],"
+    " %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::int[],"
+    " %b::timestamptz[], %b::bool[], %b::text[], %b::jsonb[]) WITH ORDINALITY"
     " AS u(e, c, cp, l, t, s, b, ep, p, h, sha, body, n) ORDER BY n"
     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
@@ -89,9 +89,9 @@ CROSSINGS_SQL = (
     " ended, end_reason, event_id, lane_seq, identified, plates, gross_kg, alarms, body)"
     " SELECT id, cp, l, d, sa, ea, en, er, e, s, i,"
     " ARRAY(SELECT jsonb_array_elements_text(pl)), g, ARRAY(SELECT jsonb_array_elements_text(al)),"
-    " body FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],"
-    " %s::timestamptz[], %s::bool[], %s::text[], %s::text[], %s::bigint[], %s::bool[],"
-    " %s::jsonb[], %s::float8[], %s::jsonb[], %s::jsonb[])"
+    " body FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],"
+    " %b::timestamptz[], %b::bool[], %b::text[], %b::text[], %b::bigint[], %b::bool[],"
+    " %b::jsonb[], %b::float8[], %b::jsonb[], %b::jsonb[])"
     " AS u(id, cp, l, d, sa, ea, en, er, e, s, i, pl, g, al, body)"
     " ON CONFLICT (crossing_id) DO UPDATE SET direction = EXCLUDED.direction,"
     " start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, ended = EXCLUDED.ended,"
@@ -106,16 +106,16 @@ CROSSINGS_SQL = (
 
 EVIDENCE_SQL = (
     "INSERT INTO evidence (crossing_id, file, checkpoint, lane, kind, expected_sha256)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[]) ON CONFLICT (crossing_id, file) DO UPDATE"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[]) ON CONFLICT (crossing_id, file) DO UPDATE"
     " SET expected_sha256 = EXCLUDED.expected_sha256, kind = EXCLUDED.kind"
 )
 
 LANES_SQL = (
     "UPDATE lanes AS l SET boot_seq = GREATEST(l.boot_seq, u.b), first_lane_seq = u.f,"
     " last_lane_seq = u.s, events = l.events + u.n, last_event_at = now()"
-    " FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-    " %s::bigint[]) AS u(cp, ln, b, f, s, n) WHERE l.checkpoint = u.cp AND l.lane = u.ln"
+    " FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
+    " %b::bigint[]) AS u(cp, ln, b, f, s, n) WHERE l.checkpoint = u.cp AND l.lane = u.ln"
 )
 
 
