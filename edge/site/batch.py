@@ -192,18 +192,20 @@ class BatchWriter:
 
     def _lock_lanes(self, lanes: list[LaneAddress]) -> dict[LaneAddress, LaneState]:
         cps, ids = [lane.checkpoint for lane in lanes], [lane.lane for lane in lanes]
-        # A lane added to the config while running: add_lanes ran before, this is a backstop.
-        self.conn.execute(
-            "INSERT INTO lanes (checkpoint, lane) SELECT * FROM unnest(%s::text[], %s::text[])"
-            " ON CONFLICT DO NOTHING",
-            (cps, ids),
-        )
-        rows = self.conn.execute(
+        select = (
             "SELECT checkpoint, lane, epoch, boot_seq, first_lane_seq, last_lane_seq FROM lanes"
             " WHERE (checkpoint, lane) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
-            " ORDER BY checkpoint, lane FOR UPDATE",
-            (cps, ids),
-        ).fetchall()
+            " ORDER BY checkpoint, lane FOR UPDATE"
+        )
+        rows = self.conn.execute(select, (cps, ids)).fetchall()
+        if len(rows) < len(lanes):
+            # A lane added to the config while running: add_lanes ran before, this is a backstop.
+            self.conn.execute(
+                "INSERT INTO lanes (checkpoint, lane) SELECT * FROM unnest(%s::text[],"
+                " %s::text[]) ON CONFLICT DO NOTHING",
+                (cps, ids),
+            )
+            rows = self.conn.execute(select, (cps, ids)).fetchall()
         return {LaneAddress(r[0], r[1]): LaneState(r[2], r[3], r[4], r[5]) for r in rows}
 
     def _insert_events(
