@@ -301,7 +301,8 @@ def test_batches_end_as_one_message_at_a_time_would(
 
 def test_a_lane_without_a_row_gets_one(register: Register) -> None:
     register.conn.execute("DELETE FROM lanes WHERE lane = 'T2'")  # as if added while running
-    counts = register.store(items(register, *(crossing_event(s, lane="T2") for s in (1, 2))))
+    t2 = [crossing_event(s, lane="T2") for s in (1, 2)]
+    counts = register.store(items(register, *t2, lane="T2"))
     assert counts == StoreCounts(events=2)
     assert rows(register, "SELECT epoch, first_lane_seq, last_lane_seq, events FROM lanes"
                 " WHERE lane = 'T2'") == [(1, 1, 2, 2)]  # fmt: skip
