@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.site.checkpoint import SiteLane, lane_scenario
+from edge.devtools.checkpoint import SiteLane, lane_scenario
 
 
 def test_a_truck_lane_config_names_the_simulators_pty_link(

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from edge.devtools.localdb import LocalPostgres
 from edge.site.config import IngestConfig, parse_ingest_config
 from edge.site.intake import Intake, Item
-from edge.site.localdb import LocalPostgres
 from edge.site.register import Register, StoreCounts, open_register
 from tests.site.support import CHECKPOINT, crossing_event, ingest_yaml
 
