@@ -1,17 +1,20 @@
 """Register benchmark: `lane ingest` draining a many-lane backlog, against a plain insert loop.
 
     python -m bench.site [--lanes 12] [--crossings 100000] [--live-lanes 2] [--out FILE]
+    python -m bench.site --backlog-rate 200 ...   # each lane paced as a lane paces its backlog
 
 One run, on this machine: a private PostgreSQL and Mosquitto, `lane ingest` as a process.
 ``--lanes`` publisher processes (one MQTT client each) replay a backlog of ``--crossings``
-crossings at once, each a ``new``, two ``update``s and an ``end`` with evidence references,
-flagged ``historical`` like a lane's replay; meanwhile ``--live-lanes`` publishers send one
-live crossing (new + end) a second each. Reported: crossings per second committed by the
-register (first publish -> last backlog event committed), the same rows through a plain
-psycopg insert loop (events + crossings upsert, one transaction per 200 events) into a fresh
-database of the same schema, their ratio, and the live events' latency while the backlog
-drained (``produced`` -> the committing transaction's ``now()``), and before the backlog
-started (``--baseline-s``: the same live lanes with an idle register).
+crossings at once (or each at ``--backlog-rate`` messages a second, as a lane's
+``storage.backlog_rate_per_s`` paces it), each a ``new``, two ``update``s and an ``end`` with
+evidence references, flagged ``historical`` like a lane's replay; meanwhile ``--live-lanes``
+publishers send one live crossing (new + end) a second each. Reported: crossings per second
+committed by the register (first publish -> last backlog event committed), the same rows
+through a plain psycopg insert loop (events + crossings upsert, one transaction per 200
+events) into a fresh database of the same schema, their ratio, and the live events' latency
+while the backlog drained (``produced`` -> the committing transaction's ``now()``), and before
+the backlog started (``--baseline-s``: the same live lanes with an idle register). Paced, the
+drain rate is the lanes' and the ratio says nothing: measure the ratio at once.
 """
 
 from __future__ import annotations
@@ -160,7 +163,15 @@ def publisher(args: argparse.Namespace) -> int:
         print("ready", flush=True)
         sys.stdin.readline()
         started = time.monotonic()
-        infos = [client.publish(topic, p, qos=1) for p in payloads]
+        if args.backlog_rate:  # paced as a lane paces its backlog (storage.backlog_rate_per_s)
+            infos = []
+            for n, payload in enumerate(payloads):
+                ahead = started + n / args.backlog_rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                infos.append(client.publish(topic, payload, qos=1))
+        else:  # at once: the broker queues what the register has not taken yet
+            infos = [client.publish(topic, p, qos=1) for p in payloads]
         for info in infos:
             info.wait_for_publish(600)
         print(f"published {len(payloads)} {time.monotonic() - started:.3f}", flush=True)
@@ -270,7 +281,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
 
         for n, lane in enumerate(backlog_lanes):
-            procs.append(spawn(lane, "--crossings", str(share(args.crossings, args.lanes, n))))
+            procs.append(
+                spawn(
+                    lane,
+                    "--crossings",
+                    str(share(args.crossings, args.lanes, n)),
+                    "--backlog-rate",
+                    str(args.backlog_rate),
+                )
+            )
         live = [spawn(lane, "--live-interval", str(args.live_interval)) for lane in live_lanes]
         procs += live
         for proc in procs:
@@ -338,6 +357,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "lanes": args.lanes,
             "ingest_receive_maximum": args.receive_maximum,
             "ingest_batch": args.batch,
+            "backlog_rate_per_lane": args.backlog_rate or "at once",
             "crossings": args.crossings,
             "events": total_events,
             "ingest_s": round(drain_s, 2),
@@ -377,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--lane", required=True)
     pub.add_argument("--crossings", type=int, default=0)
     pub.add_argument("--live-interval", type=float, default=0.0)
+    pub.add_argument("--backlog-rate", type=float, default=0.0)
     parser.add_argument("--lanes", type=int, default=12, help="backlog publishers (lanes)")
     parser.add_argument(
         "--crossings", type=int, default=100_000, help="backlog crossings, all lanes"
@@ -384,9 +405,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-lanes", type=int, default=2, help="lanes publishing live")
     parser.add_argument("--live-interval", type=float, default=1.0, help="s between live crossings")
     parser.add_argument(
-        "--receive-maximum", type=int, default=200, help="ingest broker.receive_maximum"
+        "--receive-maximum", type=int, default=1000, help="ingest broker.receive_maximum"
     )
     parser.add_argument("--batch", type=int, default=200, help="ingest limits.batch")
+    parser.add_argument(
+        "--backlog-rate",
+        type=float,
+        default=0.0,
+        help="messages/s each backlog lane publishes (a lane's storage.backlog_rate_per_s);"
+        " 0: all at once",
+    )
     parser.add_argument(
         "--baseline-s", type=float, default=15.0, help="live only, before the backlog starts"
     )

@@ -254,7 +254,11 @@ class StorageConfig(StrictModel):
         5.0, gt=0, description="A crossing younger than this is live; older ones are backlog."
     )
     backlog_rate_per_s: float = Field(
-        2000.0, gt=0, description="Most backlog messages sent per second while draining."
+        100.0,
+        gt=0,
+        description="Most backlog messages sent per second while draining. The lanes of a "
+        "checkpoint drain at once into one register: keep lanes x rate well below its drain "
+        "rate (docs/site.md), or live events queue behind the backlog.",
     )
     keep_crossings: int = Field(
         10_000,

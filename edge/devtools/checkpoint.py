@@ -93,7 +93,11 @@ class SiteLane:
         from simulators.scenario import SimulatedLane
 
         self.lane, self.kind, self.workdir = lane, kind, workdir
-        self.devices = SimulatedLane(scenario, truth_path=workdir / "truth.jsonl")
+        # The config names the simulator's own link to each pty (gone when the sim stops),
+        # never a bare /dev/pts/N that an orphaned agent could reopen once it is recycled.
+        self.devices = SimulatedLane(
+            scenario, truth_path=workdir / "truth.jsonl", run_dir=workdir / "run"
+        )
         self.broker_port = broker_port
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)

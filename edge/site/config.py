@@ -40,11 +40,12 @@ class BrokerConfig(StrictModel):
         description="How long the broker queues the lanes' events while the register is away.",
     )
     receive_maximum: int = Field(
-        200,
+        1000,
         ge=1,
         le=65535,
         description="QoS 1 messages the broker sends before the register acknowledges one "
-        "(MQTT 5 Receive Maximum): bounds the register's memory.",
+        "(MQTT 5 Receive Maximum): bounds the register's memory. Keep it a few times "
+        "limits.batch, so the next batch is in hand while one commits.",
     )
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)

@@ -64,6 +64,7 @@ class IngestStats:
     quarantined: int = 0
     gaps_opened: int = 0
     gaps_closed: int = 0
+    one_by_one: int = 0
     replay_requests: int = 0
     database_failures: int = 0
     evidence_failures: int = 0
@@ -75,6 +76,7 @@ class IngestStats:
         self.quarantined += counts.quarantined
         self.gaps_opened += counts.gaps_opened
         self.gaps_closed += counts.gaps_closed
+        self.one_by_one += counts.one_by_one
 
 
 class Ingest:

@@ -2,9 +2,11 @@
 ``schema.py``, the operator's queries ``queries.py``, evidence files ``evidence.py``).
 
 Only the ingest's writer thread calls ``Register.store`` and the replay methods; it owns the
-connection. Every message of a batch is stored inside its own savepoint of one transaction,
-so a message PostgreSQL refuses (a NUL in a JSON string, say) is quarantined alone and the
-rest of the batch commits. The caller acknowledges the batch to the broker after the commit.
+connection. A batch is stored in one transaction, set-based (``batch.py``: a few statements
+for the whole batch, not a few per event); when that fails, the transaction is rolled back
+and the batch stored again one message at a time, each inside its own savepoint, so a
+message PostgreSQL refuses (a NUL in a JSON string, say) is quarantined alone and the rest of
+the batch commits. The caller acknowledges the batch to the broker after the commit.
 
 Gaps: ``lane_seq`` is contiguous per lane. An event above ``last_lane_seq + 1`` opens a gap
 for the seqs in between; events inside it fill it; a replay reply's ``not_kept`` ranges are
@@ -23,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from edge.site.batch import BatchWriter, NotBatchable, segments
 from edge.site.config import IngestConfig
 from edge.site.evidence import EvidenceFiles
 from edge.site.intake import (
@@ -73,6 +76,7 @@ class StoreCounts:
     quarantined: int = 0
     gaps_opened: int = 0
     gaps_closed: int = 0
+    one_by_one: int = 0  # batches the set-based write gave back to the per-event path
 
 
 class Register:
@@ -94,15 +98,35 @@ class Register:
     # --- storing --------------------------------------------------------------------------
 
     def store(self, items: list[Item]) -> StoreCounts:
-        """Store a batch in one transaction (each item in a savepoint). Raises
+        """Store a batch in one transaction: set-based first (``edge.site.batch``), and when
+        that fails, one message at a time, each in a savepoint. Raises
         psycopg.OperationalError when the database is unreachable and OSError when the
         evidence directory cannot be written: then nothing was committed."""
         counts = StoreCounts()
-        seen: set[LaneAddress] = set()
+        try:
+            with self.conn.transaction():
+                for segment in segments(items):
+                    BatchWriter(self, counts).store(segment)
+                self._seen(items)
+            return counts
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError):
+            raise  # the database or the evidence disk, not the messages: retried
+        except NotBatchable as exc:
+            log.info("batch of %d stored one by one: %s", len(items), exc)
+        except psycopg.Error as exc:
+            log.warning("batch of %d refused (%s); storing it one by one", len(items), exc)
+        except Exception:
+            log.exception("storing a batch of %d failed; storing it one by one", len(items))
+        counts = self.store_each(items)
+        counts.one_by_one += 1
+        return counts
+
+    def store_each(self, items: list[Item]) -> StoreCounts:
+        """The batch in one transaction, each item in a savepoint: a message PostgreSQL
+        refuses is quarantined alone."""
+        counts = StoreCounts()
         with self.conn.transaction():
             for item in items:
-                if item.lane is not None:
-                    seen.add(item.lane)
                 try:
                     with self.conn.transaction():
                         self._store_one(item, counts)
@@ -120,12 +144,17 @@ class Register:
                     with self.conn.transaction():
                         self._quarantine_refused(item, "internal", exc)
                     counts.quarantined += 1
-            for lane in seen:
-                self.conn.execute(
-                    "UPDATE lanes SET last_seen = now() WHERE checkpoint = %s AND lane = %s",
-                    (lane.checkpoint, lane.lane),
-                )
+            self._seen(items)
         return counts
+
+    def _seen(self, items: list[Item]) -> None:
+        lanes = list(dict.fromkeys(item.lane for item in items if item.lane is not None))
+        if lanes:
+            self.conn.execute(
+                "UPDATE lanes SET last_seen = now() FROM unnest(%s::text[], %s::text[])"
+                " AS u(cp, ln) WHERE checkpoint = u.cp AND lane = u.ln",
+                ([lane.checkpoint for lane in lanes], [lane.lane for lane in lanes]),
+            )
 
     def _store_one(self, item: Item, counts: StoreCounts) -> None:
         if isinstance(item, CrossingItem):
@@ -366,7 +395,7 @@ class Register:
         )
         return epoch + 1, seq, seq
 
-    def _open_gap(self, lane: LaneAddress, epoch: int, first: int, last: int) -> None:
+    def _open_gap(self, lane: LaneAddress, epoch: int, first: int, last: int) -> int:
         log.info(
             "lane %s/%s: lane_seq %d..%d missing (gap opened)",
             lane.checkpoint,
@@ -374,9 +403,9 @@ class Register:
             first,
             last,
         )
-        self.conn.execute(
+        row = self.conn.execute(
             "INSERT INTO gaps (checkpoint, lane, epoch, from_seq, to_seq, missing, next_request_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, now() + %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s, now() + %s) RETURNING id",
             (
                 lane.checkpoint,
                 lane.lane,
@@ -386,7 +415,9 @@ class Register:
                 last - first + 1,
                 timedelta(seconds=self.replay.grace_s),
             ),
-        )
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def _unlose(self, gap_id: int, seq: int) -> None:
         """An event recorded as lost arrived after all: one fewer lost."""
