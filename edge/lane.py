@@ -192,6 +192,13 @@ class LaneAgent:
                 on_error=lambda exc: self.supervisor.thread_failed("outbox-writer", exc)
             )
             stack.callback(writes.close)
+            # Watched from its first job: a write stuck on the disk stalls the lane, and a bug
+            # in one stops the agent.
+            self.supervisor.watch_thread(
+                "outbox-writer",
+                alive=lambda: writes.alive,
+                beat=lambda: writes.busy_since or time.monotonic(),
+            )
             outbox = self._outbox = await writes.run(open_outbox, self.config)
             outbox.write_thread = writes.thread
             stack.push_async_callback(writes.run, outbox.close)
@@ -323,12 +330,6 @@ class LaneAgent:
         if control is not None:
             stack.push_async_callback(control.close)
             self.supervisor.watch_thread("control", alive=control.serving)
-        # A write stuck on the disk (or a bug in one) stalls the lane / stops the agent.
-        self.supervisor.watch_thread(
-            "outbox-writer",
-            alive=lambda: writes.alive,
-            beat=lambda: writes.busy_since or time.monotonic(),
-        )
         reloader = self._reloader = Reloader(
             self._reload_requested,
             current=lambda: self.config,
