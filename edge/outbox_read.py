@@ -3,10 +3,10 @@ history and each finished crossing's trace.
 
 Reads only, through a connection of its own (WAL: a read never waits on the writer's fsync
 and never holds up the publisher); one lock per query, so any thread may call it. The agent's
-store carries one (:attr:`edge.outbox.Outbox.reader`: ``lane diag explain`` through the
-control socket, the interrupted crossings at start, the tests); a tool that only looks opens
-one on the file, read-only (``lane diag outbox``, ``lane events tail``, ``lane diag explain``,
-the diagnostics bundle). The tables are in :mod:`edge.outbox_db`.
+store carries one (:attr:`edge.outbox.Outbox.reader`: the crossings a crash left without an
+``end``, found at start); a tool that only looks opens one on the file, read-only
+(``lane diag outbox``, ``lane diag explain``; ``lane events tail`` and the diagnostics bundle
+through a read-only ``Outbox``). The tables are in :mod:`edge.outbox_db`.
 """
 
 from __future__ import annotations
