@@ -40,7 +40,6 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, SecretStr
@@ -48,6 +47,7 @@ from pydantic import BaseModel, SecretStr
 from drivers import text
 from drivers.codec import printable
 from drivers.errors import DriverError, DriverProtocolError
+from drivers.health import Health, SensorState
 from drivers.readings import Reading
 
 log = logging.getLogger("drivers")
@@ -56,26 +56,6 @@ CANCEL_ATTEMPTS = 10
 CANCEL_WAIT_S = 0.5
 FAULT_LOG_INTERVAL_S = 30.0
 WORK_WINDOW_S = 1.0
-
-
-class HealthState(StrEnum):
-    UP = "up"
-    DEGRADED = "degraded"
-    DOWN = "down"
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    state: HealthState
-    connected: bool
-    last_error: str | None
-    faults: dict[str, int]
-    last_reading_age_s: float | None
-    readings: int
-    reconnects: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(slots=True)
@@ -246,19 +226,19 @@ class Driver(ABC):
         last_error = self._last_error
         stale = self._stale_for(now)
         if not self._connected:
-            state = HealthState.DOWN
+            state = SensorState.DOWN
             # Why it went down, not the noise of the attempts since (a reconnect to a peer
             # that still sends garbage counts faults before it is ever UP).
             last_error = self._down_reason or last_error
         elif stale is not None:
-            state = HealthState.DEGRADED
+            state = SensorState.DEGRADED
             last_error = self._stale_reason(stale)
         elif (
             self._last_fault_mono is not None and now - self._last_fault_mono < self.degraded_hold_s
         ):
-            state = HealthState.DEGRADED
+            state = SensorState.DEGRADED
         else:
-            state = HealthState.UP
+            state = SensorState.UP
         age = now - self._last_reading_mono if self._last_reading_mono is not None else None
         return Health(
             state=state,

@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from drivers.base import Driver, Health, HealthState
+from drivers.base import Driver, Health
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
 from edge.cargo.readers import CargoReaders
@@ -71,12 +71,6 @@ OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows anothe
 OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
 OVERVIEW = "overview"  # the overview pictures' key among the evidence files by position
 CONTAINER_READ_GAP_S = 0.3  # pause between two reads of a container camera
-
-_STATE = {
-    HealthState.UP: SensorState.UP,
-    HealthState.DEGRADED: SensorState.DEGRADED,
-    HealthState.DOWN: SensorState.DOWN,
-}
 
 EmitFn = Callable[[Emission], Awaitable[None]]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
@@ -220,7 +214,7 @@ class Acquisition:
         return await loop.run_in_executor(self._reading, functools.partial(fn, *args, **kwargs))
 
     def device_health(self) -> dict[str, SensorState]:
-        return {d: _STATE[drv.health().state] for d, drv in self.drivers.items()}
+        return {d: drv.health().state for d, drv in self.drivers.items()}
 
     # --- what the drivers push (drivers.base.DriverObserver) ------------------------------
 
@@ -633,7 +627,7 @@ class Acquisition:
                     await self._health_pushed.wait()
 
     async def _apply_health(self, device_id: str, health: Health) -> None:
-        state = _STATE[health.state]
+        state = health.state
         first = device_id not in self._states
         if first and state == SensorState.DOWN and time.monotonic() < self._grace_until:
             return  # still connecting: no DOWN line for a device that is coming up

@@ -68,7 +68,7 @@ class LaneCrossings:
     async def end_interrupted(self) -> None:
         """Every ``new`` has one ``end``: end what a crash (kill -9, power loss) left open."""
         ends = []
-        for stored in await asyncio.to_thread(self.outbox.unfinished_crossings):
+        for stored in await asyncio.to_thread(self.outbox.reader.unfinished_crossings):
             try:
                 last = parse_crossing(stored)
             except ValueError as exc:  # an event no longer readable: say so, do not guess

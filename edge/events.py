@@ -25,6 +25,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from drivers.health import SensorState  # the one health enum: the driver boundary's, on the wire
+
 CROSSING_SCHEMA: Final = "lane.crossing/2"
 # Every crossing schema a consumer may meet (an outbox filled by an older agent drains /1).
 CROSSING_SCHEMAS: Final = ("lane.crossing/1", "lane.crossing/2")
@@ -96,12 +98,6 @@ class PlatePosition(StrEnum):
     FRONT = "front"
     REAR = "rear"
     TRAILER = "trailer"
-
-
-class SensorState(StrEnum):
-    UP = "UP"
-    DEGRADED = "DEGRADED"
-    DOWN = "DOWN"
 
 
 PlateLayout = Literal["one-row", "two-row", "trailer", "transit", "diplomatic"]

@@ -1,19 +1,19 @@
 """The durable outbox: every message the lane publishes is committed here first.
 
-SQLite in WAL mode with ``synchronous=FULL``: a crossing is on disk before it is published.
-A row leaves the outbox only after the broker's PUBACK with a success reason code; a row the
-broker rejects (reason code >= 0x80) is kept, marked ``rejected`` and counted.
-
-Send order, highest first: control (status, command replies) > live crossings > backlog
-crossings (rate-limited by the publisher) > evidence > telemetry. A crossing is *live* while
-it is younger than ``storage.live_window_s``; older pending crossings are *backlog* and are
-published with ``historical: true``.
+A crossing is on disk before it is published (``synchronous=FULL``; the tables and
+connections are in :mod:`edge.outbox_db`). A row leaves the outbox only after the broker's
+PUBACK with a success reason code; a row the broker rejects (reason code >= 0x80) is kept,
+marked ``rejected`` and counted. Which rows go out next is :mod:`edge.outbox_send`; what the
+tools list, export and explain is :mod:`edge.outbox_read`.
 
 Capacity (``storage.max_rows`` / ``storage.max_bytes``): telemetry is evicted first; crossings
 are never dropped. Past ``alarm_fill`` of the bound the lane raises ``outbox_high``; at the
 bound with nothing left to evict it raises ``outbox_full`` and still stores every crossing.
 
-One connection, one lock: the agent's producer and the publisher thread share this object.
+Threads: every write runs on the agent's one writer thread (:attr:`Outbox.write_thread`,
+``edge.writer.WriteThread``): a write from any other thread raises. Writes and the figures
+(``stats``, ``alarms``) share the write connection and its lock; the send queue and the
+reader each read through a connection of their own.
 
 A write that fails at run time (disk full, I/O error, locked past ``busy_timeout_s``) raises
 :class:`edge.errors.StorageError` and leaves the store and its counters as they were; the
@@ -23,171 +23,24 @@ agent holds crossings in memory and retries (``edge.writer``, docs/delivery.md).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import logging
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from edge import outbox_crossings as crossings
 from edge.errors import OutboxError, StorageError
 from edge.events import CrossingEvent
-from edge.topics import (
-    PRIORITY_CONTROL,
-    PRIORITY_CROSSING,
-    PRIORITY_EVIDENCE,
-    PRIORITY_TELEMETRY,
-)
-
-log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    retain INTEGER NOT NULL DEFAULT 0,
-    properties TEXT,
-    event_id TEXT UNIQUE,
-    lane_seq INTEGER,
-    created_ns INTEGER NOT NULL,
-    expires_ns INTEGER,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reason_code INTEGER,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_send_order ON outbox (state, priority, id);
-CREATE INDEX IF NOT EXISTS outbox_age ON outbox (priority, created_ns);
-CREATE INDEX IF NOT EXISTS outbox_expiry ON outbox (expires_ns) WHERE expires_ns IS NOT NULL;
-CREATE TABLE IF NOT EXISTS crossing_traces (
-    crossing_id TEXT PRIMARY KEY,
-    saved_ns INTEGER NOT NULL,
-    trace TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS crossings (
-    lane_seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    crossing_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    produced_ns INTEGER NOT NULL,
-    payload BLOB NOT NULL
-);
-"""
+from edge.outbox_crossings import Replay
+from edge.outbox_db import Transaction, open_reader, open_writer, opening, storage_error
+from edge.outbox_read import OutboxReader
+from edge.outbox_send import OutboxRow, SendQueue
+from edge.outbox_stats import Bounds, FillLog, OutboxStats
+from edge.topics import PRIORITY_EVIDENCE, PRIORITY_TELEMETRY
 
 KINDS_REPLACED_BY_TOPIC = ("status",)
-_EXPORT_KEYS = (
-    "id", "kind", "topic", "event_id", "lane_seq", "created_ns", "state", "attempts",
-    "reason_code", "last_error", "retain",
-)  # fmt: skip
-
-
-def disk_full(directory: Path) -> bool:
-    """No space left for us on the filesystem of ``directory`` (SQLite may only say I/O error)."""
-    try:
-        return os.statvfs(directory).f_bavail == 0
-    except OSError:
-        return False
-
-
-def storage_error(path: Path, exc: sqlite3.Error, *, doing: str = "write") -> StorageError:
-    """A failed write as the lane reports it: one line, the alarm it raises."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    full = (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or disk_full(path.parent)
-    hint = f" (the disk of {path.parent} is full: free space there)" if full else ""
-    return StorageError(f"cannot {doing} the outbox {path}: {exc}{hint}", full=full)
-
-
-PRUNE_EVERY = 500  # lane_seq steps between prunes of the local crossing history
-MAX_REPLAY = 10_000  # events per replay request
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    kind: str
-    priority: int
-    topic: str
-    payload: bytes
-    retain: bool
-    properties: dict[str, object] | None
-    event_id: str | None
-    lane_seq: int | None
-    created_ns: int
-    attempts: int
-    historical: bool = False
-
-    def wire_payload(self) -> bytes:
-        """The payload as sent: a backlog crossing is marked historical."""
-        if not self.historical:
-            return self.payload
-        body = json.loads(self.payload)
-        body["historical"] = True
-        return json.dumps(body, separators=(",", ":")).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    pending: int
-    pending_crossings: int
-    rejected: int
-    bytes: int
-    oldest_pending_age_s: float | None
-    boot_seq: int
-    last_lane_seq: int
-    max_rows: int
-    max_bytes: int
-    telemetry_evicted: int
-    alarms: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "pending": self.pending,
-            "pending_crossings": self.pending_crossings,
-            "rejected": self.rejected,
-            "bytes": self.bytes,
-            "oldest_pending_age_s": self.oldest_pending_age_s,
-            "boot_seq": self.boot_seq,
-            "last_lane_seq": self.last_lane_seq,
-            "max_rows": self.max_rows,
-            "max_bytes": self.max_bytes,
-            "telemetry_evicted": self.telemetry_evicted,
-            "alarms": list(self.alarms),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """What a replay request queued: see :meth:`Outbox.replay`."""
-
-    queued: int
-    pending: int
-    not_kept: list[tuple[int, int]]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "queued": self.queued,
-            "pending": self.pending,
-            "not_kept": [list(span) for span in self.not_kept],
-        }
-
-
-def _spans(seqs: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted integers as inclusive runs: 1, 2, 3, 7 -> (1, 3), (7, 7)."""
-    spans: list[tuple[int, int]] = []
-    for seq in sorted(seqs):
-        if spans and seq == spans[-1][1] + 1:
-            spans[-1] = (spans[-1][0], seq)
-        else:
-            spans.append((seq, seq))
-    return spans
 
 
 class Outbox:
@@ -210,42 +63,31 @@ class Outbox:
         self.live_window_ns = int(live_window_s * 1e9)
         self.keep_crossings = keep_crossings
         self._lock = threading.Lock()
-        self._read_lock = threading.Lock()
         # The agent's outbox-writer thread (edge.writer.WriteThread): once set, a write from
         # any other thread is a bug and raises instead of waiting on an fsync there.
         self.write_thread: threading.Thread | None = None
         self._telemetry_evicted = 0
         self._expired_at = 0
         self._read_only = read_only
-        self._full_logged = False
-        self._high_logged = False
-        try:
+        self._fill_log = FillLog()
+        with opening(self.path):
             if read_only:
-                uri = f"file:{self.path}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._db = open_reader(self.path, busy_timeout_s=busy_timeout_s, read_only=True)
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.executescript(SCHEMA)
-            busy_ms = int(busy_timeout_s * 1000)
-            self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
-            # The publisher reads through its own connection: WAL lets it read while the
-            # producer's insert waits for its fsync.
-            self._reader = (
-                self._db
-                if read_only
-                else sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            )
-            self._reader.execute(f"PRAGMA busy_timeout={busy_ms}")
+                self._db = open_writer(self.path, busy_timeout_s=busy_timeout_s)
             self._rows, self._bytes = self._db.execute(
                 "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
             ).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise storage_error(self.path, exc, doing="open") from None
-        except sqlite3.Error as exc:
-            raise OutboxError(f"outbox {self.path}: {exc}") from exc
+        # The publisher's reads (the send queue) and the tools' (the reader) have connections
+        # of their own: WAL lets them read while a write waits for its fsync.
+        try:
+            self._queue = SendQueue(self.path, busy_timeout_s=busy_timeout_s, read_only=read_only)
+            self.reader = OutboxReader(
+                self.path, busy_timeout_s=busy_timeout_s, read_only=read_only
+            )
+        except BaseException:
+            self._db.close()
+            raise
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -257,11 +99,11 @@ class Outbox:
         return boot
 
     def close(self) -> None:
+        self._queue.close()
+        self.reader.close()
         with self._lock:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            if self._reader is not self._db:
-                self._reader.close()
             self._db.close()
 
     # --- writing ------------------------------------------------------------------------
@@ -270,31 +112,15 @@ class Outbox:
         self, makers: Iterable[Callable[[int], CrossingEvent]], topic: str
     ) -> list[CrossingEvent]:
         """Give each maker the next lane_seq and commit all events durably in one transaction."""
-        events: list[CrossingEvent] = []
-        now = time.time_ns()
         with self._lock, self._writing():
-            seq = self._meta("last_lane_seq")
-            for make in makers:
-                seq += 1
-                event = make(seq)
-                payload = event.to_json()
-                self._db.execute(
-                    "INSERT INTO outbox (kind, priority, topic, payload, event_id, lane_seq,"
-                    " created_ns) VALUES ('crossing', ?, ?, ?, ?, ?, ?)",
-                    (PRIORITY_CROSSING, topic, payload, event.event_id, seq, now),
-                )
-                self._db.execute(
-                    "INSERT INTO crossings (lane_seq, event_id, crossing_id, type, produced_ns,"
-                    " payload) VALUES (?, ?, ?, ?, ?, ?)",
-                    (seq, event.event_id, event.crossing_id, event.type, now, payload),
-                )
-                self._rows += 1
-                self._bytes += len(payload)
-                events.append(event)
-            self._set_meta("last_lane_seq", seq)
+            last = self._meta("last_lane_seq")
+            events, size = crossings.insert(self._db, makers, topic, after_seq=last)
+            self._rows += len(events)
+            self._bytes += size
+            self._set_meta("last_lane_seq", last + len(events))
             self._make_room()
-            if seq // PRUNE_EVERY != (seq - len(events)) // PRUNE_EVERY:
-                self._prune_crossings()
+            if crossings.prune_due(last + len(events), len(events)):
+                crossings.prune(self._db, self.keep_crossings)
         return events
 
     def add_crossing(self, make: Callable[[int], CrossingEvent], topic: str) -> CrossingEvent:
@@ -309,42 +135,26 @@ class Outbox:
         still pending are left alone (they go out anyway); those pruned from the history
         (``storage.keep_crossings``) or not produced yet are reported as ``not_kept``.
         """
-        if not 1 <= first_seq <= last_seq:
-            raise ValueError(f"a lane_seq range runs from 1 up: got {first_seq}..{last_seq}")
-        if last_seq - first_seq >= MAX_REPLAY:
-            raise ValueError(f"at most {MAX_REPLAY} events per replay: ask for smaller ranges")
-        queued = pending = 0
+        crossings.check_range(first_seq, last_seq)
         backlog_ns = time.time_ns() - self.live_window_ns - 1  # sent as backlog, not live
         with self._lock, self._writing():
-            rows = self._db.execute(
-                "SELECT c.lane_seq, c.event_id, c.produced_ns, c.payload, o.id FROM crossings c"
-                " LEFT JOIN outbox o ON o.event_id = c.event_id"
-                " WHERE c.lane_seq BETWEEN ? AND ? ORDER BY c.lane_seq",
-                (first_seq, last_seq),
-            ).fetchall()
-            for seq, event_id, produced_ns, payload, outbox_id in rows:
-                if outbox_id is not None:
-                    pending += 1
-                    continue
-                self._db.execute(
-                    "INSERT INTO outbox (kind, priority, topic, payload, event_id, lane_seq,"
-                    " created_ns) VALUES ('crossing', ?, ?, ?, ?, ?, ?)",
-                    (
-                        PRIORITY_CROSSING,
-                        topic,
-                        payload,
-                        event_id,
-                        seq,
-                        min(produced_ns, backlog_ns),
-                    ),
-                )
-                self._rows += 1
-                self._bytes += len(payload)
-                queued += 1
+            replay, size = crossings.requeue(
+                self._db, first_seq, last_seq, topic, backlog_ns=backlog_ns
+            )
+            self._rows += replay.queued
+            self._bytes += size
             self._make_room()
-        kept = {row[0] for row in rows}
-        missing = (seq for seq in range(first_seq, last_seq + 1) if seq not in kept)
-        return Replay(queued=queued, pending=pending, not_kept=_spans(missing))
+        return replay
+
+    def save_trace(self, crossing_id: str, trace: list[dict[str, object]]) -> None:
+        """Keep the story of a finished crossing for `lane diag explain` (not a delivery)."""
+        with self._lock:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._writing():
+                    crossings.save_trace(self._db, crossing_id, trace)
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def add_message(
         self,
@@ -399,30 +209,12 @@ class Outbox:
         self, *, limit: int, exclude: Iterable[int] = (), backlog_budget: int = 0
     ) -> list[OutboxRow]:
         """The next rows to send, in priority order, skipping rows already in flight."""
-        if limit <= 0:
-            return []
-        skip = frozenset(exclude)
-        now = time.time_ns()
-        live_cutoff = now - self.live_window_ns
-        out: list[OutboxRow] = []
-        with self._read_lock:
-            out += self._select(PRIORITY_CONTROL, skip, limit, now)
-            out += self._select(
-                PRIORITY_CROSSING, skip, limit - len(out), now, since_ns=live_cutoff
-            )
-            backlog = self._select(
-                PRIORITY_CROSSING,
-                skip,
-                min(limit - len(out), backlog_budget),
-                now,
-                before_ns=live_cutoff,
-            )
-            out += [dataclasses.replace(r, historical=True) for r in backlog]
-            for priority in range(PRIORITY_CROSSING + 1, PRIORITY_TELEMETRY + 1):
-                if len(out) >= limit:
-                    break
-                out += self._select(priority, skip, limit - len(out), now)
-        return out
+        return self._queue.next_batch(
+            limit=limit,
+            exclude=exclude,
+            backlog_budget=backlog_budget,
+            live_window_ns=self.live_window_ns,
+        )
 
     def ack(self, ids: Iterable[int]) -> int:
         """Remove rows the broker acknowledged with success; the number removed."""
@@ -462,7 +254,7 @@ class Outbox:
     def stats(self) -> OutboxStats:
         # A read: rows past their expiry count as gone (the writes delete them).
         with self._lock:
-            pending, crossings, rejected, oldest = self._db.execute(
+            pending, pending_crossings, rejected, oldest = self._db.execute(
                 "SELECT sum(live), sum(live AND kind = 'crossing'), sum(state = 'rejected'),"
                 " min(CASE WHEN live THEN created_ns END) FROM (SELECT *, state = 'pending'"
                 " AND (expires_ns IS NULL OR expires_ns >= ?) AS live FROM outbox)",
@@ -474,7 +266,7 @@ class Outbox:
         age = (time.time_ns() - oldest) / 1e9 if oldest is not None else None
         return OutboxStats(
             pending=pending or 0,
-            pending_crossings=crossings or 0,
+            pending_crossings=pending_crossings or 0,
             rejected=rejected or 0,
             bytes=size,
             oldest_pending_age_s=age,
@@ -483,7 +275,7 @@ class Outbox:
             max_rows=self.max_rows,
             max_bytes=self.max_bytes,
             telemetry_evicted=self._telemetry_evicted,
-            alarms=self._alarms(rows, size, rejected or 0),
+            alarms=self._bounds.alarms(rows, size, rejected or 0),
         )
 
     @property
@@ -496,32 +288,12 @@ class Outbox:
             (rejected,) = self._db.execute(
                 "SELECT count(*) FROM outbox WHERE state = 'rejected'"
             ).fetchone()
-            return self._alarms(self._rows, self._bytes, rejected)
-
-    def rejected(self, limit: int = 100) -> list[dict[str, object]]:
-        return self._listing("state = 'rejected'", limit)
-
-    def pending(self, limit: int = 100) -> list[dict[str, object]]:
-        return self._listing("state = 'pending'", limit)
-
-    def latest_crossings(self, limit: int = 20) -> list[dict[str, object]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT c.payload, o.state FROM crossings c LEFT JOIN outbox o"
-                " ON o.event_id = c.event_id ORDER BY c.lane_seq DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        out = []
-        for payload, state in reversed(rows):
-            event = json.loads(payload)
-            event["_delivery"] = state or "published"
-            out.append(event)
-        return out
+            return self._bounds.alarms(self._rows, self._bytes, rejected)
 
     # --- internals ----------------------------------------------------------------------
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _tx(self) -> Transaction:
+        return Transaction(self._db)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -552,21 +324,6 @@ class Outbox:
         with self._lock, self._writing():
             self._set_meta("probed_ns", time.time_ns())
 
-    def unfinished_crossings(self) -> list[bytes]:
-        """The newest stored event of each crossing that has a ``new`` and no ``end``.
-
-        After a crash (``kill -9``, power loss) these crossings were never ended; the agent
-        ends them on start with ``end_reason: interrupted``. Oldest crossing first.
-        """
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT c.payload FROM crossings c JOIN ("
-                " SELECT crossing_id, max(lane_seq) AS last FROM crossings GROUP BY crossing_id"
-                " HAVING sum(type = 'new') > 0 AND sum(type = 'end') = 0"
-                ") u ON c.lane_seq = u.last ORDER BY c.lane_seq"
-            ).fetchall()
-        return [bytes(r[0]) for r in rows]
-
     def _meta(self, key: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
@@ -577,61 +334,6 @@ class Outbox:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-    def _select(
-        self,
-        priority: int,
-        skip: frozenset[int],
-        limit: int,
-        now: int,
-        *,
-        since_ns: int | None = None,
-        before_ns: int | None = None,
-    ) -> list[OutboxRow]:
-        """Unexpired pending rows of one priority, oldest first, optionally by age."""
-        if limit <= 0:
-            return []
-        where = "state = 'pending' AND priority = ? AND (expires_ns IS NULL OR expires_ns >= ?)"
-        params: list[object] = [priority, now]
-        # Crossings are split by age into live and backlog: walk the age index in its own
-        # order (created_ns, then id), so either query stops after ``limit`` rows whether
-        # 100 or 100,000 wait (ORDER BY id would sort every row of the range first). The
-        # other priorities walk the send-order index.
-        by_age = since_ns is not None or before_ns is not None
-        index = " INDEXED BY outbox_age" if by_age else " INDEXED BY outbox_send_order"
-        order = "created_ns, id" if by_age else "id"
-        if since_ns is not None:
-            where += " AND created_ns >= ?"
-            params.append(since_ns)
-        if before_ns is not None:
-            where += " AND created_ns < ?"
-            params.append(before_ns)
-        # Rows in flight are skipped here rather than with NOT IN (?, ...) in SQL: one
-        # statement text per query shape stays in sqlite3's statement cache (re-preparing a
-        # statement cost more than the rest of a publish).
-        rows = self._reader.execute(
-            "SELECT id, kind, priority, topic, payload, retain, properties, event_id, lane_seq,"
-            f" created_ns, attempts FROM outbox{index} WHERE {where} ORDER BY {order} LIMIT ?",
-            (*params, limit + len(skip)),
-        ).fetchall()
-        if skip:
-            rows = [r for r in rows if r[0] not in skip][:limit]
-        return [
-            OutboxRow(
-                id=r[0],
-                kind=r[1],
-                priority=r[2],
-                topic=r[3],
-                payload=bytes(r[4]),
-                retain=bool(r[5]),
-                properties=json.loads(r[6]) if r[6] else None,
-                event_id=r[7],
-                lane_seq=r[8],
-                created_ns=r[9],
-                attempts=r[10],
-            )
-            for r in rows
-        ]
 
     def _delete_where(self, where: str, params: tuple[object, ...]) -> int:
         count, size = self._db.execute(
@@ -676,162 +378,8 @@ class Outbox:
             self._evict_telemetry(max(1, self._rows - self.max_rows))
         ):
             pass
-        full = self._rows >= self.max_rows or self._bytes >= self.max_bytes
-        high = self._rows >= self.max_rows * self.alarm_fill or (
-            self._bytes >= self.max_bytes * self.alarm_fill
-        )
-        if full and not self._full_logged:
-            log.error(
-                "outbox FULL (%d rows, %d bytes; bound %d rows, %d bytes): crossings are still "
-                "stored, nothing is dropped, but the broker has not taken messages for a long "
-                "time: check the broker connection",
-                self._rows,
-                self._bytes,
-                self.max_rows,
-                self.max_bytes,
-            )
-        elif high and not self._high_logged:
-            log.warning(
-                "outbox above %d%% of its bound (%d rows): the broker is not keeping up",
-                int(self.alarm_fill * 100),
-                self._rows,
-            )
-        self._full_logged = full
-        self._high_logged = high
+        self._fill_log.note(self._bounds, self._rows, self._bytes)
 
-    def _alarms(self, rows: int, size: int, rejected: int) -> tuple[str, ...]:
-        alarms = []
-        if rows >= self.max_rows or size >= self.max_bytes:
-            alarms.append("outbox_full")
-        elif rows >= self.max_rows * self.alarm_fill or size >= self.max_bytes * self.alarm_fill:
-            alarms.append("outbox_high")
-        if rejected:
-            alarms.append("outbox_rejected")
-        return tuple(alarms)
-
-    def _listing(self, where: str, limit: int) -> list[dict[str, object]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, kind, topic, event_id, lane_seq, created_ns, state, attempts,"
-                f" reason_code, last_error, length(payload) FROM outbox WHERE {where}"
-                " ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        keys = (
-            "id",
-            "kind",
-            "topic",
-            "event_id",
-            "lane_seq",
-            "created_ns",
-            "state",
-            "attempts",
-            "reason_code",
-            "last_error",
-            "bytes",
-        )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def save_trace(self, crossing_id: str, trace: list[dict[str, object]]) -> None:
-        """Keep the story of a finished crossing for `lane diag explain` (not a delivery)."""
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self._writing():
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO crossing_traces (crossing_id, saved_ns, trace)"
-                        " VALUES (?, ?, ?)",
-                        (crossing_id, time.time_ns(), json.dumps(trace, default=str)),
-                    )
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
-
-    def crossing_trace(self, crossing_id: str) -> list[dict[str, object]] | None:
-        """Every reading, plate vote and decision behind a crossing, or None if unknown."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT trace FROM crossing_traces WHERE crossing_id = ?", (crossing_id,)
-            ).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def crossing_events(self, crossing_id: str) -> list[dict[str, object]]:
-        """The events of one crossing still in the local store, in lane_seq order."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT payload FROM crossings WHERE crossing_id = ? ORDER BY lane_seq",
-                (crossing_id,),
-            ).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def export_rows(
-        self, state: str | None = None, *, batch: int = 1000
-    ) -> Iterator[dict[str, object]]:
-        """Every row (or those in ``state``) with its payload, oldest first, a batch at a time.
-
-        A JSON payload is given as ``payload``; any other as ``payload_hex``.
-        """
-        where = "state = ?" if state is not None else "1"
-        last = 0
-        while True:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT id, kind, topic, event_id, lane_seq, created_ns, state, attempts,"
-                    " reason_code, last_error, retain, payload FROM outbox"
-                    f" WHERE id > ? AND {where}"
-                    " ORDER BY id LIMIT ?",
-                    (last, *([state] if state is not None else []), batch),
-                ).fetchall()
-            if not rows:
-                return
-            for r in rows:
-                out: dict[str, object] = dict(zip(_EXPORT_KEYS, r[:11], strict=True))
-                out["retain"] = bool(r[10])
-                try:
-                    out["payload"] = json.loads(r[11])
-                except ValueError:
-                    out["payload_hex"] = bytes(r[11]).hex()
-                yield out
-            last = rows[-1][0]
-
-    def _prune_crossings(self) -> None:
-        """Keep the newest ``keep_crossings`` events (and their traces) for tail and explain."""
-        self._db.execute(
-            "DELETE FROM crossings WHERE lane_seq <= (SELECT max(lane_seq) FROM crossings) - ?",
-            (self.keep_crossings,),
-        )
-        self._db.execute(
-            "DELETE FROM crossing_traces WHERE crossing_id NOT IN"
-            " (SELECT crossing_id FROM crossings)"
-        )
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, nesting-safe (an inner block joins the outer one)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        self._outer = False
-
-    def __enter__(self) -> None:
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._outer = True
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self._outer:
-            return
-        if exc_type is None:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error:
-                # A COMMIT that fails (a full disk at the WAL append) can leave the transaction
-                # open: end it, or the next write would join it and never commit.
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                raise
-        elif self._db.in_transaction:
-            # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR);
-            # a failing ROLLBACK must not hide the error that caused it.
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
+    @property
+    def _bounds(self) -> Bounds:  # a SIGHUP may change them (the agent sets them)
+        return Bounds(self.max_rows, self.max_bytes, self.alarm_fill)

@@ -39,7 +39,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.config import LaneConfig, MqttConfig
 from edge.errors import StorageError
 from edge.logs import worth_logging
-from edge.outbox import Outbox, OutboxRow
+from edge.outbox import Outbox
+from edge.outbox_send import OutboxRow
 from edge.topics import Topics
 from edge.writer import WriteThread
 
@@ -126,7 +127,7 @@ class Publisher:
     ) -> None:
         self.config = config
         self.mqtt = config.mqtt
-        self.outbox = outbox  # read through its reader connection; written by ``writes``
+        self.outbox = outbox  # read through its send queue's connection; written by ``writes``
         self.writes = writes
         self.topics = Topics(config.mqtt.topic_prefix, config.checkpoint, config.lane)
         self.stats = PublisherStats()

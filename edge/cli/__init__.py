@@ -331,7 +331,7 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
     from edge.cli.text import describe_event, dumps
 
     outbox = _outbox_for(args.config)
-    events = outbox.latest_crossings(args.n)
+    events = outbox.reader.latest_crossings(args.n)
     outbox.close()
     for event in events:
         if args.json:

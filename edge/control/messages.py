@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from drivers.base import Health
+from drivers.health import Health
 
 SOCKET_NAME = "control.sock"
 REQUEST_LIMIT = 64 * 1024  # bytes of one request line
@@ -112,7 +112,7 @@ class DeviceReport(Message):
         return cls(
             id=device_id,
             kind=kind,
-            state=health.state.value.upper(),
+            state=health.state.value,
             connected=health.connected,
             last_reading_age_s=health.last_reading_age_s,
             readings=health.readings,

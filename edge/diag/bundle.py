@@ -177,7 +177,7 @@ def build(config: LaneConfig, out: Path, *, crossings: int = 200) -> BundleOutpu
         files["outbox.json"] = _json({"error": str(exc)})
     else:
         try:
-            events = outbox.latest_crossings(crossings)
+            events = outbox.reader.latest_crossings(crossings)
             files["crossings.jsonl"] = "".join(
                 json.dumps(e, ensure_ascii=False) + "\n" for e in events
             ).encode()

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers import text
-from drivers.base import Driver, Health, HealthState, Probe
+from drivers.base import Driver, Probe
 from drivers.errors import DriverError, UnsupportedCommandError
+from drivers.health import Health, SensorState
 from drivers.readings import (
     Frame,
     LaneIoState,
@@ -156,7 +157,7 @@ async def look_all(config: LaneConfig, *, seconds: float | None = None) -> dict[
         if isinstance(result, BaseException):
             if not isinstance(result, Exception):
                 raise result
-            health = Health(HealthState.DOWN, False, f"cannot open: {result}", {}, None, 0, 0)
+            health = Health(SensorState.DOWN, False, f"cannot open: {result}", {}, None, 0, 0)
             probe = Probe(device.id, device.kind, {}, health.as_dict())
             out[device.id] = DirectLook(probe, health, None)
         else:

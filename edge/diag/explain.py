@@ -1,6 +1,6 @@
 """`lane diag explain CROSSING_ID`: the story of one crossing, from the local store.
 
-Prefers the correlator's trace (``Outbox.crossing_trace``: every reading, plate vote and
+Prefers the correlator's trace (``OutboxReader.crossing_trace``: every reading, plate vote and
 decision, kept for finished crossings), and always shows the events that were published.
 A crossing whose trace is gone (pruned, or from an agent without traces) is explained from
 its events alone, and says so.
@@ -14,21 +14,17 @@ from drivers import text
 from edge.config import LaneConfig
 from edge.diag.errors import NotFoundError
 from edge.diag.models import ExplainOutput
-from edge.diag.outbox import open_existing
-from edge.outbox import Outbox
+from edge.diag.outbox import read_existing
+from edge.outbox_read import OutboxReader
 
 PREFIX_MIN = 6
 
 
 def explain(config: LaneConfig, crossing_id: str) -> ExplainOutput:
-    outbox = open_existing(config)
-    try:
-        crossing_id = _resolve(outbox, crossing_id, config.storage.keep_crossings)
-        read_trace = getattr(outbox, "crossing_trace", None)
-        trace = read_trace(crossing_id) if read_trace is not None else None
-        events = outbox.crossing_events(crossing_id)
-    finally:
-        outbox.close()
+    with read_existing(config) as reader:
+        crossing_id = _resolve(reader, crossing_id, config.storage.keep_crossings)
+        trace = reader.crossing_trace(crossing_id)
+        events = reader.crossing_events(crossing_id)
     if trace is None and not events:
         raise NotFoundError(
             f"no crossing {crossing_id!r} in the local store (it keeps the last "
@@ -47,15 +43,15 @@ def explain(config: LaneConfig, crossing_id: str) -> ExplainOutput:
     )
 
 
-def _resolve(outbox: Outbox, wanted: str, keep: int) -> str:
+def _resolve(reader: OutboxReader, wanted: str, keep: int) -> str:
     """A whole crossing id, or a unique start or end of one (ids are uuid7: their start is a
     timestamp shared by nearby crossings, so the end is what a technician types)."""
-    if outbox.crossing_events(wanted) or len(wanted) < PREFIX_MIN:
+    if reader.crossing_events(wanted) or len(wanted) < PREFIX_MIN:
         return wanted
     found = sorted(
         {
             str(e["crossing_id"])
-            for e in outbox.latest_crossings(keep)
+            for e in reader.latest_crossings(keep)
             if str(e.get("crossing_id", "")).startswith(wanted)
             or str(e.get("crossing_id", "")).endswith(wanted)
         }

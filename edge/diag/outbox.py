@@ -10,13 +10,24 @@ from edge.config import LaneConfig
 from edge.diag.models import OutboxActionOutput, OutboxListOutput, OutboxRow
 from edge.errors import OutboxError
 from edge.outbox import Outbox
+from edge.outbox_read import OutboxReader
+
+
+def _existing(config: LaneConfig) -> Path:
+    path = config.storage.resolved_state_dir() / "outbox.db"
+    if not path.exists():
+        raise OutboxError(f"no outbox at {path}: the agent has not run with this config yet")
+    return path
+
+
+def read_existing(config: LaneConfig) -> OutboxReader:
+    """The lane's outbox file, read-only: safe while the agent runs."""
+    return OutboxReader(_existing(config))
 
 
 def open_existing(config: LaneConfig, *, read_only: bool = True) -> Outbox:
     s = config.storage
-    path = s.resolved_state_dir() / "outbox.db"
-    if not path.exists():
-        raise OutboxError(f"no outbox at {path}: the agent has not run with this config yet")
+    path = _existing(config)
     return Outbox(
         path,
         max_rows=s.max_rows,
@@ -28,11 +39,8 @@ def open_existing(config: LaneConfig, *, read_only: bool = True) -> Outbox:
 
 
 def listing(config: LaneConfig, *, rejected: bool, limit: int) -> OutboxListOutput:
-    outbox = open_existing(config)
-    try:
-        rows = outbox.rejected(limit) if rejected else outbox.pending(limit)
-    finally:
-        outbox.close()
+    with read_existing(config) as reader:
+        rows = reader.rejected(limit) if rejected else reader.pending(limit)
     return OutboxListOutput(
         state="rejected" if rejected else "pending",
         rows=[OutboxRow(**row) for row in rows],
@@ -50,12 +58,12 @@ def requeue(config: LaneConfig) -> OutboxActionOutput:
 
 
 def export(config: LaneConfig, out: Path, *, state: str | None) -> OutboxActionOutput:
-    outbox = open_existing(config)
+    reader = read_existing(config)
     count = 0
     try:
         handle = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
         try:
-            for row in outbox.export_rows(state):
+            for row in reader.export_rows(state):
                 handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
                 count += 1
         finally:
@@ -64,5 +72,5 @@ def export(config: LaneConfig, out: Path, *, state: str | None) -> OutboxActionO
     except OSError as exc:
         raise OutboxError(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
-        outbox.close()
+        reader.close()
     return OutboxActionOutput(action="export", rows=count, path=str(out))

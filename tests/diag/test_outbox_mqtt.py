@@ -11,6 +11,7 @@ import pytest
 from edge.devtools.localbroker import LocalBroker, free_port
 from edge.diag.models import MqttCheckOutput, OutboxActionOutput, OutboxListOutput, OutboxReport
 from edge.outbox import Outbox
+from edge.outbox_read import OutboxReader
 from edge.topics import PRIORITY_CONTROL
 from tests.diag.support import diag, write_lane
 
@@ -97,7 +98,8 @@ def test_reading_never_writes(capsys: pytest.CaptureFixture[str], tmp_path: Path
     stats = diag(capsys, "outbox", "stats", "-c", config, "--json")
     assert stats.code == 0, stats.err
     assert diag(capsys, "status", "-c", config, "--json").code == 10  # agent stopped
-    assert len(Outbox(tmp_path / "state" / "outbox.db", read_only=True).pending()) == 1
+    with OutboxReader(tmp_path / "state" / "outbox.db") as reader:  # read-only: nothing deleted
+        assert len(reader.pending()) == 1
 
 
 def test_mqtt_check_round_trip(

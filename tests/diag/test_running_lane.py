@@ -104,11 +104,11 @@ def test_running_agent(
         outbox = Outbox(tmp_path / "state" / "outbox.db", read_only=True)
         try:
             wait_until(
-                lambda: any(e["type"] == "end" for e in outbox.latest_crossings(10)),
+                lambda: any(e["type"] == "end" for e in outbox.reader.latest_crossings(10)),
                 30,
                 "the crossing's end event",
             )
-            crossing = outbox.latest_crossings(1)[0]["crossing_id"]
+            crossing = outbox.reader.latest_crossings(1)[0]["crossing_id"]
         finally:
             outbox.close()
         assert agent.stop() == 0, agent.output()[-8000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import Driver, Health, HealthState
+from drivers.base import Driver, Health, SensorState
 from drivers.errors import DriverConfigError
 from drivers.options import StrictOptions
 from drivers.registry import create_driver
@@ -50,13 +51,13 @@ def test_refused_connection_backs_off_capped_and_logs_once(
         await driver.close()
         # 0.05, 0.1, 0.2, 0.2, ... : about 8 attempts in 1.5 s; uncapped doubling gives 5.
         assert 6 <= health.reconnects <= 12, health
-        assert health.state is HealthState.DOWN and health.faults["connection"] >= 6
+        assert health.state is SensorState.DOWN and health.faults["connection"] >= 6
         assert "cannot connect" in (health.last_error or "")
 
         # Every failed attempt was pushed as a fault; the device never came up.
         faults = [what for kind, what in told if kind == "fault"]
         assert faults == ["connection"] * health.faults["connection"], told
-        assert {what for kind, what in told if kind == "health"} == {HealthState.DOWN}
+        assert {what for kind, what in told if kind == "health"} == {SensorState.DOWN}
 
     with caplog.at_level(logging.WARNING, logger="drivers"):
         run(main())
@@ -102,7 +103,7 @@ def test_config_error_stops_without_retrying() -> None:
         await asyncio.sleep(0.3)
         health = driver.health()
         await driver.close()
-        assert health.state is HealthState.DOWN
+        assert health.state is SensorState.DOWN
         assert health.reconnects == 0 and health.faults == {"config": 1}
         assert "port 0" in (health.last_error or "")
 
@@ -198,3 +199,22 @@ def test_a_serial_link_whose_target_is_gone_says_so(tmp_path: Path) -> None:
     for path, said in ((gone, "which is gone"), (tmp_path / "absent", "does not exist")):
         with pytest.raises(DriverConnectionError, match=said):
             asyncio.run(SerialLink(str(path)).open())
+
+
+def test_one_health_enum_from_the_driver_to_the_wire() -> None:
+    """The driver's state is the wire's (edge.events.DeviceStatus), with no mapping between;
+    the probe JSON of `lane diag` keeps its own lowercase words."""
+    from datetime import UTC, datetime
+
+    from edge.events import DeviceStatus
+
+    now = datetime.now(UTC)
+    for state, probe_word in [
+        (SensorState.UP, "up"),
+        (SensorState.DEGRADED, "degraded"),
+        (SensorState.DOWN, "down"),
+    ]:
+        health = Health(state, state != SensorState.DOWN, None, {}, None, 0, 0)
+        status = DeviceStatus(device="scale", kind="k", state=health.state, since=now, produced=now)
+        assert json.loads(status.to_json())["state"] == state.name  # UP, DEGRADED, DOWN
+        assert health.as_dict()["state"] == probe_word

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.base import HealthState
+from drivers.base import SensorState
 from drivers.camera.driver import MAX_PIXELS
 from drivers.camera.image import PNG_SIGNATURE, ImageHeader, check_image, read_header
 from drivers.codec import CodecFault
@@ -62,11 +62,11 @@ def test_snapshot_polling_with_digest_auth(camera: CameraSimulator) -> None:
             await until(lambda: driver.health().faults.get("content_type", 0) >= 1, 2)
             camera.inject("truncated", count=1)
             await until(lambda: driver.health().faults.get("truncated", 0) >= 1, 2)
-            assert driver.health().state is HealthState.DEGRADED
+            assert driver.health().state is SensorState.DEGRADED
             camera.inject("unauthorized", duration_s=0.5)
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
             assert "401" in (driver.health().last_error or "")
-            await until(lambda: driver.health().state is not HealthState.DOWN, 3)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 3)
         finally:
             await driver.close()
 
@@ -121,7 +121,7 @@ def test_wrong_password_is_down_with_a_clear_error(camera: CameraSimulator) -> N
         try:
             await until(lambda: driver.health().last_error is not None, 2)
             health = driver.health()
-            assert health.state is HealthState.DOWN
+            assert health.state is SensorState.DOWN
             assert "check username/password" in (health.last_error or "")
             probe = await driver.probe()
             assert probe.options["password"] == "***"
@@ -146,20 +146,20 @@ def test_mjpeg_stream_watchdog_and_frozen_detection(camera: CameraSimulator, rea
             await collect_until(driver, at_least(3))
             # Frozen: frames keep coming, the picture does not change.
             camera.inject("freeze", duration_s=1.0)
-            await until(lambda: driver.health().state is HealthState.DOWN, 3)
+            await until(lambda: driver.health().state is SensorState.DOWN, 3)
             assert "frozen" in (driver.health().last_error or "")
-            await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 4)
             # Stalled: the connection stays open, nothing arrives (the capture watchdog).
             camera.inject("stall", duration_s=1.5 if reader == "http" else 3.0)
             await until(lambda: driver.health().faults.get("timeout", 0) >= 1, 3)
-            await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 6)
             if reader == "opencv":
                 # read() was still blocked when the watchdog fired: that worker was left.
                 assert driver.abandoned_workers >= 1  # type: ignore[attr-defined]
             if reader == "http":
                 camera.inject("disconnect")
                 await until(lambda: driver.health().faults.get("connection", 0) >= 1, 3)
-                await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+                await until(lambda: driver.health().state is not SensorState.DOWN, 4)
             await collect_until(driver, at_least(1))
         finally:
             await driver.close()
@@ -190,7 +190,7 @@ def test_file_replay_folder_and_video(tmp_path: Path) -> None:
             try:
                 assert len(frames(await collect_until(driver, at_least(6)))) == 6, path
                 assert not frames(await collect(driver, 0.5)), path  # 6 images, played once
-                assert driver.health().state is HealthState.UP
+                assert driver.health().state is SensorState.UP
             finally:
                 await driver.close()
         missing = create_driver("cam1", "anpr.file", {"path": str(tmp_path / "nope")}, 500)
@@ -219,10 +219,10 @@ def test_rtsp_stream_through_opencv(camera: CameraSimulator) -> None:
             # RTSP session open, no packets: the capture watchdog.
             camera.inject("stall", duration_s=2.5)
             await until(lambda: driver.health().faults.get("timeout", 0) >= 1, 3)
-            await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 6)
             await rtsp.inject("disconnect")
             await until(lambda: driver.health().faults.get("connection", 0) >= 1, 5)
-            await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 6)
             assert rtsp.sessions >= 3
         finally:
             await driver.close()

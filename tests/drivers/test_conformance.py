@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from drivers.base import HealthState
+from drivers.base import SensorState
 from drivers.readings import Reading
 from drivers.registry import REGISTRY, create_driver
 from simulators.camera import CameraSimulator
@@ -196,15 +196,15 @@ def test_driver_conformance(kind: str, tmp_path: Any) -> None:
             assert reading.captured_at.tzinfo is UTC
             assert abs(datetime.now(UTC) - reading.captured_at) < timedelta(seconds=5)
             assert abs(time.monotonic() - reading.monotonic) < 5
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             probe = (await driver.probe()).as_dict()
             assert probe["kind"] == kind and probe["health"]["state"] == "up"
             if kind != "anpr.file":
                 await rig.stall(1.5)
-                await until(lambda: driver.health().state is HealthState.DOWN, 4)
+                await until(lambda: driver.health().state is SensorState.DOWN, 4)
                 health = driver.health()
                 assert health.last_error and sum(health.faults.values()) >= 1
-                await until(lambda: driver.health().state is not HealthState.DOWN, 6)
+                await until(lambda: driver.health().state is not SensorState.DOWN, 6)
                 assert driver.health().reconnects >= 1
             stream = driver.readings()
             await driver.close()

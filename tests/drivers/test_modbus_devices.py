@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from drivers.base import HealthState
+from drivers.base import SensorState
 from drivers.readings import LaneIoState, LoopFault, RpmOccupancy, ThermalRegions, WeightReading
 from drivers.registry import create_driver
 from simulators.modbus import (
@@ -56,10 +56,10 @@ def test_thermal_regions_faults_and_recovery(map_: str) -> None:
             assert bad and all(r.max_c is None for r in bad)  # never a stale value as valid
             await sim.inject("exception", duration_s=0.15)
             await until(lambda: driver.health().faults.get("modbus_exception", 0) >= 1, 2)
-            assert driver.health().state is HealthState.DEGRADED
+            assert driver.health().state is SensorState.DEGRADED
             await sim.inject("stall", duration_s=0.8)
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
-            await until(lambda: driver.health().state is HealthState.UP, 4)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.UP, 4)
             (again, *_) = of(ThermalRegions, await collect(driver, 0.3))
             assert again.max_c is not None
         finally:
@@ -82,7 +82,7 @@ def test_lane_io_loops_barrier_and_faults() -> None:
         driver = create_driver("io1", "laneio.modbus", options, 500, **FAST)
         await driver.open()
         try:
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             # The axle detector's u32 pulse counter, across its wrap.
             for total in (2**32 - 1, 3):
                 sim.count["axles"] = total
@@ -109,7 +109,7 @@ def test_lane_io_loops_barrier_and_faults() -> None:
             await until(lambda: driver.health().faults.get("loop_locked_on", 0) >= 1, 4)
             states = of(LaneIoState, await collect(driver, 0.2))
             assert states[-1].faults.get("entry_loop") is LoopFault.LOCKED_ON
-            assert driver.health().state is HealthState.DEGRADED
+            assert driver.health().state is SensorState.DEGRADED
             # A relay that does not follow its coil.
             sim.stuck_relays.add("light_red")
             await driver.set_output("light_red", True)  # type: ignore[attr-defined]
@@ -132,7 +132,7 @@ def test_aspect_rpm_occupancies() -> None:
         driver = create_driver("rpm2", "rpm.aspect", options, 300, **FAST)
         await driver.open()
         try:
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await sim.pass_vehicle(duration_s=0.5, step_s=0.05)
             await sim.pass_vehicle(duration_s=0.5, gamma_cps=2500, step_s=0.05, axles=3)
             await sim.inject("detector", duration_s=1.0)
@@ -200,7 +200,7 @@ def test_modbus_scale_over_rtu_on_a_pty_null_modem() -> None:
         await driver.open()
         try:
             sim.set_weight(24_680)
-            await until(lambda: driver.health().state is HealthState.UP, 5)
+            await until(lambda: driver.health().state is SensorState.UP, 5)
             readings = of(WeightReading, await collect(driver, 0.5))
             assert readings and readings[-1].gross_kg == 24_680 and readings[-1].stable
         finally:
@@ -239,8 +239,8 @@ def test_thermal_matrix_over_isapi_with_digest() -> None:
             assert road.max_c == pytest.approx(14.0, abs=0.5) and not road.alarm
             assert driver.matrix is not None and driver.matrix.shape == (120, 160)  # type: ignore[attr-defined]
             sim.inject("unauthorized", duration_s=0.5)
-            await until(lambda: driver.health().state is HealthState.DOWN, 3)
-            await until(lambda: driver.health().state is HealthState.UP, 4)
+            await until(lambda: driver.health().state is SensorState.DOWN, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 4)
         finally:
             await driver.close()
             await asyncio.to_thread(sim.stop)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from drivers.base import HealthState
+from drivers.base import SensorState
 from drivers.readings import RpmCounts, RpmOccupancy, RpmStatus
 from drivers.registry import create_driver
 from simulators.rpm import RapiscanSimulator, RpmVehicle
@@ -21,7 +21,7 @@ async def _lane(**driver_options: object):  # type: ignore[no-untyped-def]
     options = {"host": "127.0.0.1", "port": sim.port, **driver_options}
     driver = create_driver("rpm1", "rpm.rapiscan", options, 400, **FAST)
     await driver.open()
-    await until(lambda: driver.health().state is HealthState.UP, 3)
+    await until(lambda: driver.health().state is SensorState.UP, 3)
     return sim, driver
 
 
@@ -70,10 +70,10 @@ def test_silent_socket_is_a_fault_then_recovers() -> None:
         sim, driver = await _lane()
         try:
             await sim.inject("stall", duration_s=1.0)
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
             health = driver.health()
             assert health.faults.get("timeout", 0) >= 1 and "silent" in (health.last_error or "")
-            await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 4)
             sim.pass_vehicle(RpmVehicle(duration_s=2))
             (occupancy,) = await _occupancies(driver, 1)
             assert occupancy.occupancy_no == sim.truth[-1].occupancy_no
@@ -89,9 +89,9 @@ def test_disconnect_then_reconnect() -> None:
         sim, driver = await _lane()
         try:
             await sim.inject("disconnect")
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
             assert driver.health().faults.get("connection", 0) >= 1
-            await until(lambda: driver.health().state is not HealthState.DOWN, 3)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 3)
             assert sim.clients == 1
         finally:
             await driver.close()
@@ -115,7 +115,7 @@ def test_garbage_truncation_and_detector_faults_are_counted() -> None:
             health = driver.health()
             assert health.faults.get("detector", 0) >= 1, health.faults
             assert sum(health.faults.get(k, 0) for k in ("garbage", "framing", "unknown")) >= 1
-            assert health.state is HealthState.DEGRADED
+            assert health.state is SensorState.DEGRADED
             gh = [r for r in await collect(driver, 0.3) if isinstance(r, RpmCounts) and r.fault]
             assert all(r.line_type == "GH" for r in gh)
         finally:

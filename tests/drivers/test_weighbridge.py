@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from drivers.base import Health, HealthState
+from drivers.base import Health, SensorState
 from drivers.readings import WeightReading
 from drivers.registry import create_driver
 from simulators.weighbridge import WeighbridgeSimulator
@@ -38,7 +38,7 @@ def test_toledo_stable_weight_over_pty() -> None:
             stable = [r for r in readings if r.stable]
             assert stable, readings[:3]
             assert all(r.gross_kg == 23_960 and r.division_kg == 10 for r in stable)
-            assert driver.health().state is HealthState.UP
+            assert driver.health().state is SensorState.UP
             probe = await driver.probe()
             assert probe.raw_frames and probe.raw_frames[-1]["hex"].startswith("02 29")
             assert probe.options["url"] == sim.url
@@ -81,7 +81,7 @@ def test_toledo_corrupt_frames_are_counted_never_emitted(fault: str) -> None:
         sim, driver = await _toledo()
         try:
             sim.set_weight(12_340)
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await sim.inject(fault, count=3)
             readings = weights(await collect(driver, 0.6))
             assert all(r.gross_kg == 12_340 for r in readings)
@@ -90,10 +90,10 @@ def test_toledo_corrupt_frames_are_counted_never_emitted(fault: str) -> None:
             assert sum(health.faults.values()) >= 1, health
             if wanted:
                 assert health.faults.get(wanted, 0) >= 1, health.faults
-            assert health.state is HealthState.DEGRADED
+            assert health.state is SensorState.DEGRADED
             assert health.connected
             # Recovers on its own once faults stop.
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
         finally:
             await driver.close()
             await sim.stop()
@@ -105,7 +105,7 @@ class Transitions:
     """A ``DriverObserver``: the states the driver pushed, in order, and its fault counts."""
 
     def __init__(self) -> None:
-        self.states: list[HealthState] = []
+        self.states: list[SensorState] = []
         self.faults: dict[str, int] = {}
 
     def driver_health(self, device_id: str, health: Health) -> None:
@@ -127,11 +127,11 @@ def test_toledo_silent_link_goes_down_and_recovers(caplog: pytest.LogCaptureFixt
         driver.observer = observer
         try:
             sim.set_weight(5_000)
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await sim.inject("stall", duration_s=1.2)
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
             assert driver.health().faults.get("timeout", 0) >= 1
-            await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 4)
             assert driver.health().reconnects >= 1
             reading = await driver.next_reading(2)
             assert isinstance(reading, WeightReading) and reading.gross_kg == 5_000
@@ -145,8 +145,8 @@ def test_toledo_silent_link_goes_down_and_recovers(caplog: pytest.LogCaptureFixt
         run(main())
     # One outage, pushed: the observer (the agent's metrics) writes the one log line per
     # transition, the driver none.
-    assert observer.states[-2:] == [HealthState.DOWN, HealthState.DEGRADED], observer.states
-    assert observer.states.count(HealthState.DOWN) == 1, observer.states
+    assert observer.states[-2:] == [SensorState.DOWN, SensorState.DEGRADED], observer.states
+    assert observer.states.count(SensorState.DOWN) == 1, observer.states
     assert caplog.records == [], [r.getMessage() for r in caplog.records]
 
 
@@ -156,11 +156,11 @@ def test_toledo_tcp_serial_server_drop_and_reconnect() -> None:
         try:
             assert sim.url.startswith("socket://")
             sim.set_weight(7_770)
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await sim.inject("disconnect")
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
             assert driver.health().faults.get("connection", 0) >= 1
-            await until(lambda: driver.health().state is HealthState.UP, 4)
+            await until(lambda: driver.health().state is SensorState.UP, 4)
             reading = await driver.next_reading(2)
             assert isinstance(reading, WeightReading) and reading.gross_kg == 7_770
         finally:
@@ -175,7 +175,7 @@ def test_frozen_stream_stays_connected_but_never_changes() -> None:
         sim, driver = await _toledo()
         try:
             sim.set_weight(1_000)
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await sim.inject("freeze", duration_s=1.0)
             sim.set_weight(9_000)
             frozen = weights(await collect(driver, 0.3))
@@ -198,7 +198,7 @@ def test_missing_port_is_down_with_a_clear_error() -> None:
         await driver.open()
         await until(lambda: driver.health().last_error is not None, 2)
         health = driver.health()
-        assert health.state is HealthState.DOWN
+        assert health.state is SensorState.DOWN
         assert "does-not-exist" in (health.last_error or "")
         await driver.close()
 
@@ -250,7 +250,7 @@ def test_sics_polling_zero_and_tare() -> None:
         await driver.open()
         try:
             sim.set_weight(40, motion=False)
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await driver.zero()  # type: ignore[attr-defined]
             readings = weights(await collect(driver, 0.3))
             assert readings[-1].gross_kg == 0
@@ -286,12 +286,12 @@ def test_bytes_without_valid_frames_is_down_not_up() -> None:
         sim, driver = await _toledo()
         try:
             sim.set_weight(3_000)
-            await until(lambda: driver.health().state is HealthState.UP, 3)
+            await until(lambda: driver.health().state is SensorState.UP, 3)
             await sim.inject("bad_checksum", count=20)  # 1 s of corrupt frames at 20 Hz
-            await until(lambda: driver.health().state is HealthState.DOWN, 2)
+            await until(lambda: driver.health().state is SensorState.DOWN, 2)
             assert "no valid frame" in (driver.health().last_error or "")
             assert driver.health().faults["checksum"] >= 5
-            await until(lambda: driver.health().state is not HealthState.DOWN, 4)
+            await until(lambda: driver.health().state is not SensorState.DOWN, 4)
         finally:
             await driver.close()
             await sim.stop()

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.base import Driver, HealthState
+from drivers.base import Driver, SensorState
 from drivers.readings import XrayScan
 from drivers.registry import create_driver
 from drivers.xray.sidecar import Sidecar, SidecarFault, parse_sidecar, safe_relative
@@ -200,7 +200,7 @@ def test_a_bad_sidecar_is_refused_once_and_read_when_fixed(tmp_path: Path) -> No
             await _let_it_look(driver)
             health = driver.health()
             assert health.readings == 0 and health.faults.get("bad_sidecar") == 1  # once
-            assert health.state is HealthState.DEGRADED
+            assert health.state is SensorState.DEGRADED
             problems = (await driver.probe()).identity["last_problems"]
             assert problems and problems[-1].startswith("bad_sidecar: S1/scan.json: not JSON")
             _sidecar(scan, _document("S1"))
@@ -279,14 +279,14 @@ def test_missing_directory_is_down_until_it_appears_and_no_scan_is_sent_twice(
         try:
             await until(lambda: driver.health().reconnects >= 2, 20)
             health = driver.health()
-            assert health.state is HealthState.DOWN and "missing" in (health.last_error or "")
+            assert health.state is SensorState.DOWN and "missing" in (health.last_error or "")
             write_scan(ScanDrop("S1"), drop)
             reading = await driver.next_reading(20)
             assert isinstance(reading, XrayScan) and reading.scan_id == "S1"
             assert driver.health().connected  # DEGRADED for a while: it was down just now
             # The share drops and returns: the scan is still there, and not sent again.
             drop.rename(tmp_path / "away")
-            await until(lambda: driver.health().state is HealthState.DOWN, 20)
+            await until(lambda: driver.health().state is SensorState.DOWN, 20)
             (tmp_path / "away").rename(drop)
             await until(lambda: driver.health().connected, 20)
             await _let_it_look(driver)
@@ -426,7 +426,7 @@ def test_http_notification_is_emitted_once(tmp_path: Path) -> None:
         await driver.open()
         try:
             port = await _port(driver)
-            assert driver.health().state is HealthState.UP  # no heartbeat_s: UP once listening
+            assert driver.health().state is SensorState.UP  # no heartbeat_s: UP once listening
             assert (await notify("127.0.0.1", port, drop))[0] == 401
             assert (await notify("127.0.0.1", port, drop, token="wrong"))[0] == 401
             status, body = await notify("127.0.0.1", port, drop, token="s3cret-token")
@@ -496,10 +496,10 @@ def test_http_heartbeats_decide_health() -> None:
         await driver.open()
         try:
             port = await _port(driver)
-            assert driver.health().state is HealthState.DOWN  # nothing heard yet
+            assert driver.health().state is SensorState.DOWN  # nothing heard yet
             assert (await notify("127.0.0.1", port, None))[0] == 204
             assert driver.health().connected
-            await until(lambda: driver.health().state is HealthState.DOWN, 20)
+            await until(lambda: driver.health().state is SensorState.DOWN, 20)
             assert "no request from the scanner" in (driver.health().last_error or "")
             assert (await notify("127.0.0.1", port, None))[0] == 204  # the port stayed open
             assert driver.health().connected

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from drivers.base import Driver, HealthState
+from drivers.base import Driver, SensorState
 from drivers.readings import Frame, ThermalRegions
 from drivers.registry import create_driver
 from tests.drivers.conftest import collect, run, until
@@ -44,14 +44,14 @@ def snapshot(peer: HostilePeer, timeout_ms: int = 1000, **options: Any) -> Drive
     )
 
 
-async def states_until_down(driver: Driver, timeout_s: float) -> list[HealthState]:
-    seen: list[HealthState] = []
+async def states_until_down(driver: Driver, timeout_s: float) -> list[SensorState]:
+    seen: list[SensorState] = []
 
     def watch() -> bool:
         state = driver.health().state
         if not seen or seen[-1] is not state:
             seen.append(state)
-        return state is HealthState.DOWN
+        return state is SensorState.DOWN
 
     await until(watch, timeout_s, step_s=0.01)
     return seen
@@ -71,7 +71,7 @@ def test_a_jpeg_bomb_is_refused_before_decoding(peer: HostilePeer) -> None:
             assert not [r for r in await collect(driver, 0.3) if isinstance(r, Frame)]
             error = driver.health().last_error or ""
             assert "16000x16000" in error, error
-            assert driver.health().state is not HealthState.UP
+            assert driver.health().state is not SensorState.UP
         finally:
             await driver.close()
 
@@ -103,17 +103,17 @@ def test_a_camera_delivering_nothing_usable_goes_down_and_recovers(
         driver = snapshot(peer, timeout_ms=1500)
         await driver.open()
         try:
-            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+            await until(lambda: driver.health().state is SensorState.UP, RECOVERY_S)
             peer.mode = attack
             seen = await states_until_down(driver, 15)
             error = driver.health().last_error or ""
             if attack == "bomb":
-                assert HealthState.DEGRADED in seen, seen
+                assert SensorState.DEGRADED in seen, seen
                 assert "no usable frame" in error and "image_too_large" in error, error
             else:
                 assert "timeout" in error, error
             peer.mode = "good"
-            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+            await until(lambda: driver.health().state is SensorState.UP, RECOVERY_S)
         finally:
             await driver.close()
 
@@ -131,10 +131,10 @@ def test_isapi_thermal_stalled_mid_response_goes_down_and_recovers(peer: Hostile
             assert isinstance(await driver.next_reading(5), ThermalRegions)
             for attack in ("stall_body", "trickle_body"):
                 peer.mode = attack
-                await until(lambda: driver.health().state is HealthState.DOWN, 10)
+                await until(lambda: driver.health().state is SensorState.DOWN, 10)
                 assert "timeout" in (driver.health().last_error or "")
                 peer.mode = "thermal"
-                await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+                await until(lambda: driver.health().state is SensorState.UP, RECOVERY_S)
         finally:
             await driver.close()
 
@@ -156,7 +156,7 @@ def test_an_endless_or_huge_body_is_cut_at_the_limit(peer: HostilePeer, attack: 
             error = driver.health().last_error or ""
             assert "max_body_bytes" in error and "1048576" in error, error
             peer.mode = "good"
-            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+            await until(lambda: driver.health().state is SensorState.UP, RECOVERY_S)
         finally:
             await driver.close()
 
@@ -184,7 +184,7 @@ def test_hostile_headers_are_clear_faults_not_driver_bugs(
             assert "driver_bug" not in driver.health().faults
             assert reason in (driver.health().last_error or "")
             peer.mode = "good"
-            await until(lambda: driver.health().state is HealthState.UP, RECOVERY_S)
+            await until(lambda: driver.health().state is SensorState.UP, RECOVERY_S)
         finally:
             await driver.close()
 
@@ -240,7 +240,7 @@ def test_a_basic_challenge_never_gets_the_password(peer: HostilePeer, kind: str)
         try:
             await until(lambda: driver.health().faults.get("auth_downgrade", 0) >= 2, 10)
             health = driver.health()
-            assert health.state is HealthState.DOWN
+            assert health.state is SensorState.DOWN
             assert "Basic" in (health.last_error or "") and "not sent" in (health.last_error or "")
         finally:
             await driver.close()

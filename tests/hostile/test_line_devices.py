@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from drivers.base import Driver, HealthState
+from drivers.base import Driver, SensorState
 from drivers.readings import RpmCounts, WeightReading
 from drivers.registry import create_driver
 from simulators.rpm import RapiscanSimulator
@@ -35,7 +35,7 @@ class Watch:
     """Every state each device was seen in, sampled by a task on the same loop."""
 
     drivers: dict[str, Driver]
-    seen: dict[str, list[HealthState]] = field(default_factory=dict)
+    seen: dict[str, list[SensorState]] = field(default_factory=dict)
     readings: dict[str, int] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
 
@@ -81,34 +81,34 @@ async def _flood_and_recover(
     watch.start()
     lag.start()
     try:
-        await until(lambda: hostile.health().state is HealthState.UP, 10)
-        await until(lambda: healthy.health().state is HealthState.UP, 10)
+        await until(lambda: hostile.health().state is SensorState.UP, 10)
+        await until(lambda: healthy.health().state is SensorState.UP, 10)
         watch.mark()
         lag.reset()
         cpu0, wall0 = time.process_time(), time.monotonic()
         peer.switch(flood)
-        await until(lambda: hostile.health().state is HealthState.DOWN, 15)
+        await until(lambda: hostile.health().state is SensorState.DOWN, 15)
         # Keep flooding for the measuring window (the device is DOWN and reconnecting).
         await asyncio.sleep(max(0.0, FLOOD_S - (time.monotonic() - wall0)))
         cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
         _report(f"{type(hostile).__name__} flooded with {flood}", lag, cpu_s, wall_s)
         health = hostile.health()
         seen = watch.seen["hostile"]
-        assert HealthState.DEGRADED in seen and seen.index(HealthState.DEGRADED) < seen.index(
-            HealthState.DOWN
+        assert SensorState.DEGRADED in seen and seen.index(SensorState.DEGRADED) < seen.index(
+            SensorState.DOWN
         ), seen
-        assert health.state is HealthState.DOWN
+        assert health.state is SensorState.DOWN
         assert reason in (health.last_error or ""), health.last_error
         # The healthy device never left UP and kept delivering (20 Hz; half is plenty).
-        assert watch.seen["healthy"] == [HealthState.UP], watch.seen["healthy"]
+        assert watch.seen["healthy"] == [SensorState.UP], watch.seen["healthy"]
         assert watch.new_readings("healthy") >= 0.25 * wall_s * 10, healthy.health()
         assert lag.p99() < 0.25, lag.p99()  # target 50 ms; generous for a loaded machine
         assert cpu_s < 0.9 * wall_s, (cpu_s, wall_s)  # not pinned (it was: 8.6 CPU-s in 15 s)
         switched = time.monotonic()
         peer.switch(good)
-        await until(lambda: hostile.health().state is HealthState.UP, RECOVER_S)
+        await until(lambda: hostile.health().state is SensorState.UP, RECOVER_S)
         print(f"[hostile] UP again {time.monotonic() - switched:.1f} s after the peer turned good")
-        assert healthy.health().state is HealthState.UP
+        assert healthy.health().state is SensorState.UP
     finally:
         await lag.stop()
         await watch.stop()
@@ -189,7 +189,7 @@ def test_absurd_rpm_counts_are_faults_not_readings() -> None:
             # Only the plausible NB lines come through; the 5e12 cps GB and GS never do.
             assert counts and all(r.line_type == "NB" for r in counts), counts[:3]
             # NB lines alone are useful readings, so the device is DEGRADED, not DOWN.
-            assert rpm.health().state is HealthState.DEGRADED
+            assert rpm.health().state is SensorState.DEGRADED
             assert "implausible" in (rpm.health().last_error or "")
         finally:
             await rpm.close()

@@ -16,7 +16,7 @@ import struct
 
 import pytest
 
-from drivers.base import Driver, HealthState
+from drivers.base import Driver, SensorState
 from drivers.modbus import f32_to_regs
 from drivers.readings import RpmCounts, RpmOccupancy, WeightReading
 from drivers.registry import create_driver
@@ -107,17 +107,17 @@ def test_hostile_replies_go_down_with_a_reason_and_recover(mode: str) -> None:
         driver = create_driver("wb1", "weighbridge.modbus", options, 300, **FAST)
         await driver.open()
         try:
-            await until(lambda: driver.health().state is HealthState.UP, 10)
+            await until(lambda: driver.health().state is SensorState.UP, 10)
             server.mode = mode
-            await until(lambda: driver.health().state is not HealthState.UP, 10)
+            await until(lambda: driver.health().state is not SensorState.UP, 10)
             _weights(driver)  # what came before the peer turned hostile
-            await until(lambda: driver.health().state is HealthState.DOWN, 10)
+            await until(lambda: driver.health().state is SensorState.DOWN, 10)
             health = driver.health()
             assert health.last_error, health
             assert not [w for w in _weights(driver) if w.gross_kg != 12_340.0]
             assert driver._task is not None and not driver._task.done()  # alive, reconnecting
             server.mode = "good"
-            await until(lambda: driver.health().state is HealthState.UP, 10)
+            await until(lambda: driver.health().state is SensorState.UP, 10)
             await driver.next_reading(5)  # readings flow again
             assert driver.health().readings > health.readings
         finally:
@@ -144,7 +144,7 @@ def test_absurd_weights_are_faults_not_readings(value: float) -> None:
             assert kinds.get("implausible", 0) + kinds.get("invalid_value", 0) >= 3, kinds
             assert _weights(driver) == []
             # Connected but measuring nothing: DEGRADED, then DOWN with the reason.
-            await until(lambda: driver.health().state is HealthState.DOWN, 10)
+            await until(lambda: driver.health().state is SensorState.DOWN, 10)
             reason = driver.health().last_error or ""
             assert "stale" in reason and ("implausible" in reason or "invalid" in reason)
         finally:
@@ -171,7 +171,7 @@ def test_absurd_rpm_monitor_values_are_faults() -> None:
         driver = create_driver("rpm2", "rpm.aspect", options, 300, **FAST)
         await driver.open()
         try:
-            await until(lambda: driver.health().state is HealthState.UP, 10)
+            await until(lambda: driver.health().state is SensorState.UP, 10)
             server.registers[100:121] = monitor(900, 850.0, occupied=True)
             await until(lambda: server.requests >= 8, 5)
             for gamma, background in [(2_000_000_000, 850.0), (900, 5e12), (900, math.inf),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from drivers.base import HealthState
+from drivers.base import SensorState
 from drivers.readings import WeightReading
 from drivers.registry import create_driver, validate_options
 from simulators.ports import PtyPort
@@ -56,10 +56,10 @@ def test_sics_absurd_or_refusing_scale_is_down_not_up(reply: bytes, fault: str) 
                                **FAST)  # fmt: skip
         await driver.open()
         try:
-            await until(lambda: driver.health().state is HealthState.UP, 10)
+            await until(lambda: driver.health().state is SensorState.UP, 10)
             peer.reply = reply
             await until(lambda: driver.health().faults.get(fault, 0) >= 3, 10)
-            await until(lambda: driver.health().state is HealthState.DOWN, 10)
+            await until(lambda: driver.health().state is SensorState.DOWN, 10)
             reason = driver.health().last_error or ""
             assert "stale" in reason and fault in reason, reason
             readings = []
@@ -67,7 +67,7 @@ def test_sics_absurd_or_refusing_scale_is_down_not_up(reply: bytes, fault: str) 
                 readings.append(driver._queue.get_nowait())
             assert all(r.gross_kg == 12_340 for r in readings if isinstance(r, WeightReading))
             peer.reply = b"S S      12340 kg\r\n"
-            await until(lambda: driver.health().state is HealthState.UP, 10)
+            await until(lambda: driver.health().state is SensorState.UP, 10)
         finally:
             await driver.close()
             await peer.port.stop()

@@ -116,7 +116,7 @@ def test_agent_killed_mid_burst_restarts_without_a_gap(broker: LocalBroker, tmp_
         assert killed_at < 6000, "the burst ended before the kill"
         outbox = open_outbox(load_config(config), read_only=True)
         try:  # a crossing the kill left open is ended on restart (end_reason interrupted)
-            left_open = [json.loads(p)["crossing_id"] for p in outbox.unfinished_crossings()]
+            left_open = [json.loads(p)["crossing_id"] for p in outbox.reader.unfinished_crossings()]
         finally:
             outbox.close()
         assert len(left_open) <= 1

@@ -132,7 +132,7 @@ def local_events(config: Path) -> list[dict[str, object]]:
     """The lane's own history of its crossing events (`lane events tail`)."""
     outbox = open_outbox(load_config(config))
     try:
-        events = outbox.latest_crossings(1000)
+        events = outbox.reader.latest_crossings(1000)
     finally:
         outbox.close()
     for event in events:

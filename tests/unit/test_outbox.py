@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_ack_removes_reject_keeps(tmp_path: Path) -> None:
     stats = outbox.stats()
     assert stats.pending == 0 and stats.rejected == 1
     assert "outbox_rejected" in stats.alarms
-    (row,) = outbox.rejected()
+    (row,) = outbox.reader.rejected()
     assert row["reason_code"] == 0x87 and row["lane_seq"] == 2
     assert outbox.next_batch(limit=10) == []
     assert outbox.requeue_rejected() == 1
@@ -160,7 +161,7 @@ def test_latest_crossings_shows_delivery_state(tmp_path: Path) -> None:
     add(outbox, 3)
     (first, *_rest) = outbox.next_batch(limit=1)
     outbox.ack([first.id])
-    events = outbox.latest_crossings(10)
+    events = outbox.reader.latest_crossings(10)
     assert [e["lane_seq"] for e in events] == [1, 2, 3]
     assert [e["_delivery"] for e in events] == ["published", "pending", "pending"]
 
@@ -172,19 +173,34 @@ def test_wal_and_full_sync(tmp_path: Path) -> None:
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
+def test_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", busy_timeout_s=0.05)
+    add(outbox, 2)
+    other = sqlite3.connect(outbox.path, isolation_level=None)  # a writer mid-transaction
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("DELETE FROM crossings")
+    try:
+        assert [e["lane_seq"] for e in outbox.reader.latest_crossings()] == [1, 2]
+        assert [r.lane_seq for r in outbox.next_batch(limit=10)] == [1, 2]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        outbox.close()
+
+
 def test_history_is_pruned_to_keep_crossings(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.db", keep_crossings=100)
     add(outbox, 520)
-    events = outbox.latest_crossings(1000)
+    events = outbox.reader.latest_crossings(1000)
     # Pruned when lane_seq reached 500, to the newest 100; then 20 more arrived.
     assert [e["lane_seq"] for e in events] == list(range(401, 521))
 
 
 def test_trace_is_kept_for_explain(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.db")
-    assert outbox.crossing_trace("nope") is None
+    assert outbox.reader.crossing_trace("nope") is None
     outbox.save_trace("c1", [{"t": 0.0, "what": "presence"}, {"t": 3.2, "what": "end"}])
-    assert [e["what"] for e in outbox.crossing_trace("c1") or []] == ["presence", "end"]
+    assert [e["what"] for e in outbox.reader.crossing_trace("c1") or []] == ["presence", "end"]
 
 
 def test_replay_queues_published_events_again_as_they_were(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from edge.crossing import CrossingRecord, LaneIdentity, interrupted_end, make_ev
 from edge.errors import OutboxError, StorageError
 from edge.events import CrossingEvent, EventType, PlateRead
 from edge.outbox import Outbox
+from edge.topics import PRIORITY_TELEMETRY
 from edge.writer import CrossingWriter, WriteThread
 
 TOPIC = "border/KZ-TEST/T1/crossing"
@@ -96,8 +97,16 @@ def test_a_write_from_another_thread_than_the_writer_is_refused(outbox: Outbox) 
     writer = Calls().writer(outbox)
     with pytest.raises(OutboxError, match="written from thread MainThread"):
         outbox.add_message(kind="telemetry", topic="t", payload=b"{}", priority=9)
-    writer.writes.call(outbox.add_message, kind="telemetry", topic="t", payload=b"{}", priority=9)
+    writer.writes.call(
+        outbox.add_message, kind="telemetry", topic="t", payload=b"{}", priority=PRIORITY_TELEMETRY
+    )
     assert outbox.size == 1
+    # Reads stay open to every thread: the send queue, the figures and the tools' reader.
+    assert [row.kind for row in outbox.next_batch(limit=5)] == ["telemetry"]
+    assert outbox.stats().pending == 1
+    assert [row["kind"] for row in outbox.reader.pending()] == ["telemetry"]
+    with pytest.raises(OutboxError, match="written from thread MainThread"):
+        outbox.save_trace("c1", [])
 
 
 def test_held_events_are_committed_in_production_order_with_contiguous_lane_seq(
@@ -124,7 +133,7 @@ def test_held_events_are_committed_in_production_order_with_contiguous_lane_seq(
         assert not await writer.put(last)  # behind the held ones, though the store is free
         assert await writer.flush()
         assert writer.held == 0 and writer.fault is None
-        stored = outbox.crossing_events(first.crossing_id) + outbox.crossing_events(
+        stored = outbox.reader.crossing_events(first.crossing_id) + outbox.reader.crossing_events(
             second.crossing_id
         )
         by_seq = sorted((int(e["lane_seq"]), str(e["event_id"])) for e in stored)  # type: ignore[call-overload]
@@ -184,7 +193,7 @@ def test_an_event_put_while_a_retry_waits_on_the_store_is_held_behind_it(
 def outbox_events(path: Path, crossing_id: str) -> list[dict[str, object]]:
     box = Outbox(path, read_only=True)
     try:
-        return box.crossing_events(crossing_id)
+        return box.reader.crossing_events(crossing_id)
     finally:
         box.close()
 
@@ -204,7 +213,7 @@ def test_a_held_event_is_frozen_when_produced(outbox: Outbox) -> None:
         assert await writer.flush()
 
     asyncio.run(scenario())
-    new, update = outbox.crossing_events(record.crossing_id)
+    new, update = outbox.reader.crossing_events(record.crossing_id)
     assert new["plates"] == [] and new["identified"] is False
     assert [p["text"] for p in update["plates"]] == ["A123BC"]  # type: ignore[index, union-attr]
 
@@ -242,7 +251,7 @@ def test_the_retry_task_commits_once_the_store_is_free(outbox: Outbox) -> None:
         retry.cancel()
 
     asyncio.run(scenario())
-    assert [e["type"] for e in outbox.crossing_events(record.crossing_id)] == ["new", "end"]
+    assert [e["type"] for e in outbox.reader.crossing_events(record.crossing_id)] == ["new", "end"]
     assert calls.faults == ["storage.error", None]
 
 
@@ -276,7 +285,7 @@ def test_unfinished_crossings_are_ended_interrupted_with_what_was_known(outbox: 
     finished.end, finished.end_reason = datetime.now(UTC), "exit"
     outbox.add_crossing(lambda seq: make_event(finished, EventType.END, LANE, seq), TOPIC)
 
-    (stored,) = outbox.unfinished_crossings()
+    (stored,) = outbox.reader.unfinished_crossings()
     end = interrupted_end(CrossingEvent.model_validate_json(stored), boot_seq=2)
     assert end.type == EventType.END and end.end_reason == "interrupted"
     assert end.crossing_id == open_one.crossing_id and end.event_id != last.event_id
@@ -286,4 +295,4 @@ def test_unfinished_crossings_are_ended_interrupted_with_what_was_known(outbox: 
     assert any(n.startswith("interrupted:") for n in end.coverage.notes)
 
     outbox.add_crossing(lambda seq: end.model_copy(update={"lane_seq": seq}), TOPIC)
-    assert outbox.unfinished_crossings() == []  # ended once: a later start ends nothing
+    assert outbox.reader.unfinished_crossings() == []  # ended once: a later start ends nothing
