@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from edge.devtools.harness import stop_process
 from edge.devtools.localbroker import LocalBroker
 
 CHECKPOINT = "CP-SIM"
@@ -195,13 +196,8 @@ class SiteLane:
         return list(self.devices.truth)
 
     def stop(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)
-            try:
-                self.agent.wait(60)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
-                self.agent.wait(10)
+        if self.agent is not None:
+            stop_process(self.agent, grace_s=60)
         try:
             self._run(self.devices.stop(), 30)
         finally:
@@ -352,13 +348,8 @@ class Checkpoint:
                 lane.stop()
             except Exception as exc:  # stop the rest whatever one lane does
                 print(f"stopping lane {lane.lane}: {exc}", file=sys.stderr)
-        if self.ingest is not None and self.ingest.poll() is None:
-            self.ingest.send_signal(signal.SIGTERM)
-            try:
-                self.ingest.wait(30)
-            except subprocess.TimeoutExpired:
-                self.ingest.kill()
-                self.ingest.wait(10)
+        if self.ingest is not None:
+            stop_process(self.ingest, grace_s=30)
         self.broker.stop()
         if self.postgres is not None:
             self.postgres.destroy()

@@ -152,12 +152,8 @@ class LaneHarness:
         return self.agent is not None and self.agent.poll() is None
 
     def stop(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)
-            try:
-                self.agent.wait(60)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
+        if self.agent is not None:
+            stop_process(self.agent, grace_s=60)
         time.sleep(0.3)
         self.poll(0.1)
         if self.subscriber is not None:
@@ -180,3 +176,15 @@ class LaneHarness:
             if d.topic.endswith("/crossing")
             and (event_type is None or d.body["type"] == event_type)
         ]
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """SIGTERM, ``grace_s`` to stop in order (a lane ends its crossing, flushes), then KILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -84,6 +84,20 @@ EVENTS_SQL = (
     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 
+# How a crossing's row takes an event, for the batch and the per-message path alike: the
+# latest by lane_seq, and once an `end` is stored only a later `end` replaces it (a `new` or
+# `update` replayed late changes nothing).
+CROSSING_UPSERT = (
+    " ON CONFLICT (crossing_id) DO UPDATE SET direction = EXCLUDED.direction,"
+    " start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, ended = EXCLUDED.ended,"
+    " end_reason = EXCLUDED.end_reason, event_id = EXCLUDED.event_id,"
+    " lane_seq = EXCLUDED.lane_seq, identified = EXCLUDED.identified,"
+    " plates = EXCLUDED.plates, gross_kg = EXCLUDED.gross_kg, alarms = EXCLUDED.alarms,"
+    " body = EXCLUDED.body, updated_at = now()"
+    " WHERE (NOT c.ended AND (EXCLUDED.ended OR EXCLUDED.lane_seq > c.lane_seq))"
+    " OR (c.ended AND EXCLUDED.ended AND EXCLUDED.lane_seq > c.lane_seq)"
+)
+
 CROSSINGS_SQL = (
     "INSERT INTO crossings AS c (crossing_id, checkpoint, lane, direction, start_at, end_at,"
     " ended, end_reason, event_id, lane_seq, identified, plates, gross_kg, alarms, body)"
@@ -92,16 +106,7 @@ CROSSINGS_SQL = (
     " body FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],"
     " %b::timestamptz[], %b::bool[], %b::text[], %b::text[], %b::bigint[], %b::bool[],"
     " %b::jsonb[], %b::float8[], %b::jsonb[], %b::jsonb[])"
-    " AS u(id, cp, l, d, sa, ea, en, er, e, s, i, pl, g, al, body)"
-    " ON CONFLICT (crossing_id) DO UPDATE SET direction = EXCLUDED.direction,"
-    " start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, ended = EXCLUDED.ended,"
-    " end_reason = EXCLUDED.end_reason, event_id = EXCLUDED.event_id,"
-    " lane_seq = EXCLUDED.lane_seq, identified = EXCLUDED.identified,"
-    " plates = EXCLUDED.plates, gross_kg = EXCLUDED.gross_kg, alarms = EXCLUDED.alarms,"
-    " body = EXCLUDED.body, updated_at = now()"
-    # the per-event path's rule: the latest by lane_seq, an `end` replaced only by a later `end`
-    " WHERE (NOT c.ended AND (EXCLUDED.ended OR EXCLUDED.lane_seq > c.lane_seq))"
-    " OR (c.ended AND EXCLUDED.ended AND EXCLUDED.lane_seq > c.lane_seq)"
+    " AS u(id, cp, l, d, sa, ea, en, er, e, s, i, pl, g, al, body)" + CROSSING_UPSERT
 )
 
 EVIDENCE_SQL = (

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from edge.site.batch import BatchWriter, NotBatchable, segments
+from edge.site.batch import CROSSING_UPSERT, BatchWriter, NotBatchable, segments
 from edge.site.config import IngestConfig
 from edge.site.evidence import EvidenceFiles
 from edge.site.intake import (
@@ -454,14 +454,7 @@ class Register:
             " end_at, ended, end_reason, event_id, lane_seq, identified, plates, gross_kg,"
             " alarms, body)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (crossing_id) DO UPDATE SET direction = EXCLUDED.direction,"
-            " start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, ended = EXCLUDED.ended,"
-            " end_reason = EXCLUDED.end_reason, event_id = EXCLUDED.event_id,"
-            " lane_seq = EXCLUDED.lane_seq, identified = EXCLUDED.identified,"
-            " plates = EXCLUDED.plates, gross_kg = EXCLUDED.gross_kg, alarms = EXCLUDED.alarms,"
-            " body = EXCLUDED.body, updated_at = now()"
-            " WHERE (NOT c.ended AND (EXCLUDED.ended OR EXCLUDED.lane_seq > c.lane_seq))"
-            " OR (c.ended AND EXCLUDED.ended AND EXCLUDED.lane_seq > c.lane_seq)",
+            + CROSSING_UPSERT,
             (
                 h.crossing_id,
                 lane.checkpoint,
