@@ -171,6 +171,13 @@ def main() -> None:
         row("writer"),
         row("on the loop"),
         "",
+        "Reading: the last column is the loop blocked by the agent's own work; the probe's",
+        "figures add the time the OS ran other processes (a loaded machine wakes a sleeper late",
+        "whatever the loop does), so they are read against the load average above. With every",
+        "outbox write on the `outbox-writer` thread, the callbacks left are the scripted source",
+        "building a crossing event and the benchmark's own feeder; with the writes on the loop,",
+        "each fsync'd evidence insert is one.",
+        "",
     ]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
