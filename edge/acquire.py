@@ -43,6 +43,8 @@ from drivers.base import Driver, Health
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
 from edge.cargo.adr_read import OrangeRegion, orange_regions
+from edge.cargo.container_read import ContainerSighting
+from edge.cargo.iso6346 import length_feet
 from edge.cargo.readers import CargoReaders
 from edge.cargo.xray_link import LinkedScan
 from edge.config import LaneConfig
@@ -86,6 +88,7 @@ CONTAINER_POLL_S = 0.2
 ADR_FRAMES_KEPT = 3  # frames showing an orange plate, kept per vehicle and camera
 ADR_READS = 4  # per vehicle and camera, at most; two agreeing reads end it sooner
 ORANGE_CACHE = 64  # frames whose orange boxes are kept for their plate read
+ADR_SEARCH_QUEUE = 4  # per camera: frames waiting to be searched; older ones are dropped
 
 EmitFn = Callable[[Emission], Awaitable[None]]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
@@ -191,6 +194,7 @@ class Acquisition:
         self._container_reads: dict[tuple[str, int], list[frozenset[str]]] = {}
         self._adr_schedulers: dict[str, ReadScheduler[tuple[Frame, list[OrangeRegion]]]] = {}
         self._adr_ready: asyncio.Event | None = None
+        self._adr_search: dict[str, deque[tuple[Frame, bool, str | None]]] = {}
         self._adr_reads: dict[tuple[str, int], list[str]] = {}
         self._orange: OrderedDict[tuple[str, float], list[tuple[int, int, int, int]]] = (
             OrderedDict()
@@ -303,7 +307,7 @@ class Acquisition:
             await self._offer_container_frame(camera, frame, moving)
             return
         if self.cargo is not None and self.roles.get(camera) in ("front", "rear"):
-            await self._offer_adr_frame(camera, frame, moving)
+            self._offer_adr_frame(camera, frame, moving)
         scheduler = self._scheduler(camera)
         if self.metrics is not None:
             self.metrics.frame_offered(camera)
@@ -387,17 +391,33 @@ class Acquisition:
         await self._skip(camera, skipped)
         self._container_ready[camera].set()
 
-    async def _offer_adr_frame(self, camera: str, frame: Frame, moving: bool) -> None:
-        """A front or rear frame searched for orange plates (colour and layout, a few ms);
-        one showing any is kept among its vehicle's few with the largest plates."""
+    def _offer_adr_frame(self, camera: str, frame: Frame, moving: bool) -> None:
+        """A front or rear frame, queued to be searched for orange plates by the ``adr`` part
+        (the newest few per camera: the search is a few ms, but not in the pump's loop)."""
+        crossing = self._open_crossing()
+        if crossing is None and self.roles.get(camera) == "front":
+            # No vehicle in the lane yet: what a front camera sees is the next one coming,
+            # searched once it is in (read now, it would join the vehicle still leaving).
+            return
+        queue = self._adr_search.get(camera)
+        if queue is None:
+            queue = self._adr_search[camera] = deque(maxlen=ADR_SEARCH_QUEUE)
+        queue.append((frame, moving, crossing))
+        if self._adr_ready is None:
+            self._adr_ready = asyncio.Event()
+            self._spawn("adr", self._read_adr_plates, Policy.RESTART, progress=True)
+        self._adr_ready.set()
+
+    async def _search_adr_frame(
+        self, camera: str, frame: Frame, moving: bool, crossing: str | None
+    ) -> None:
+        """One queued frame searched for orange plates (colour and layout); one showing any
+        is kept among its vehicle's few with the largest plates."""
         regions = await asyncio.to_thread(orange_regions, frame.image)
         self._orange[(camera, frame.monotonic)] = [r.box for r in regions]
         while len(self._orange) > ORANGE_CACHE:
             self._orange.popitem(last=False)
-        crossing = self._open_crossing()
-        if not regions or (crossing is None and self.roles.get(camera) == "front"):
-            # No vehicle in the lane yet: what a front camera sees is the next one coming,
-            # read once it is in (read now, it would join the vehicle still leaving).
+        if not regions:
             return
         scheduler = self._adr_schedulers.get(camera)
         if scheduler is None:
@@ -410,9 +430,6 @@ class Acquisition:
                     follows_leaving=self.roles.get(camera) == "rear",
                 )
             )
-        if self._adr_ready is None:
-            self._adr_ready = asyncio.Event()
-            self._spawn("adr", self._read_adr_plates, Policy.RESTART, progress=True)
         key = _adr_key(camera)
         kept, skipped = scheduler.offer(
             (frame, regions),
@@ -427,7 +444,6 @@ class Acquisition:
             )
         skipped = [s for s in skipped if s.candidate.item[0] is not frame]
         await self._release_held(key, [s.candidate.captured for s in skipped])
-        self._adr_ready.set()
 
     async def _release_held(self, key: str, captured: list[float]) -> None:
         """Cargo frames given up or read: they hold their vehicle's end no longer. (Not counted
@@ -591,8 +607,9 @@ class Acquisition:
         """A ``container`` camera's kept frames: container codes, no plates (edge.cargo).
 
         Its vehicle's sharpest frames are read best first once it has left the camera's view,
-        until two reads give the same codes or ``CONTAINER_READS`` are spent; each frame holds
-        the vehicle's end from when it was kept until its read is over."""
+        until the codes are settled (``_read_container_frame``) or ``CONTAINER_READS`` are
+        spent; each frame holds the vehicle's end from when it was kept until its read is
+        over."""
         ready = self._container_ready[camera]
         scheduler = self._container_schedulers[camera]
         waiting = self._container_waiting[camera]
@@ -640,7 +657,7 @@ class Acquisition:
         complete: bool,
     ) -> None:
         frame = candidate.item
-        found = []
+        found: list[ContainerSighting] = []
         try:
             if self.cargo is not None:
                 found = await self._in_reader(self.cargo.containers.read, frame.image)
@@ -652,12 +669,13 @@ class Acquisition:
                     sighting, camera, time.monotonic(), seen=frame.monotonic
                 )
             )
-        # Two reads of one vehicle with the same codes, or no code at all in the sharpest
-        # frame of its whole pass (a truck without containers): its other frames are not
-        # needed. (An empty read while it still passes may be a frame before its boxes.)
+        # Its other frames are not needed after: a read of every box a unit can carry, all
+        # check digits right (one 40 or 45 ft box, or two boxes); two reads with the same
+        # codes; or no code at all in the sharpest frame of its whole pass (a truck without
+        # containers). An empty read while it still passes may be a frame before its boxes.
         reads = self._container_reads.setdefault((camera, candidate.vehicle), [])
         codes = frozenset(s.code for s in found)
-        sure = (codes in reads) if codes else complete
+        sure = (codes in reads or _every_box(found)) if codes else complete
         reads.append(codes)
         while len(self._container_reads) > 64:
             del self._container_reads[next(iter(self._container_reads))]
@@ -677,6 +695,15 @@ class Acquisition:
         while True:
             self.supervisor.beat("adr")
             ready.clear()
+            # Frames waiting to be searched first, one per camera in turn (the search is
+            # cheap, and it decides which frames are kept for reading).
+            searched = False
+            for camera, queue in list(self._adr_search.items()):
+                if queue:
+                    await self._search_adr_frame(camera, *queue.popleft())
+                    searched = True
+            if searched:
+                continue
             now = time.monotonic()
             chosen: tuple[schedule.Urgency, str] | None = None
             for camera, scheduler in list(self._adr_schedulers.items()):
@@ -921,3 +948,12 @@ def _adr_key(camera: str) -> str:
     """The key an ADR read holds its vehicle's end by (apart from the camera's plate reads of
     the same frame)."""
     return f"{camera}#adr"
+
+
+def _every_box(found: list[ContainerSighting]) -> bool:
+    """Whether one frame's codes are all a unit carries, each with its check digit right:
+    one 40 or 45 ft box, or two boxes (ISO 6346 lengths; a unit carries no more)."""
+    if not found or not all(s.verification.check_digit_ok for s in found):
+        return False
+    long_box = any((length_feet(s.size_type or "") or 0) >= 40 for s in found)
+    return len(found) >= 2 or long_box

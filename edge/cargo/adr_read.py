@@ -83,6 +83,8 @@ class OrangeRegion:
 
 def orange_regions(frame: np.ndarray) -> list[OrangeRegion]:
     """ADR-plate-like orange regions in a BGR frame, largest first."""
+    if not _any_orange(frame):
+        return []  # most frames: nothing plate-coloured of plate size (a fraction of a ms)
     hsv = cv2.cvtColor(frame, cv2.COLOR_BGR2HSV)
     mask = cv2.inRange(
         hsv, np.array([HUE[0], MIN_SATURATION, MIN_VALUE]), np.array([HUE[1], 255, 255])
@@ -118,6 +120,17 @@ def orange_regions(frame: np.ndarray) -> list[OrangeRegion]:
         elif all(_area(region.box) < 0.5 * _area(k.box) for k in inside):
             distinct = [k for k in distinct if k not in inside] + [region]
     return distinct[:MAX_PLATES]
+
+
+def _any_orange(frame: np.ndarray) -> bool:
+    """Whether a quarter-size look finds at least half a smallest plate's worth of orange."""
+    h, w = frame.shape[:2]
+    small = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_NEAREST)
+    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+    mask = cv2.inRange(
+        hsv, np.array([HUE[0], MIN_SATURATION, MIN_VALUE]), np.array([HUE[1], 255, 255])
+    )
+    return cv2.countNonZero(mask) >= MIN_AREA_PX / 16 / 2
 
 
 def _area(box: tuple[int, int, int, int]) -> int:

@@ -140,3 +140,22 @@ def test_each_trucks_containers_and_orange_plates_are_read_when_reads_are_slow(
         else:
             assert adr is None, (index, event)
             assert not [a for a in event["alarms"] if a["code"].startswith("cargo.adr")]
+
+
+def test_one_read_is_enough_only_when_it_holds_every_box_a_unit_can_carry() -> None:
+    """A container camera stops reading a vehicle after one frame only when that frame's
+    codes are all a unit carries (one 40/45 ft box, or two boxes), every check digit right."""
+    from edge.acquire import _every_box
+    from edge.cargo.container_read import ContainerSighting
+    from edge.cargo.iso6346 import read_code
+
+    def seen(code: str, size_type: str | None) -> ContainerSighting:
+        return ContainerSighting(code, read_code(code), 0.9, (0, 0, 10, 10), size_type)
+
+    forty, twenty = seen("CSQU3054383", "45G1"), seen("BICU1234565", "22G1")
+    assert _every_box([forty])
+    assert _every_box([twenty, seen("CSQU3054383", "22G1")])
+    assert not _every_box([twenty])  # a second 20 ft box may be beside it
+    assert not _every_box([seen("CSQU3054384", "45G1")])  # a wrong check digit: read again
+    assert not _every_box([twenty, seen("CSQU3054384", "22G1")])
+    assert not _every_box([])
