@@ -91,6 +91,8 @@ ORANGE_CACHE = 64  # frames whose orange boxes are kept for their plate read
 ADR_SEARCH_QUEUE = 4  # per camera: frames waiting to be searched; older ones are dropped
 
 EmitFn = Callable[[Emission], Awaitable[None]]
+# A front/rear frame kept for its orange plates: the frame, the plates found, its crossing.
+_AdrItem = tuple[Frame, list[OrangeRegion], str | None]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
 EvidenceFn = Callable[[str, list[EvidenceFile]], None]
 ScanFn = Callable[[LinkedScan], None]
@@ -192,7 +194,7 @@ class Acquisition:
         self._container_waiting: dict[str, dict[float, str]] = {}
         self._container_ready: dict[str, asyncio.Event] = {}
         self._container_reads: dict[tuple[str, int], list[frozenset[str]]] = {}
-        self._adr_schedulers: dict[str, ReadScheduler[tuple[Frame, list[OrangeRegion]]]] = {}
+        self._adr_schedulers: dict[str, ReadScheduler[_AdrItem]] = {}
         self._adr_ready: asyncio.Event | None = None
         self._adr_search: dict[str, deque[tuple[Frame, bool, str | None]]] = {}
         self._adr_reads: dict[tuple[str, int], list[str]] = {}
@@ -432,7 +434,7 @@ class Acquisition:
             )
         key = _adr_key(camera)
         kept, skipped = scheduler.offer(
-            (frame, regions),
+            (frame, regions, crossing),
             captured=frame.monotonic,
             promise=max(r.box[2] * r.box[3] for r in regions),  # the nearest plate first
             moving=moving,
@@ -646,7 +648,9 @@ class Acquisition:
             await self._handle(
                 self.correlator.on_recognition_started(camera, candidate.captured, now)
             )
-            await self._read_container_frame(camera, scheduler, candidate, complete=complete)
+            await self._read_container_frame(
+                camera, scheduler, candidate, crossing=crossing, complete=complete
+            )
 
     async def _read_container_frame(
         self,
@@ -654,6 +658,7 @@ class Acquisition:
         scheduler: ReadScheduler[Frame],
         candidate: schedule.Candidate[Frame],
         *,
+        crossing: str | None,
         complete: bool,
     ) -> None:
         frame = candidate.item
@@ -663,6 +668,11 @@ class Acquisition:
                 found = await self._in_reader(self.cargo.containers.read, frame.image)
         except Exception as exc:  # one bad frame must not stop the camera
             log.warning("container reading failed on %s: %s", camera, exc)
+        if found and not self._not_ended(crossing):
+            # Its vehicle ended while the frame was read (its end could wait no longer): the
+            # codes are dropped, not given to the vehicle in the lane now.
+            log.info("container codes read after their vehicle ended, dropped: %s", camera)
+            found = []
         for sighting in found:
             await self._handle(
                 self.correlator.on_container(
@@ -728,10 +738,10 @@ class Acquisition:
     async def _read_adr_frame(
         self,
         camera: str,
-        scheduler: ReadScheduler[tuple[Frame, list[OrangeRegion]]],
-        candidate: schedule.Candidate[tuple[Frame, list[OrangeRegion]]],
+        scheduler: ReadScheduler[_AdrItem],
+        candidate: schedule.Candidate[_AdrItem],
     ) -> None:
-        frame, regions = candidate.item
+        frame, regions, crossing = candidate.item
         position = self.roles.get(camera) or "front"
         plates = []
         try:
@@ -746,6 +756,8 @@ class Acquisition:
                 plates = [plate for plate, _box in read]
         except Exception as exc:  # one bad frame must not stop the camera
             log.warning("orange plate reading failed on %s: %s", camera, exc)
+        if plates and crossing is not None and not self._not_ended(crossing):
+            plates = []  # its vehicle ended meanwhile: not given to the one in the lane now
         for plate in plates:
             await self._handle(
                 self.correlator.on_adr(plate, time.monotonic(), seen=frame.monotonic)
