@@ -42,7 +42,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from drivers.base import Driver, Health
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
-from edge.cargo.adr_read import OrangeRegion, orange_regions
+from edge.cargo.adr_read import OrangeRegion, orange_regions, orange_share
 from edge.cargo.container_read import ContainerSighting
 from edge.cargo.iso6346 import length_feet
 from edge.cargo.readers import CargoReaders
@@ -88,6 +88,7 @@ CONTAINER_POLL_S = 0.2
 ADR_FRAMES_KEPT = 3  # frames showing an orange plate, kept per vehicle and camera
 ADR_READS = 4  # per vehicle and camera, at most; two agreeing reads end it sooner
 ORANGE_CACHE = 64  # frames whose orange boxes are kept for their plate read
+ORANGE_FACE = 0.4  # a number-plate read on a box this orange is an ADR plate's digits
 ADR_SEARCH_QUEUE = 4  # per camera: frames waiting to be searched; older ones are dropped
 
 EmitFn = Callable[[Emission], Awaitable[None]]
@@ -554,7 +555,9 @@ class Acquisition:
                 continue  # unsure, or the camera's own date/time/name text
             if area is not None and not _inside(result.box, area, width, height):
                 continue  # the camera's overlay text, a sign, a parked car's plate
-            if orange and any(_within(result.box, box) for box in orange):
+            if (orange and any(_within(result.box, box) for box in orange)) or (
+                self.cargo is not None and orange_share(frame.image, result.box) >= ORANGE_FACE
+            ):
                 continue  # the digits of an orange ADR plate, not a number plate
             surest = max(surest or 0.0, result.confidence)
             await self._handle(

@@ -122,6 +122,21 @@ def orange_regions(frame: np.ndarray) -> list[OrangeRegion]:
     return distinct[:MAX_PLATES]
 
 
+def orange_share(frame: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """The share of plate-orange pixels in a box of a BGR frame (x, y, w, h): a number-plate
+    read on an orange face is an ADR plate's digits (a plate the finder did not confirm,
+    small or half hidden), not a number plate."""
+    x, y, w, h = (max(0, int(v)) for v in box)
+    crop = frame[y : y + h, x : x + w]
+    if crop.size == 0:
+        return 0.0
+    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+    mask = cv2.inRange(
+        hsv, np.array([HUE[0], MIN_SATURATION, MIN_VALUE]), np.array([HUE[1], 255, 255])
+    )
+    return cv2.countNonZero(mask) / mask.size
+
+
 def _any_orange(frame: np.ndarray) -> bool:
     """Whether a quarter-size look finds at least half a smallest plate's worth of orange."""
     h, w = frame.shape[:2]

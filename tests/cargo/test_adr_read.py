@@ -213,3 +213,14 @@ def test_digits_are_decoded_as_digits_not_look_alikes() -> None:
     assert 0 < confidence <= 1
     x_frames = np.stack([frame("X"), frame(None), frame("8"), frame(None), frame("8")])
     assert decode_digits(x_frames)[0] == "X88"
+
+
+def test_a_number_plate_read_on_an_orange_face_is_told_apart() -> None:
+    """The recogniser reads an ADR plate's digits as a number plate (``903082``) where the
+    finder did not confirm the plate (far, half hidden): its box is mostly orange."""
+    from edge.cargo.adr_read import orange_share
+
+    image = truck("90", "3082")
+    assert orange_share(image, (240, 280, 160, 120)) > 0.6  # the orange plate
+    assert orange_share(image, (130, 70, 100, 40)) == 0.0  # the cab, grey
+    assert orange_share(image, (0, 0, 0, 0)) == 0.0
