@@ -9,8 +9,12 @@ of each vehicle, not fewer vehicles. A frame waiting or being read holds the end
 it may show (the correlator's recognition hold), so its plate still joins that vehicle.
 What a camera stamps into its pictures (date, time, name) is learned per camera from the
 reads (edge/recognize/overlay.py) and never taken for a plate; a configured ``plate_area``
-masks on top of it. A ``container`` camera's newest frame is read for container codes in its
-own task. Drivers push their health
+masks on top of it. Cargo is scheduled the same way, in parts of its own: a ``container``
+camera keeps its sharpest few frames per vehicle and reads them for container codes once the
+vehicle has left its view (or its frames have waited ``CONTAINER_PATIENCE_S``); every frame of
+a front or rear camera is searched for orange ADR plates by colour (a few ms), and the frames
+showing the largest ones are kept per vehicle and their numbers read, until two reads agree.
+Both hold the vehicle's end like a plate read (``edge.cargo``). Drivers push their health
 transitions and faults (``drivers.base.DriverObserver``); the ``device-health`` part hands
 each change to the correlator (coverage) and to the agent (retained device status), in
 order, so an outage shorter than a second is still seen. It also re-reads every driver's
@@ -38,6 +42,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from drivers.base import Driver, Health
 from drivers.readings import Frame, Reading
 from drivers.registry import create_driver
+from edge.cargo.adr_read import OrangeRegion, orange_regions, orange_share
+from edge.cargo.container_read import ContainerSighting
+from edge.cargo.iso6346 import length_feet
 from edge.cargo.readers import CargoReaders
 from edge.cargo.xray_link import LinkedScan
 from edge.config import LaneConfig
@@ -70,9 +77,23 @@ STARTUP_GRACE_S = 3.0
 OVERVIEW_MAX_AGE_S = 2.0  # an older scene frame (a camera stalled) shows another moment
 OVERVIEW_CROSSINGS = 16  # open crossings whose scene pictures are kept until their end
 OVERVIEW = "overview"  # the overview pictures' key among the evidence files by position
-CONTAINER_READ_GAP_S = 0.3  # pause between two reads of a container camera
+# A container camera's frames: its sharpest few per vehicle, read once the vehicle has left
+# its view, or when the oldest has waited CONTAINER_PATIENCE_S (a truck stopped beside the
+# camera); one kept longer than CONTAINER_MAX_WAIT_S is given up.
+CONTAINER_FRAMES_KEPT = 3
+CONTAINER_READS = 4  # per vehicle, at most
+CONTAINER_PATIENCE_S = 10.0
+CONTAINER_MAX_WAIT_S = 20.0
+CONTAINER_POLL_S = 0.2
+ADR_FRAMES_KEPT = 3  # frames showing an orange plate, kept per vehicle and camera
+ADR_READS = 4  # per vehicle and camera, at most; two agreeing reads end it sooner
+ORANGE_CACHE = 64  # frames whose orange boxes are kept for their plate read
+ORANGE_FACE = 0.4  # a number-plate read on a box this orange is an ADR plate's digits
+ADR_SEARCH_QUEUE = 4  # per camera: frames waiting to be searched; older ones are dropped
 
 EmitFn = Callable[[Emission], Awaitable[None]]
+# A front/rear frame kept for its orange plates: the frame, the plates found, its crossing.
+_AdrItem = tuple[Frame, list[OrangeRegion], str | None]
 HealthFn = Callable[[str, str, SensorState, str | None], None]
 EvidenceFn = Callable[[str, list[EvidenceFile]], None]
 ScanFn = Callable[[LinkedScan], None]
@@ -167,8 +188,20 @@ class Acquisition:
         self._overview: OrderedDict[str, dict[str, Frame]] = OrderedDict()
         self._gates: dict[str, MotionGate] = {}
         self._frame_ready: asyncio.Event | None = None  # a frame waits to be read
-        self._container_frames: dict[str, Frame] = {}
+        # Cargo: per container camera its kept frames (capture -> the crossing open then);
+        # per front/rear camera the frames showing orange plates, and the reads so far per
+        # vehicle (episode) for the two-agree rule; the orange boxes of recent frames.
+        self._container_schedulers: dict[str, ReadScheduler[Frame]] = {}
+        self._container_waiting: dict[str, dict[float, str]] = {}
         self._container_ready: dict[str, asyncio.Event] = {}
+        self._container_reads: dict[tuple[str, int], list[frozenset[str]]] = {}
+        self._adr_schedulers: dict[str, ReadScheduler[_AdrItem]] = {}
+        self._adr_ready: asyncio.Event | None = None
+        self._adr_search: dict[str, deque[tuple[Frame, bool, str | None]]] = {}
+        self._adr_reads: dict[tuple[str, int], list[str]] = {}
+        self._orange: OrderedDict[tuple[str, float], list[tuple[int, int, int, int]]] = (
+            OrderedDict()
+        )
         self._states: dict[str, SensorState] = {}
         self._parts: list[str] = []
         # Health transitions pushed by the drivers, in order, for the device-health part.
@@ -274,8 +307,10 @@ class Acquisition:
         if not moving and current is None:
             return  # an empty, still lane: no OCR
         if self.roles.get(camera) == "container":
-            self._offer_container_frame(camera, frame)
+            await self._offer_container_frame(camera, frame, moving)
             return
+        if self.cargo is not None and self.roles.get(camera) in ("front", "rear"):
+            self._offer_adr_frame(camera, frame, moving)
         scheduler = self._scheduler(camera)
         if self.metrics is not None:
             self.metrics.frame_offered(camera)
@@ -304,9 +339,26 @@ class Acquisition:
         assert self._frame_ready is not None
         self._frame_ready.set()
 
-    def _offer_container_frame(self, camera: str, frame: Frame) -> None:
-        self._container_frames[camera] = frame  # the newest frame wins; older ones are stale
-        if camera not in self._container_ready:
+    def _open_crossing(self) -> str | None:
+        """The crossing of the vehicle in the lane (None: none, or the lane is clear)."""
+        current = self.correlator.current
+        if current is None or current.clear_since is not None:
+            return None
+        return current.record.crossing_id
+
+    async def _offer_container_frame(self, camera: str, frame: Frame, moving: bool) -> None:
+        """A container camera's frame: kept among its vehicle's sharpest few, or given up."""
+        scheduler = self._container_schedulers.get(camera)
+        if scheduler is None:
+            scheduler = self._container_schedulers[camera] = ReadScheduler(
+                ScheduleSettings(
+                    frames_per_vehicle=CONTAINER_READS,
+                    candidates_per_vehicle=CONTAINER_FRAMES_KEPT,
+                    sure_confidence=1.0,
+                    max_latency_s=CONTAINER_MAX_WAIT_S,
+                )
+            )
+            self._container_waiting[camera] = {}
             self._container_ready[camera] = asyncio.Event()
             self._spawn(
                 f"containers:{camera}",
@@ -314,7 +366,95 @@ class Acquisition:
                 Policy.RESTART,
                 progress=True,
             )
+        crossing = self._open_crossing()
+        if crossing is None:
+            return  # no vehicle in the lane: nothing on the side camera is its cargo
+        if self.metrics is not None:
+            self.metrics.frame_offered(camera)
+        kept, skipped = scheduler.offer(
+            frame,
+            captured=frame.monotonic,
+            promise=lambda: sharpness(frame.image),
+            moving=moving,
+            crossing=crossing,
+        )
+        waiting = self._container_waiting[camera]
+        if kept is not None:
+            waiting[frame.monotonic] = crossing
+            await self._handle(
+                self.correlator.on_recognition_started(camera, frame.monotonic, time.monotonic())
+            )
+        else:
+            for each in [s for s in skipped if s.candidate.item is frame]:
+                if self.metrics is not None:
+                    self.metrics.frame_skipped(camera, each.reason)
+            skipped = [s for s in skipped if s.candidate.item is not frame]
+        for each in skipped:
+            waiting.pop(each.candidate.captured, None)
+        await self._skip(camera, skipped)
         self._container_ready[camera].set()
+
+    def _offer_adr_frame(self, camera: str, frame: Frame, moving: bool) -> None:
+        """A front or rear frame, queued to be searched for orange plates by the ``adr`` part
+        (the newest few per camera: the search is a few ms, but not in the pump's loop)."""
+        crossing = self._open_crossing()
+        if crossing is None and self.roles.get(camera) == "front":
+            # No vehicle in the lane yet: what a front camera sees is the next one coming,
+            # searched once it is in (read now, it would join the vehicle still leaving).
+            return
+        queue = self._adr_search.get(camera)
+        if queue is None:
+            queue = self._adr_search[camera] = deque(maxlen=ADR_SEARCH_QUEUE)
+        queue.append((frame, moving, crossing))
+        if self._adr_ready is None:
+            self._adr_ready = asyncio.Event()
+            self._spawn("adr", self._read_adr_plates, Policy.RESTART, progress=True)
+        self._adr_ready.set()
+
+    async def _search_adr_frame(
+        self, camera: str, frame: Frame, moving: bool, crossing: str | None
+    ) -> None:
+        """One queued frame searched for orange plates (colour and layout); one showing any
+        is kept among its vehicle's few with the largest plates."""
+        regions = await asyncio.to_thread(orange_regions, frame.image)
+        self._orange[(camera, frame.monotonic)] = [r.box for r in regions]
+        while len(self._orange) > ORANGE_CACHE:
+            self._orange.popitem(last=False)
+        if not regions:
+            return
+        scheduler = self._adr_schedulers.get(camera)
+        if scheduler is None:
+            scheduler = self._adr_schedulers[camera] = ReadScheduler(
+                ScheduleSettings(
+                    frames_per_vehicle=ADR_READS,
+                    candidates_per_vehicle=ADR_FRAMES_KEPT,
+                    sure_confidence=1.0,
+                    max_latency_s=self.config.recognition.max_latency_s,
+                    follows_leaving=self.roles.get(camera) == "rear",
+                )
+            )
+        key = _adr_key(camera)
+        kept, skipped = scheduler.offer(
+            (frame, regions, crossing),
+            captured=frame.monotonic,
+            promise=max(r.box[2] * r.box[3] for r in regions),  # the nearest plate first
+            moving=moving,
+            crossing=crossing,
+        )
+        if kept is not None:
+            await self._handle(
+                self.correlator.on_recognition_started(key, frame.monotonic, time.monotonic())
+            )
+        skipped = [s for s in skipped if s.candidate.item[0] is not frame]
+        await self._release_held(key, [s.candidate.captured for s in skipped])
+
+    async def _release_held(self, key: str, captured: list[float]) -> None:
+        """Cargo frames given up or read: they hold their vehicle's end no longer. (Not counted
+        as the camera's plate reads: ``read=False``.)"""
+        for each in captured:
+            await self._handle(
+                self.correlator.on_recognition_done(key, each, time.monotonic(), read=False)
+            )
 
     async def _skip(self, camera: str, skipped: list[Skipped[Frame]]) -> None:
         for each in skipped:
@@ -364,7 +504,7 @@ class Acquisition:
     ) -> None:
         frame = candidate.item
         try:
-            orange = await self._read_adr(camera, frame, position)
+            orange = await self._orange_boxes(camera, frame, position)
             confidence = await self._read(camera, frame, position, orange)
         except Exception:  # the supervisor logs it and restarts the part; the hold ends
             await self._skip(camera, scheduler.finished(candidate, confidence=None))
@@ -415,7 +555,9 @@ class Acquisition:
                 continue  # unsure, or the camera's own date/time/name text
             if area is not None and not _inside(result.box, area, width, height):
                 continue  # the camera's overlay text, a sign, a parked car's plate
-            if orange and any(_within(result.box, box) for box in orange):
+            if (orange and any(_within(result.box, box) for box in orange)) or (
+                self.cargo is not None and orange_share(frame.image, result.box) >= ORANGE_FACE
+            ):
                 continue  # the digits of an orange ADR plate, not a number plate
             surest = max(surest or 0.0, result.confidence)
             await self._handle(
@@ -446,54 +588,210 @@ class Acquisition:
             )
         return surest
 
+    def _not_ended(self, crossing: str | None) -> bool:
+        """Whether that crossing is still in the lane or leaving (its event not out yet)."""
+        current = self.correlator.current
+        if current is not None and current.record.crossing_id == crossing:
+            return True
+        return any(leaving.record.crossing_id == crossing for leaving in self.correlator.closing)
+
+    def _container_due(self, camera: str, now: float) -> bool:
+        """Whether the container camera's kept frames are read now: their vehicle has left
+        its view (another crossing, or the lane clear), or the oldest has waited long enough.
+        Reading while the side of the truck still passes would spend the reads on its first
+        frames, not its best."""
+        waiting = self._container_waiting.get(camera) or {}
+        if not waiting:
+            return False
+        open_now = self._open_crossing()
+        if open_now is None or any(c != open_now for c in waiting.values()):
+            return True
+        return now - min(waiting) >= CONTAINER_PATIENCE_S
+
     async def _read_containers(self, camera: str) -> None:
-        """A ``container`` camera's frames: container codes, no plates (edge.cargo)."""
+        """A ``container`` camera's kept frames: container codes, no plates (edge.cargo).
+
+        Its vehicle's sharpest frames are read best first once it has left the camera's view,
+        until the codes are settled (``_read_container_frame``) or ``CONTAINER_READS`` are
+        spent; each frame holds the vehicle's end from when it was kept until its read is
+        over."""
         ready = self._container_ready[camera]
+        scheduler = self._container_schedulers[camera]
+        waiting = self._container_waiting[camera]
         part = f"containers:{camera}"
         while True:
             self.supervisor.beat(part)  # idle (no vehicle) or not: this part makes progress
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(IDLE_BEAT_S):
-                    await ready.wait()
-            if not ready.is_set():
+            now = time.monotonic()
+            expired = scheduler.expire(now)
+            for each in expired:
+                waiting.pop(each.candidate.captured, None)
+            await self._skip(camera, expired)
+            if scheduler.peek() is None or not self._container_due(camera, now):
+                ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CONTAINER_POLL_S if waiting else IDLE_BEAT_S):
+                        await ready.wait()
                 continue
-            ready.clear()
-            frame = self._container_frames.pop(camera, None)
-            if frame is None or self.cargo is None:
+            candidate, skipped = scheduler.take(now)
+            for each in skipped:
+                waiting.pop(each.candidate.captured, None)
+            await self._skip(camera, skipped)
+            if candidate is None:
                 continue
-            try:
-                found = await self._in_reader(self.cargo.containers.read, frame.image)
-            except Exception as exc:  # one bad frame must not stop the camera
-                log.warning("container reading failed on %s: %s", camera, exc)
+            crossing = waiting.pop(candidate.captured, None)
+            if not self._not_ended(crossing):
+                # Its vehicle's event is out (its end could wait no longer): read now, its
+                # codes would join the next vehicle.
+                await self._skip(camera, [Skipped(candidate, "late")])
                 continue
-            for sighting in found:
-                await self._handle(
-                    self.correlator.on_container(
-                        sighting, camera, time.monotonic(), seen=frame.monotonic
-                    )
-                )
-            # A full-frame text search costs a core for most of a second: leave the plate
-            # cameras (and the loops' driver) their share; the newest frame is read next.
-            await self.supervisor.idle(part, CONTAINER_READ_GAP_S)
-
-    async def _read_adr(
-        self, camera: str, frame: Frame, position: PlatePosition
-    ) -> list[tuple[int, int, int, int]]:
-        """Orange plates in a front or rear frame; their boxes (no number plate is there)."""
-        if self.cargo is None or position not in (PlatePosition.FRONT, PlatePosition.REAR):
-            return []
-        try:
-            found = await self._in_reader(
-                self.cargo.adr.read_boxes, frame.image, position=position.value, device=camera
+            # Its vehicle has left the camera's view: the frame read is the best of its pass.
+            complete = crossing != self._open_crossing()
+            # The hold restarts with the read: a frame kept long ago (the whole pass of a
+            # slow truck) still holds its vehicle's end while it is read.
+            await self._handle(
+                self.correlator.on_recognition_started(camera, candidate.captured, now)
             )
+            await self._read_container_frame(
+                camera, scheduler, candidate, crossing=crossing, complete=complete
+            )
+
+    async def _read_container_frame(
+        self,
+        camera: str,
+        scheduler: ReadScheduler[Frame],
+        candidate: schedule.Candidate[Frame],
+        *,
+        crossing: str | None,
+        complete: bool,
+    ) -> None:
+        frame = candidate.item
+        found: list[ContainerSighting] = []
+        try:
+            if self.cargo is not None:
+                found = await self._in_reader(self.cargo.containers.read, frame.image)
+        except Exception as exc:  # one bad frame must not stop the camera
+            log.warning("container reading failed on %s: %s", camera, exc)
+        if found and not self._not_ended(crossing):
+            # Its vehicle ended while the frame was read (its end could wait no longer): the
+            # codes are dropped, not given to the vehicle in the lane now.
+            log.info("container codes read after their vehicle ended, dropped: %s", camera)
+            found = []
+        for sighting in found:
+            await self._handle(
+                self.correlator.on_container(
+                    sighting, camera, time.monotonic(), seen=frame.monotonic
+                )
+            )
+        # Its other frames are not needed after: a read of every box a unit can carry, all
+        # check digits right (one 40 or 45 ft box, or two boxes); two reads with the same
+        # codes; or no code at all in the sharpest frame of its whole pass (a truck without
+        # containers). An empty read while it still passes may be a frame before its boxes.
+        reads = self._container_reads.setdefault((camera, candidate.vehicle), [])
+        codes = frozenset(s.code for s in found)
+        sure = (codes in reads or _every_box(found)) if codes else complete
+        reads.append(codes)
+        while len(self._container_reads) > 64:
+            del self._container_reads[next(iter(self._container_reads))]
+        skipped = scheduler.finished(candidate, confidence=1.0 if sure else None)
+        for each in skipped:
+            self._container_waiting.get(camera, {}).pop(each.candidate.captured, None)
+        await self._skip(camera, skipped)
+        await self._handle(
+            self.correlator.on_recognition_done(camera, frame.monotonic, time.monotonic())
+        )
+
+    async def _read_adr_plates(self) -> None:
+        """The orange plates of the kept front and rear frames: the most urgent first (a
+        vehicle none of whose frames was read yet before a second read of another)."""
+        assert self._adr_ready is not None
+        ready = self._adr_ready
+        while True:
+            self.supervisor.beat("adr")
+            ready.clear()
+            # Frames waiting to be searched first, one per camera in turn (the search is
+            # cheap, and it decides which frames are kept for reading).
+            searched = False
+            for camera, queue in list(self._adr_search.items()):
+                if queue:
+                    await self._search_adr_frame(camera, *queue.popleft())
+                    searched = True
+            if searched:
+                continue
+            now = time.monotonic()
+            chosen: tuple[schedule.Urgency, str] | None = None
+            for camera, scheduler in list(self._adr_schedulers.items()):
+                expired = scheduler.expire(now)
+                await self._release_held(_adr_key(camera), [s.candidate.captured for s in expired])
+                urgency = scheduler.peek()
+                if urgency is not None and (chosen is None or urgency < chosen[0]):
+                    chosen = (urgency, camera)
+            if chosen is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_BEAT_S):
+                        await ready.wait()
+                continue
+            camera = chosen[1]
+            scheduler = self._adr_schedulers[camera]
+            candidate, skipped = scheduler.take(time.monotonic())
+            key = _adr_key(camera)
+            await self._release_held(key, [s.candidate.captured for s in skipped])
+            if candidate is not None:
+                await self._read_adr_frame(camera, scheduler, candidate)
+
+    async def _read_adr_frame(
+        self,
+        camera: str,
+        scheduler: ReadScheduler[_AdrItem],
+        candidate: schedule.Candidate[_AdrItem],
+    ) -> None:
+        frame, regions, crossing = candidate.item
+        position = self.roles.get(camera) or "front"
+        plates = []
+        try:
+            if self.cargo is not None:
+                read = await self._in_reader(
+                    self.cargo.adr.read_regions,
+                    frame.image,
+                    regions,
+                    position=position,
+                    device=camera,
+                )
+                plates = [plate for plate, _box in read]
         except Exception as exc:  # one bad frame must not stop the camera
             log.warning("orange plate reading failed on %s: %s", camera, exc)
-            return []
-        for plate, _box in found:
+        if plates and crossing is not None and not self._not_ended(crossing):
+            plates = []  # its vehicle ended meanwhile: not given to the one in the lane now
+        for plate in plates:
             await self._handle(
                 self.correlator.on_adr(plate, time.monotonic(), seen=frame.monotonic)
             )
-        return [box for _plate, box in found]
+        # Two reads of one vehicle's plate that agree (numbers, or blank): enough.
+        reads = self._adr_reads.setdefault((camera, candidate.vehicle), [])
+        labels = [p.label for p in plates if p.readable]
+        sure = any(label in reads for label in labels)
+        reads.extend(labels)
+        while len(self._adr_reads) > 64:
+            del self._adr_reads[next(iter(self._adr_reads))]
+        skipped = scheduler.finished(candidate, confidence=1.0 if sure else None)
+        key = _adr_key(camera)
+        await self._release_held(key, [s.candidate.captured for s in skipped])
+        await self._release_held(key, [frame.monotonic])
+
+    async def _orange_boxes(
+        self, camera: str, frame: Frame, position: PlatePosition
+    ) -> list[tuple[int, int, int, int]]:
+        """The orange plates' boxes in a front or rear frame (no number plate is there)."""
+        if self.cargo is None or position not in (PlatePosition.FRONT, PlatePosition.REAR):
+            return []
+        boxes = self._orange.get((camera, frame.monotonic))
+        if boxes is None:
+            try:
+                regions = await asyncio.to_thread(orange_regions, frame.image)
+            except Exception as exc:  # one bad frame must not stop the camera
+                log.warning("orange plate search failed on %s: %s", camera, exc)
+                return []
+            boxes = [r.box for r in regions]
+        return boxes
 
     def neighbour_crossing(self, lane: str, payload: bytes) -> None:
         """A neighbouring lane's crossing event (any thread): its plates, for cross-checks."""
@@ -659,3 +957,18 @@ def _inside(
 
 def _fatal_without_agent(part: str, exc: BaseException) -> None:
     log.critical("%s failed and no agent supervises this acquisition: %r", part, exc)
+
+
+def _adr_key(camera: str) -> str:
+    """The key an ADR read holds its vehicle's end by (apart from the camera's plate reads of
+    the same frame)."""
+    return f"{camera}#adr"
+
+
+def _every_box(found: list[ContainerSighting]) -> bool:
+    """Whether one frame's codes are all a unit carries, each with its check digit right:
+    one 40 or 45 ft box, or two boxes (ISO 6346 lengths; a unit carries no more)."""
+    if not found or not all(s.verification.check_digit_ok for s in found):
+        return False
+    long_box = any((length_feet(s.size_type or "") or 0) >= 40 for s in found)
+    return len(found) >= 2 or long_box

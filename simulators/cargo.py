@@ -171,6 +171,9 @@ def render_side(
         _draw_boxes(image, plan, progress, rng)
     noise = np.frombuffer(rng.randbytes(w * h), np.uint8).reshape(h, w) % 7
     image = np.asarray(cv2.add(image, cv2.cvtColor(noise, cv2.COLOR_GRAY2BGR)), np.uint8)
+    # The exposure control's flicker, a level or two per frame, as a real camera's: an empty
+    # side view is not a frozen stream (pixel noise alone averages out in a thumbnail).
+    image = np.asarray(cv2.convertScaleAbs(image, alpha=1.0, beta=rng.uniform(-2.5, 2.5)), np.uint8)
     cv2.putText(
         image,
         f"CONTAINER {time.time():.3f}",

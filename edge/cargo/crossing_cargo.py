@@ -12,7 +12,8 @@ seen first ``front`` and the other ``rear`` (a side camera sees the front box fi
 alone being ``whole``. A code with a wrong check digit is kept as ``read_only`` only where
 no verified code was read: it is reported as read, never as verified.
 
-**ADR.** Per position (front, rear), the plate read most often; its summary, the
+**ADR.** Per position (front, rear), the plate read most often (numbered reads before blank
+ones, blank before unread; a tie goes to numbers the shipped table knows); its summary, the
 ``cargo.dangerous_goods`` note and ``cargo.adr_mismatch`` come from :mod:`edge.cargo.adr`.
 """
 
@@ -134,12 +135,15 @@ class CargoVotes:
         return [c.best.code for c in self.chosen()]
 
     def plates(self) -> dict[str, AdrPlate]:
-        """Per position, the plate read most often (readable ones first)."""
+        """Per position, the plate read most often: numbered reads first, then blank ones,
+        then plates seen but not read; among numbered ones, those the shipped table knows
+        (a UN entry whose class fits the hazard number) win a tie."""
         out = {}
         for position, plates in self.adr.items():
             votes = Counter((p.readable, p.kemler, p.un) for p in plates)
             (readable, kemler, un), _n = max(
-                votes.items(), key=lambda kv: (kv[0][0], kv[1], str(kv[0]))
+                votes.items(),
+                key=lambda kv: (_kind(*kv[0]), kv[1], _known(kv[0][1], kv[0][2]), str(kv[0])),
             )
             out[position] = next(
                 p for p in plates if (p.readable, p.kemler, p.un) == (readable, kemler, un)
@@ -159,6 +163,20 @@ class CargoVotes:
             adr_mismatch_alarm(plates.get("front"), plates.get("rear")),
         ]
         return [a for a in found if a is not None]
+
+
+def _kind(readable: bool, kemler: str | None, un: str | None) -> int:
+    """Numbered 2, blank 1, not read 0: a plate with marks is never blank (the reader says
+    blank only where it saw no marks), so a numbered read outranks blank ones."""
+    if not readable:
+        return 0
+    return 1 if kemler is None and un is None else 2
+
+
+def _known(kemler: str | None, un: str | None) -> bool:
+    if kemler is None or un is None:
+        return False
+    return summarise([AdrPlate("front", kemler, un)]).consistent is True
 
 
 def _size_type(code: _Code) -> str | None:

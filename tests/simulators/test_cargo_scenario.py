@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from edge.cargo.iso6346 import compute_check_digit
 from edge.devtools.score import match_crossings
@@ -51,6 +55,13 @@ def test_side_frames_change_while_empty_so_the_stream_is_not_frozen() -> None:
     rng = random.Random(1)
     one, two = (render_side(CargoPlan(), 0.0, rng, (320, 180)) for _ in range(2))
     assert (one != two).any()
+    # As the camera driver looks (a 64 x 36 thumbnail): an empty side view keeps changing
+    # (the exposure's flicker), so a lane without trucks for a while is no frozen stream
+    # and the camera is not reconnected just as the next truck comes.
+    frames = [render_side(CargoPlan(), 0.0, rng, (960, 540)) for _ in range(12)]
+    thumbs = [cv2.resize(f, (64, 36), interpolation=cv2.INTER_AREA) for f in frames]
+    changes = [float(np.abs(a.astype(np.int16) - b).mean()) for a, b in itertools.pairwise(thumbs)]
+    assert sum(c > 0.05 for c in changes) >= 8, changes
     full = plan_cargo(CargoSpec(container_share=1.0), 1, "truck", rng)
     assert (render_side(full, 0.5, rng, (320, 180)) != one).any()
 
