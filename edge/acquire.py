@@ -456,6 +456,9 @@ class Acquisition:
                 self.correlator.on_recognition_done(key, each, time.monotonic(), read=False)
             )
 
+    async def _release_adr(self, camera: str, skipped: list[Skipped[_AdrItem]]) -> None:
+        await self._release_held(_adr_key(camera), [s.candidate.captured for s in skipped])
+
     async def _skip(self, camera: str, skipped: list[Skipped[Frame]]) -> None:
         for each in skipped:
             if self.metrics is not None:
@@ -475,19 +478,12 @@ class Acquisition:
         while True:
             self.supervisor.beat("recognize")  # idle (no vehicle) or not: it makes progress
             ready.clear()
-            now = time.monotonic()
-            chosen: tuple[schedule.Urgency, str] | None = None
-            for camera, scheduler in list(self._schedulers.items()):
-                await self._skip(camera, scheduler.expire(now))
-                urgency = scheduler.peek()
-                if urgency is not None and (chosen is None or urgency < chosen[0]):
-                    chosen = (urgency, camera)
-            if chosen is None:
+            camera = await _most_urgent(self._schedulers, self._skip)
+            if camera is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_BEAT_S):
                         await ready.wait()
                 continue
-            camera = chosen[1]
             scheduler = self._schedulers[camera]
             candidate, skipped = scheduler.take(time.monotonic())
             await self._skip(camera, skipped)
@@ -717,20 +713,13 @@ class Acquisition:
                     searched = True
             if searched:
                 continue
-            now = time.monotonic()
-            chosen: tuple[schedule.Urgency, str] | None = None
-            for camera, scheduler in list(self._adr_schedulers.items()):
-                expired = scheduler.expire(now)
-                await self._release_held(_adr_key(camera), [s.candidate.captured for s in expired])
-                urgency = scheduler.peek()
-                if urgency is not None and (chosen is None or urgency < chosen[0]):
-                    chosen = (urgency, camera)
-            if chosen is None:
+            urgent = await _most_urgent(self._adr_schedulers, self._release_adr)
+            if urgent is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_BEAT_S):
                         await ready.wait()
                 continue
-            camera = chosen[1]
+            camera = urgent
             scheduler = self._adr_schedulers[camera]
             candidate, skipped = scheduler.take(time.monotonic())
             key = _adr_key(camera)
@@ -972,3 +961,19 @@ def _every_box(found: list[ContainerSighting]) -> bool:
         return False
     long_box = any((length_feet(s.size_type or "") or 0) >= 40 for s in found)
     return len(found) >= 2 or long_box
+
+
+async def _most_urgent(
+    schedulers: dict[str, ReadScheduler[T]],
+    expired: Callable[[str, list[Skipped[T]]], Awaitable[None]],
+) -> str | None:
+    """The camera whose waiting frame is most urgent (None: no frame waits); each
+    scheduler's expired frames go to ``expired`` on the way."""
+    now = time.monotonic()
+    chosen: tuple[schedule.Urgency, str] | None = None
+    for camera, scheduler in list(schedulers.items()):
+        await expired(camera, scheduler.expire(now))
+        urgency = scheduler.peek()
+        if urgency is not None and (chosen is None or urgency < chosen[0]):
+            chosen = (urgency, camera)
+    return None if chosen is None else chosen[1]

@@ -64,7 +64,7 @@ class ControlledLane(Protocol):
 
 
 class NoSuchDevice(LookupError):
-    pass
+    """The request names a device the lane does not have (reply kind ``not_found``)."""
 
 
 class ControlServer:
@@ -117,7 +117,7 @@ class ControlServer:
             writer.write(json.dumps(wire, default=str).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, OSError):
-            pass
+            return  # the client went away before its reply: there is no one to answer
         finally:
             writer.close()
             with contextlib.suppress(Exception):
