@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulators.camera import CameraSimulator
 from simulators.cargo import CARGO_SEED, CargoPlan, CargoSpec, plan_cargo, render_side
-from simulators.modbus import AspectSimulator, LaneIoSimulator, ThermalSimulator
+from simulators.modbus import AspectSimulator, AspectTruth, LaneIoSimulator, ThermalSimulator
 from simulators.render import OSD_BAND_PX, Plate, SceneVehicle, make_plate, render_scene
 from simulators.rpm import RapiscanSimulator, RpmVehicle
 from simulators.rtsp import RtspCameraSimulator
@@ -607,9 +607,16 @@ class SimulatedLane:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(10):
                         await rpm_done.wait()
-            self._record(v)
+            aspect: AspectTruth | None = None
+            if self._aspect_task is not None:
+                # On a loaded machine the monitor's pass can outlast the vehicle's dwell: its
+                # truth is this vehicle's only once the pass is over.
+                await asyncio.wait([self._aspect_task], timeout=10)
+                if self._aspect_task.done() and not self._aspect_task.cancelled():
+                    aspect = self._aspect_task.result()
+            self._record(v, aspect)
 
-    def _record(self, v: PlannedVehicle) -> None:
+    def _record(self, v: PlannedVehicle, aspect: AspectTruth | None = None) -> None:
         radiation: dict[str, Any] = {"profile": v.radiation}
         if self.rpm is not None:
             match = [t for t in self.rpm.truth if t.vehicle == str(v.index)]
@@ -621,10 +628,10 @@ class SimulatedLane:
                     "gamma_max_cps": match[0].gamma_max_cps,
                     "gx_sent": match[0].gx_sent,
                 }
-        elif self.aspect is not None and len(self.aspect.truth) >= 1:
-            t = self.aspect.truth[-1]
-            radiation |= {"occupancy_no": t.object_counter, "gamma_alarm": t.gamma_alarm,
-                          "neutron_alarm": t.neutron_alarm}  # fmt: skip
+        elif aspect is not None:
+            radiation |= {"occupancy_no": aspect.object_counter,
+                          "gamma_alarm": aspect.gamma_alarm,
+                          "neutron_alarm": aspect.neutron_alarm}  # fmt: skip
         record = {
             "index": v.index,
             "class": v.vehicle_class,
