@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 CONNACK_TIMEOUT_S = 10.0
 IDLE_LOOP_S = 0.02
 ACK_FLUSH_S = 0.05
+# Rows read ahead of the window, per read: one read per this many windows' worth of sends.
+READ_AHEAD_WINDOWS = 10
+# Rows read ahead are sent only this long after their read; a wake (a new row) drops them.
+READ_AHEAD_MAX_AGE_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,11 @@ class Publisher:
         self._tokens_at = time.monotonic()
         self._last_refusal: str | None = None
         self._wake = threading.Event()
+        # Rows read but not sent yet, in send order, and when they were read. A new row in
+        # the outbox (``wake``) makes them stale: it may come before them in send order.
+        self._ahead: collections.deque[OutboxRow] = collections.deque()
+        self._ahead_at = 0.0
+        self._added = threading.Event()
         # topic -> (payload, retain): status the outbox could not store, sent once.
         self._unstored: dict[str, tuple[bytes, bool]] = {}
         self._unstored_lock = threading.Lock()
@@ -188,6 +197,7 @@ class Publisher:
 
     def wake(self) -> None:
         """New rows are in the outbox."""
+        self._added.set()
         self._wake.set()
 
     def send_unstored(self, topic: str, payload: bytes, *, retain: bool) -> None:
@@ -321,6 +331,7 @@ class Publisher:
 
     def _connection_lost(self, reason: str) -> None:
         was_connected = self._connected
+        self._ahead.clear()
         self._socket_open = False
         self._connected = False
         self._connecting_since = None
@@ -459,9 +470,7 @@ class Publisher:
             self._tokens + (now - self._tokens_at) * self._backlog_rate,
         )
         self._tokens_at = now
-        rows = self.outbox.next_batch(
-            limit=room, exclude=self._inflight_rows, backlog_budget=int(self._tokens)
-        )
+        rows = self._next_rows(room)
         for row in rows:
             if row.historical:
                 self._tokens -= 1
@@ -488,6 +497,29 @@ class Publisher:
         if rows:
             self._wake.set()
         self._send_unstored()
+
+    def _next_rows(self, room: int) -> list[OutboxRow]:
+        """The next ``room`` rows in send order, read ahead in batches.
+
+        One read serves several windows (each read is a few indexed queries, as costly as
+        the publishes it feeds). What was read ahead is dropped when a new row was stored
+        (it may come first in send order), when the read is older than
+        ``READ_AHEAD_MAX_AGE_S``, and on every connection change.
+        """
+        now = time.monotonic()
+        if self._added.is_set() or now - self._ahead_at > READ_AHEAD_MAX_AGE_S:
+            self._ahead.clear()
+        if not self._ahead:
+            self._added.clear()
+            self._ahead.extend(
+                self.outbox.next_batch(
+                    limit=max(room, self.mqtt.max_inflight * READ_AHEAD_WINDOWS),
+                    exclude=self._inflight_rows,
+                    backlog_budget=int(self._tokens),
+                )
+            )
+            self._ahead_at = now
+        return [self._ahead.popleft() for _ in range(min(room, len(self._ahead)))]
 
     def _send_unstored(self) -> None:
         with self._unstored_lock:
