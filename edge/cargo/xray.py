@@ -18,7 +18,7 @@ from typing import Any
 from drivers.readings import XrayScan
 from edge.cargo.iso6346 import normalise as normalise_container
 from edge.events import Alarm
-from edge.recognize.grammar import fold
+from edge.recognize.grammar import fold, look_alike
 
 _CODE_SEPARATORS = re.compile(r"[,;/|]+|\s{2,}")
 
@@ -104,15 +104,15 @@ def xray_mismatch_alarm(
 ) -> Alarm | None:
     """``cargo.xray_mismatch`` (warning) when the scanner's plate or containers disagree.
 
-    The plate disagrees when the lane read plates and none equals the scanner's (both
-    folded: upper case, Cyrillic look-alikes as Latin, separators dropped). The containers
+    The plate disagrees when the lane read plates and none agrees with the scanner's (see
+    :func:`plates_agree`). The containers
     disagree when both sides have codes and they share none: reading one of two boxes is
     no mismatch. A field the scanner left empty is no evidence.
     """
     problems = []
     if scan.scanner_plate and plates:
         theirs = fold(scan.scanner_plate)
-        if theirs and theirs not in {fold(p) for p in plates}:
+        if theirs and not any(plates_agree(theirs, fold(p)) for p in plates):
             problems.append(f"plate {theirs} (lane read {', '.join(plates)})")
     theirs_codes = container_codes(scan.scanner_container)
     ours_codes = {normalise_container(c) for c in containers}
@@ -128,6 +128,30 @@ def xray_mismatch_alarm(
         message=f"X-ray scan {scan.scan_id} has " + "; ".join(problems),
         device=scan.device_id,
     )
+
+
+# The shortest text a plate without its region or province prefix can be (CN 沪A78258 read as
+# 78258, KZ 925MTB17 as 925MTB).
+_MIN_PARTIAL = 5
+
+
+def plates_agree(theirs: str, ours: str) -> bool:
+    """Whether two folded plate texts may be the same plate read by two readers.
+
+    Equal; or one glyph read as its look-alike by one of the readers (``B``/``8``,
+    ``O``/``0``); or one the other less a prefix or suffix, at least five glyphs long (a
+    region code or province character one reader did not read: no evidence either way).
+    Any other difference is a different plate (``222BBB02`` and ``222BBB09`` are two
+    regions' registrations). An alarm for every reader's look-alike slip would teach
+    operators to ignore the alarm.
+    """
+    if theirs == ours:
+        return True
+    if len(theirs) == len(ours):
+        differ = [(a, b) for a, b in zip(theirs, ours, strict=True) if a != b]
+        return len(differ) == 1 and look_alike(*differ[0])
+    short, long = sorted((theirs, ours), key=len)
+    return len(short) >= _MIN_PARTIAL and (long.startswith(short) or long.endswith(short))
 
 
 def unscanned_note(

@@ -41,6 +41,11 @@ _STRONG = {frozenset(p) for p in ("O0", "I1", "D0", "Q0")}
 _MEDIUM = {frozenset(p) for p in ("B8", "S5", "Z2", "G6", "A4", "T7", "T1", "L1", "J1", "U0")}
 
 
+def look_alike(a: str, b: str) -> bool:
+    """Two glyphs plate readers confuse (``O``/``0``, ``B``/``8``, ...)."""
+    return frozenset((a, b)) in _STRONG | _MEDIUM
+
+
 def penalty(read: str, fixed: str) -> float:
     pair = frozenset((read, fixed))
     if pair in _STRONG:

@@ -10,6 +10,7 @@ from edge.cargo.xray import (
     container_codes,
     match_scan,
     overlap_s,
+    plates_agree,
     unscanned_note,
     xray_field,
     xray_mismatch_alarm,
@@ -97,6 +98,19 @@ def test_mismatch_alarm() -> None:
     # One of two boxes read is no mismatch.
     two = _scan(0, 30, scanner_container="CSQU3054383,BICU1234565")
     assert xray_mismatch_alarm(two, plates=[], containers=["BICU1234565"]) is None
+
+
+def test_a_plate_one_reader_misread_is_no_mismatch() -> None:
+    scan = _scan(0, 30, scanner_plate="01A123BC")
+    for ours in ("O1A123BC", "01A1238C", "01A123B", "1A123BC", "01A123BC7"):
+        assert xray_mismatch_alarm(scan, plates=[ours], containers=[]) is None, ours
+    # Any other glyph, two look-alikes, or a fragment too short to say anything: another plate.
+    for ours in ("01A124BC", "O1A1238C", "23BC", "999XRY99"):
+        assert xray_mismatch_alarm(scan, plates=[ours], containers=[]) is not None, ours
+    # A province character dropped by our reader (CN): the same plate.
+    cn = _scan(0, 30, scanner_plate="沪A78258")
+    assert xray_mismatch_alarm(cn, plates=["A78258"], containers=[]) is None
+    assert plates_agree("A78258", "A78258") and not plates_agree("A78258", "A79258")
 
 
 def test_unscanned_note() -> None:
