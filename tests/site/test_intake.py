@@ -73,6 +73,8 @@ def test_both_crossing_versions_are_read_and_cargo_keys_kept(version: str) -> No
         ("border/KZ-TEST/T1/crossing", b"[" * 4000, "not_json"),
         ("border/KZ-TEST/T1/crossing", b'{"lane_seq": NaN}', "not_json"),
         ("border/KZ-TEST/T1/crossing", b'{"lane_seq": -Infinity}', "not_json"),
+        ("border/KZ-TEST/T1/crossing", '{"lane_seq": 1}'.encode("utf-16"), "not_json"),
+        ("border/KZ-TEST/T1/crossing", b'{"plate": "\xff"}', "not_json"),
         ("border/KZ-TEST/T1/crossing", b'"text"', "invalid"),
         ("border/KZ-TEST/T1/crossing", b'{"schema": "lane.crossing/3"}', "wrong_schema"),
         ("border/KZ-TEST/T1/status", b'{"schema": "lane.status/1"}', "invalid"),
