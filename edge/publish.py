@@ -504,7 +504,7 @@ class Publisher:
         One read serves several windows (each read is a few indexed queries, as costly as
         the publishes it feeds). What was read ahead is dropped when a new row was stored
         (it may come first in send order), when the read is older than
-        ``READ_AHEAD_MAX_AGE_S``, and on every connection change.
+        ``READ_AHEAD_MAX_AGE_S``, and when the connection is lost.
         """
         now = time.monotonic()
         if self._added.is_set() or now - self._ahead_at > READ_AHEAD_MAX_AGE_S:

@@ -612,8 +612,9 @@ class SimulatedLane:
                 # On a loaded machine the monitor's pass can outlast the vehicle's dwell: its
                 # truth is this vehicle's only once the pass is over.
                 await asyncio.wait([self._aspect_task], timeout=10)
-                if self._aspect_task.done() and not self._aspect_task.cancelled():
-                    aspect = self._aspect_task.result()
+                done = self._aspect_task
+                if done.done() and not done.cancelled() and done.exception() is None:
+                    aspect = done.result()
             self._record(v, aspect)
 
     def _record(self, v: PlannedVehicle, aspect: AspectTruth | None = None) -> None:

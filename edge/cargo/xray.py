@@ -104,10 +104,10 @@ def xray_mismatch_alarm(
 ) -> Alarm | None:
     """``cargo.xray_mismatch`` (warning) when the scanner's plate or containers disagree.
 
-    The plate disagrees when the lane read plates and none agrees with the scanner's (see
-    :func:`plates_agree`). The containers
-    disagree when both sides have codes and they share none: reading one of two boxes is
-    no mismatch. A field the scanner left empty is no evidence.
+    The plate disagrees when the lane read plates and none agrees with the scanner's
+    (:func:`plates_agree`). The containers disagree when both sides have codes and they
+    share none: reading one of two boxes is no mismatch. A field the scanner left empty is
+    no evidence.
     """
     problems = []
     if scan.scanner_plate and plates:
