@@ -52,9 +52,6 @@ class Received:
     qos: int
     generation: int  # the connection it came on
     correlation: bytes | None
-    # Classified on the paho thread, so that the writer's commit of one batch overlaps the
-    # classification of the next; None: the classifier raised there (the writer tries again).
-    item: Item | None
 
 
 @dataclass(slots=True)
@@ -181,17 +178,17 @@ class Ingest:
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)
         correlation = getattr(props, "CorrelationData", None) if props else None
-        correlation = bytes(correlation) if correlation else None
-        payload = bytes(msg.payload)
         self.stats.received += 1
-        item: Item | None
-        try:  # pure: no I/O, no lock (docs/site.md); a bug in it must not end paho's thread
-            item = self.intake.classify(msg.topic, payload, correlation)
-        except Exception:
-            item = None  # classified again by the writer, whose failure ends the process
         # Blocks only if the broker ignores Receive Maximum: back-pressure, not loss.
         self._queue.put(
-            Received(msg.topic, payload, msg.mid, msg.qos, self._generation, correlation, item)
+            Received(
+                msg.topic,
+                bytes(msg.payload),
+                msg.mid,
+                msg.qos,
+                self._generation,
+                bytes(correlation) if correlation else None,
+            )
         )
 
     def _ack(self, batch: list[Received]) -> None:
@@ -308,11 +305,7 @@ class Ingest:
         return batch
 
     def _commit(self, batch: list[Received]) -> None:
-        classify = self.intake.classify
-        items: list[Item] = [
-            m.item if m.item is not None else classify(m.topic, m.payload, m.correlation)
-            for m in batch
-        ]
+        items: list[Item] = [self.intake.classify(m.topic, m.payload, m.correlation) for m in batch]
         delay = self.config.database.reconnect_min_s
         while True:
             try:
