@@ -617,7 +617,7 @@ class SimulatedLane:
                     aspect = done.result()
             self._record(v, aspect)
 
-    def _record(self, v: PlannedVehicle, aspect: AspectTruth | None = None) -> None:
+    def _record(self, v: PlannedVehicle, aspect: AspectTruth | None) -> None:
         radiation: dict[str, Any] = {"profile": v.radiation}
         if self.rpm is not None:
             match = [t for t in self.rpm.truth if t.vehicle == str(v.index)]
