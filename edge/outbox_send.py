@@ -12,7 +12,6 @@ for its fsync); rows leave the outbox through the writer (``Outbox.ack``), never
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -22,6 +21,9 @@ from pathlib import Path
 
 from edge.outbox_db import open_reader, opening
 from edge.topics import PRIORITY_CONTROL, PRIORITY_CROSSING, PRIORITY_TELEMETRY
+
+_LIVE = b'"historical":false'
+_HISTORICAL = b'"historical":true'
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,11 @@ class OutboxRow:
         """The payload as sent: a backlog crossing is marked historical."""
         if not self.historical:
             return self.payload
+        # The agent's own events carry the key once, as pydantic writes it: flip it in place
+        # (a quote inside a JSON string is escaped, so this can only be the key). Anything
+        # else (no key, a row written otherwise) is decoded and written again.
+        if self.payload.count(_LIVE) == 1:
+            return self.payload.replace(_LIVE, _HISTORICAL)
         body = json.loads(self.payload)
         body["historical"] = True
         return json.dumps(body, separators=(",", ":")).encode()
@@ -80,14 +87,13 @@ class SendQueue:
             out += self._select(
                 PRIORITY_CROSSING, skip, limit - len(out), now, since_ns=live_cutoff
             )
-            backlog = self._select(
+            out += self._select(
                 PRIORITY_CROSSING,
                 skip,
                 min(limit - len(out), backlog_budget),
                 now,
                 before_ns=live_cutoff,
             )
-            out += [dataclasses.replace(r, historical=True) for r in backlog]
             for priority in range(PRIORITY_CROSSING + 1, PRIORITY_TELEMETRY + 1):
                 if len(out) >= limit:
                     break
@@ -104,7 +110,8 @@ class SendQueue:
         since_ns: int | None = None,
         before_ns: int | None = None,
     ) -> list[OutboxRow]:
-        """Unexpired pending rows of one priority, oldest first, optionally by age."""
+        """Unexpired pending rows of one priority, oldest first, optionally by age; rows
+        older than ``before_ns`` (the backlog) are marked historical."""
         if limit <= 0:
             return []
         where = "state = 'pending' AND priority = ? AND (expires_ns IS NULL OR expires_ns >= ?)"
@@ -145,6 +152,7 @@ class SendQueue:
                 lane_seq=r[8],
                 created_ns=r[9],
                 attempts=r[10],
+                historical=before_ns is not None,
             )
             for r in rows
         ]

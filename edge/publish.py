@@ -5,7 +5,7 @@ exponential backoff; run paho's network loop; fill a bounded in-flight window fr
 (control, then live crossings, then rate-limited backlog, then telemetry); turn PUBACK reason
 codes into ``ack`` (success) or ``reject`` (>= 0x80) on the outbox; hand received commands to
 the agent. paho callbacks only append to a deque that this same thread drains after
-``loop()`` returns: no database access and no application lock inside a callback.
+each network turn: no database access and no application lock inside a callback.
 
 A message not acknowledged within ``mqtt.ack_timeout_s`` while connected ends the connection:
 on the next one paho sends it again with DUP and its packet id; the outbox still holds it until
@@ -22,6 +22,7 @@ import collections
 import contextlib
 import logging
 import random
+import select
 import ssl
 import threading
 import time
@@ -243,7 +244,7 @@ class Publisher:
         client.max_inflight_messages_set(m.max_inflight)
         authenticate(client, m)
         client.will_set(self.topics.status, self._will_payload, qos=1, retain=True)
-        # Callbacks hand over and return: the owner thread does the work after loop().
+        # Callbacks hand over and return: the owner thread does the work after each network turn.
         client.on_connect = lambda _c, _u, flags, rc, _p: self._callbacks.append(
             ("connect", (rc, flags.session_present))
         )
@@ -268,10 +269,7 @@ class Publisher:
                 self._try_connect()
             if self._socket_open:
                 busy = self._connected and self._has_room()
-                rc = self.client.loop(timeout=0.0 if busy and self._wake.is_set() else IDLE_LOOP_S)
-                if rc == mqtt.MQTT_ERR_SUCCESS:
-                    # loop() reads one packet; take every PUBACK already waiting in one go.
-                    rc = self.client.loop_read(max_packets=self.mqtt.max_inflight)
+                rc = self._network(timeout=0.0 if busy and self._wake.is_set() else IDLE_LOOP_S)
                 self._wake.clear()
                 if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
                     self._connection_lost(mqtt.error_string(rc))
@@ -292,11 +290,41 @@ class Publisher:
             self._socket_open = False  # a disconnect we asked for is no connection loss
             self.client.disconnect()
             for _ in range(10):
-                self.client.loop(timeout=0.05)
+                if self._network(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    break
             self._handle_callbacks()
         self._flush_acks(force=True)
         self._connected = False
         self.stats.connected = False
+
+    def _network(self, *, timeout: float) -> int:
+        """One turn of paho's network loop, driven here through paho's external-loop calls.
+
+        Wait up to ``timeout`` for the socket, read every packet waiting (all the PUBACKs of
+        a window in one go), write what paho still holds, then keepalive. Not ``loop()``:
+        that makes paho open a socket pair to wake a select() in another thread, and write
+        a byte to it on every publish, which only costs here (paho's threaded mode).
+        """
+        sock = self.client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        # Bytes TLS already decrypted are not seen by select(): read them without waiting.
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        try:
+            readable, writable, _ = select.select(
+                [sock], [sock] if self.client.want_write() else [], [], 0.0 if pending else timeout
+            )
+        except (OSError, ValueError):  # closed under us (a disconnect, a lost connection)
+            return mqtt.MQTT_ERR_CONN_LOST
+        if readable or pending:
+            rc = self.client.loop_read()  # paho reads as many packets as it has in flight
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        if writable:
+            rc = self.client.loop_write()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        return self.client.loop_misc()
 
     def _nothing_to_send(self) -> bool:
         return (
@@ -584,7 +612,7 @@ class Publisher:
             return
         if (
             force
-            or len(self._acked) >= self.mqtt.max_inflight
+            or len(self._acked) >= self.mqtt.max_inflight * READ_AHEAD_WINDOWS
             or time.monotonic() - self._acked_since >= ACK_FLUSH_S
         ):
             ids, self._acked = self._acked, []

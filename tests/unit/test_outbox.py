@@ -12,6 +12,7 @@ import pytest
 from edge.crossing import CrossingRecord, LaneIdentity, make_event
 from edge.events import EventType
 from edge.outbox import Outbox
+from edge.outbox_send import OutboxRow
 from edge.topics import PRIORITY_CONTROL, PRIORITY_TELEMETRY
 
 
@@ -74,6 +75,22 @@ def test_backlog_is_rate_limited_and_marked_historical(tmp_path: Path) -> None:
     assert not live.historical and json.loads(live.wire_payload())["historical"] is False
     assert old.historical and json.loads(old.wire_payload())["historical"] is True
     assert outbox.next_batch(limit=10, backlog_budget=0) == [live]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"lane_seq": 1, "historical": False, "note": '"historical":false'},  # in a string too
+        {"lane_seq": 2},  # no key: a row written by something else
+        {"lane_seq": 3, "nested": {"historical": False}, "historical": False},
+    ],
+)
+def test_a_backlog_payload_is_marked_historical_and_nothing_else_changes(
+    body: dict[str, object],
+) -> None:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    row = OutboxRow(1, "crossing", 1, "t", payload, False, None, None, 1, 0, 0, historical=True)
+    assert json.loads(row.wire_payload()) == {**body, "historical": True}
 
 
 def test_in_flight_rows_are_skipped(tmp_path: Path) -> None:
