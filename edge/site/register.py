@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from edge.site.batch import CROSSING_UPSERT, BatchWriter, NotBatchable, segments
+from edge.site.batch import CROSSING_UPSERT, BatchWriter, NotBatchable, as_sent, segments
 from edge.site.config import IngestConfig
 from edge.site.evidence import EvidenceFiles
 from edge.site.intake import (
@@ -245,7 +245,7 @@ class Register:
                 h.produced,
                 h.historical,
                 item.content_sha256,
-                Jsonb(item.body),
+                as_sent(item),
             ),
         ).fetchone()
         if inserted is None:
@@ -470,7 +470,7 @@ class Register:
                 item.plates,
                 h.weight.gross_kg if h.weight else None,
                 [a.code for a in h.alarms],
-                Jsonb(item.body),
+                as_sent(item),
             ),
         )
 

@@ -306,3 +306,21 @@ def test_a_lane_without_a_row_gets_one(register: Register) -> None:
     assert counts == StoreCounts(events=2)
     assert rows(register, "SELECT epoch, first_lane_seq, last_lane_seq, events FROM lanes"
                 " WHERE lane = 'T2'") == [(1, 1, 2, 2)]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", ["batch", "one_by_one"])
+def test_the_register_stores_each_event_as_the_lane_sent_it(register: Register, path: str) -> None:
+    new = crossing_event(1, crossing_id="c-sent", plate="А123ВС02", gross_kg=18_250.5)
+    end = crossing_event(2, kind="end", crossing_id="c-sent", plate="А123ВС02")
+    sent = [  # not ASCII-escaped, indented, keys in another order: JSON all the same
+        json.dumps(new, ensure_ascii=False).encode(),
+        json.dumps(dict(reversed(end.items())), indent=2).encode(),
+    ]
+    batch = items(register, *sent)
+    counts = register.store(batch) if path == "batch" else register.store_each(batch)
+    assert counts.events == 2 and counts.quarantined == 0
+    stored = dict(rows(register, "SELECT lane_seq, body FROM events ORDER BY lane_seq"))
+    assert stored == {1: json.loads(sent[0]), 2: json.loads(sent[1])}
+    assert rows(register, "SELECT body FROM crossings WHERE crossing_id = 'c-sent'") == [
+        (json.loads(sent[1]),)
+    ]
