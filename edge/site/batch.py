@@ -23,7 +23,6 @@ The result is the same as storing the events one by one (``Register.store_each``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +247,7 @@ class BatchWriter:
                 "event_id_conflict",
                 f"event_id {item.header.event_id} was stored before with other content"
                 f" (stored sha256 {stored[0]}, this {item.content_sha256}); kept the first",
-                json.dumps(item.body, ensure_ascii=False).encode(),
+                item.payload,
                 item.header.event_id,
                 item.content_sha256,
             )

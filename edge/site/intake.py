@@ -110,7 +110,6 @@ class LaneAddress:
 class CrossingItem:
     lane: LaneAddress
     header: CrossingHeader
-    body: dict[str, Any]
     payload: bytes  # the event as the lane sent it (UTF-8 JSON, checked): what is stored
     content_sha256: str  # of the event without `historical` (a delivery attribute)
 
@@ -334,7 +333,7 @@ class Intake:
                 payload,
                 event_id,
             )
-        return CrossingItem(lane, header, body, payload, content_sha256(body))
+        return CrossingItem(lane, header, payload, content_sha256(body))
 
     def _lane_status(self, topic: str, lane: LaneAddress, payload: bytes) -> Item:
         body = self._json(topic, lane, payload)

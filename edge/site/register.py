@@ -191,10 +191,9 @@ class Register:
 
     def _quarantine_refused(self, item: Item, code: str, exc: Exception) -> None:
         import hashlib
-        import json
 
         if isinstance(item, CrossingItem):
-            payload = json.dumps(item.body, ensure_ascii=False).encode()
+            payload = item.payload
             event_id: str | None = item.header.event_id
         elif isinstance(item, Rejected):
             payload, event_id = item.payload, item.event_id
@@ -260,9 +259,7 @@ class Register:
             ):
                 counts.duplicates += 1  # the same event again: nothing to do
                 return
-            import json
-
-            payload = json.dumps(item.body, ensure_ascii=False).encode()
+            payload = item.payload
             self._quarantine(
                 Rejected(
                     f"{self.config.topic_prefix}/{lane.checkpoint}/{lane.lane}/crossing",
