@@ -10,7 +10,7 @@ container fields with what the lane read.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,8 @@ _CODE_SEPARATORS = re.compile(r"[,;/|]+|\s{2,}")
 
 @dataclass(frozen=True, slots=True)
 class CrossingWindow:
-    """A crossing's time in the lane (``end`` None: still there) and its plate texts."""
+    """A crossing's time in the lane (``end`` None: still there) and the plate texts a
+    scanner's plate is checked against (:func:`scanner_comparable`)."""
 
     crossing_id: str
     start: datetime
@@ -99,15 +100,36 @@ def container_codes(text: str | None) -> list[str]:
     return [c for c in codes if c]
 
 
+# The classes whose rear plate is the same registration as the front one.
+_RIGID = frozenset({"light_vehicle", "heavy_vehicle"})
+
+
+def scanner_comparable(
+    by_position: Mapping[str, Iterable[str]], vehicle_class: str | None
+) -> tuple[str, ...]:
+    """The lane's plate texts a portal's plate field is checked against: the front plate's,
+    and the rear plate's of a rigid vehicle.
+
+    A portal's plate camera reads the tractor (it faces the oncoming vehicle). The rear plate
+    of an articulated vehicle, or of one whose class is not known, may be its trailer's:
+    another registration, so no evidence of a wrong scanner plate. A trailer plate always is.
+    """
+    texts = set(by_position.get("front", ()))
+    if vehicle_class in _RIGID:
+        texts.update(by_position.get("rear", ()))
+    return tuple(sorted(texts))
+
+
 def xray_mismatch_alarm(
     scan: XrayScan, *, plates: Sequence[str], containers: Sequence[str]
 ) -> Alarm | None:
     """``cargo.xray_mismatch`` (warning) when the scanner's plate or containers disagree.
 
-    The plate disagrees when the lane read plates and none agrees with the scanner's
-    (:func:`plates_agree`). The containers disagree when both sides have codes and they
-    share none: reading one of two boxes is no mismatch. A field the scanner left empty is
-    no evidence.
+    ``plates`` are the lane's reads the scanner's plate can be checked against
+    (:func:`scanner_comparable`). The plate disagrees when there are some and none agrees
+    with the scanner's (:func:`plates_agree`). The containers disagree when both sides have
+    codes and they share none: reading one of two boxes is no mismatch. A field the scanner
+    left empty is no evidence.
     """
     problems = []
     if scan.scanner_plate and plates:
@@ -138,20 +160,25 @@ _MIN_PARTIAL = 5
 def plates_agree(theirs: str, ours: str) -> bool:
     """Whether two folded plate texts may be the same plate read by two readers.
 
-    Equal; or one glyph read as its look-alike by one of the readers (``B``/``8``,
-    ``O``/``0``); or one the other less a prefix or suffix, at least five glyphs long (a
-    region code or province character one reader did not read: no evidence either way).
-    Any other difference is a different plate (``222BBB02`` and ``222BBB09`` are two
-    regions' registrations). An alarm for every reader's look-alike slip would teach
-    operators to ignore the alarm.
+    Equal, but for at most one glyph read as its look-alike by one of the readers (``B``/``8``,
+    ``O``/``0``); or so, once one less a prefix or suffix, at least five glyphs long (a region
+    code or province character one reader did not read: no evidence either way; ``01K5790``
+    for ``01K579OO``). Any other difference is a different plate (``222BBB02`` and
+    ``222BBB09`` are two regions' registrations). An alarm for every reader's look-alike slip
+    would teach operators to ignore the alarm.
     """
-    if theirs == ours:
-        return True
     if len(theirs) == len(ours):
-        differ = [(a, b) for a, b in zip(theirs, ours, strict=True) if a != b]
-        return len(differ) == 1 and look_alike(*differ[0])
+        return _one_slip_at_most(theirs, ours)
     short, long = sorted((theirs, ours), key=len)
-    return len(short) >= _MIN_PARTIAL and (long.startswith(short) or long.endswith(short))
+    return len(short) >= _MIN_PARTIAL and (
+        _one_slip_at_most(short, long[: len(short)])
+        or _one_slip_at_most(short, long[len(long) - len(short) :])
+    )
+
+
+def _one_slip_at_most(a: str, b: str) -> bool:
+    differ = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return not differ or (len(differ) == 1 and look_alike(*differ[0]))
 
 
 def unscanned_note(

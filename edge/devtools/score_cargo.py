@@ -101,8 +101,20 @@ def cargo_score(
             if xray["mismatch"]:
                 injected += 1
                 raised += mismatch
+                if not mismatch:
+                    wrong.append(f"vehicle {ti}: injected X-ray mismatch not raised")
             else:
                 false_alarms["cargo.xray_mismatch"] += mismatch
+                if mismatch:
+                    message = next(
+                        (
+                            a["message"]
+                            for a in event.get("alarms", ())
+                            if a["code"] == "cargo.xray_mismatch"
+                        ),
+                        "on the scan sent alone",
+                    )
+                    wrong.append(f"vehicle {ti}: false X-ray mismatch: {message}")
     return {
         "container_exact": _ratio(boxes_exact, boxes_total),
         "container_vehicles": boxes_total,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edge.cargo.xray import xray_mismatch_alarm
+from edge.cargo.xray import scanner_comparable, xray_mismatch_alarm
 from edge.crossing import CrossingRecord
 from edge.events import Alarm, PlatePosition
 from edge.fusion.model import NeighbourSighting, OpenCrossing
@@ -40,7 +40,9 @@ def crossing_alarms(
     if opened.xray is not None:
         mismatch = xray_mismatch_alarm(
             opened.xray[0],
-            plates=[p.text for p in record.plates],
+            plates=scanner_comparable(
+                {p.position: [p.text] for p in record.plates}, record.vehicle_class
+            ),
             containers=opened.cargo.codes_read(),
         )
         alarms += [mismatch] if mismatch is not None else []

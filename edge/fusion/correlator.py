@@ -28,6 +28,7 @@ from edge.events import PlatePosition, SensorState
 from edge.fusion.lifecycle import Lifecycle
 from edge.fusion.model import Emission, NeighbourSighting, OpenCrossing, PlateObservation
 from edge.fusion.plates import add_plate, place
+from edge.fusion.records import scanner_plates
 
 OCCUPANCY_LINES = {"GS", "GA", "NS", "NA"}
 NEIGHBOUR_LIMIT = 200
@@ -320,7 +321,7 @@ class Correlator(Lifecycle):
             opened.record.crossing_id,
             opened.record.start,
             self.wall(left) if left is not None else None,
-            tuple(sorted({p.text for reads in opened.plates.values() for p in reads})),
+            scanner_plates(opened),
         )
 
     def _on_scan(self, scan: XrayScan, now: float) -> list[Emission]:

@@ -32,7 +32,7 @@ from edge.crossing import CrossingRecord
 from edge.events import EventType, PlatePosition, SensorState
 from edge.fusion.model import Device, Emission, NeighbourSighting, OpenCrossing, PlateObservation
 from edge.fusion.plates import vote
-from edge.fusion.records import snapshot, vehicle_class, weight
+from edge.fusion.records import current_class, scanner_plates, snapshot
 from edge.fusion.settings import FusionSettings
 
 ATTEMPT_LIMIT = 64  # read attempts kept for a vehicle whose presence has not begun yet
@@ -171,15 +171,7 @@ class Lifecycle:
             return False
         if not any(self.health[d][0] != SensorState.DOWN for d in self._scanners):
             return False
-        measured = weight(opened)
-        return (
-            vehicle_class(
-                opened.axle_count(),
-                measured.gross_kg if measured is not None else None,
-                trailer=PlatePosition.TRAILER in opened.plates,
-            )
-            != "light_vehicle"
-        )
+        return current_class(opened) != "light_vehicle"
 
     # --- presence -----------------------------------------------------------------------
 
@@ -341,7 +333,7 @@ class Lifecycle:
                     opened.record.crossing_id,
                     opened.record.start,
                     opened.record.end,
-                    tuple(sorted({p.text for obs in opened.plates.values() for p in obs})),
+                    scanner_plates(opened),
                 ),
                 opened.cargo.codes_read(),
             )

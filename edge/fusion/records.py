@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from edge.cargo.xray import unscanned_note
+from edge.cargo.xray import scanner_comparable, unscanned_note
 from edge.cargo.xray_link import xray_record
 from edge.crossing import CrossingRecord
 from edge.events import (
@@ -70,11 +70,7 @@ def snapshot(
     record.thermal = thermal(opened)
     record.coverage = coverage(opened, devices, final=final)
     record.axle_count = opened.axle_count()
-    record.vehicle_class = vehicle_class(
-        record.axle_count,
-        record.weight.gross_kg if record.weight is not None else None,
-        trailer=PlatePosition.TRAILER in opened.plates,
-    )
+    record.vehicle_class = current_class(opened)
     record.containers = opened.cargo.containers()
     record.adr = opened.cargo.adr_field()
     if opened.xray is not None:
@@ -102,6 +98,24 @@ def snapshot(
         record.speed_kmh = opened.occupancy.speed_kmh
     return replace(
         record, plates=list(record.plates), alarms=list(record.alarms), trace=list(record.trace)
+    )
+
+
+def current_class(opened: OpenCrossing) -> str | None:
+    """The vehicle's class from what was measured of it so far."""
+    measured = weight(opened)
+    return vehicle_class(
+        opened.axle_count(),
+        measured.gross_kg if measured is not None else None,
+        trailer=PlatePosition.TRAILER in opened.plates,
+    )
+
+
+def scanner_plates(opened: OpenCrossing) -> tuple[str, ...]:
+    """Every text read of the plates an X-ray scanner's plate is checked against."""
+    return scanner_comparable(
+        {position.value: [p.text for p in reads] for position, reads in opened.plates.items()},
+        current_class(opened),
     )
 
 

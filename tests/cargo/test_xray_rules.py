@@ -11,6 +11,7 @@ from edge.cargo.xray import (
     match_scan,
     overlap_s,
     plates_agree,
+    scanner_comparable,
     unscanned_note,
     xray_field,
     xray_mismatch_alarm,
@@ -111,6 +112,10 @@ def test_a_plate_one_reader_misread_is_no_mismatch() -> None:
     cn = _scan(0, 30, scanner_plate="沪A78258")
     assert xray_mismatch_alarm(cn, plates=["A78258"], containers=[]) is None
     assert plates_agree("A78258", "A78258") and not plates_agree("A78258", "A79258")
+    # A glyph dropped and a look-alike slip in what is left: the same plate; a second slip
+    # or another glyph is not.
+    assert plates_agree("01K579OO", "01K5790") and plates_agree("01K5790", "01K579OO")
+    assert not plates_agree("01K579OO", "01K5791") and not plates_agree("01K579OO", "O1K5790")
 
 
 def test_unscanned_note() -> None:
@@ -135,3 +140,21 @@ def test_xray_field_is_the_crossing_object() -> None:
         "files": [{"name": "scan.img", "size": 10, "sha256": "ab" * 32}],
         "scanner_plate": "01A123BC",
     }  # fmt: skip
+
+
+def test_a_scanner_plate_is_checked_against_the_tractor_not_a_trailer() -> None:
+    """The portal reads the tractor: an articulated truck's rear plate is its trailer's."""
+    reads = {"front": ["925MTB17"], "rear": ["7231TT05"], "trailer": ["7231TT05"]}
+    assert scanner_comparable(reads, "articulated") == ("925MTB17",)
+    assert scanner_comparable(reads, None) == ("925MTB17",)  # class unknown: the same
+    assert scanner_comparable(reads, "heavy_vehicle") == ("7231TT05", "925MTB17")
+    only_rear = {"rear": ["7231TT05"]}
+    assert scanner_comparable(only_rear, "articulated") == ()
+    assert scanner_comparable(only_rear, "heavy_vehicle") == ("7231TT05",)  # rigid: one plate
+    scan = _scan(0, 30, scanner_plate="925MTB17")
+    rear_only = scanner_comparable(only_rear, "articulated")
+    assert xray_mismatch_alarm(scan, plates=rear_only, containers=[]) is None
+    wrong = _scan(0, 30, scanner_plate="999XRY99")
+    assert xray_mismatch_alarm(
+        wrong, plates=scanner_comparable(reads, "articulated"), containers=[]
+    )
