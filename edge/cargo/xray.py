@@ -181,6 +181,14 @@ def _one_slip_at_most(a: str, b: str) -> bool:
     return not differ or (len(differ) == 1 and look_alike(*differ[0]))
 
 
+def unchecked_note(scan: XrayScan, plates: Sequence[str]) -> str | None:
+    """The coverage note of a scan whose plate field could not be checked: the lane read
+    none of the plates it is checked against (:func:`scanner_comparable`)."""
+    if not scan.scanner_plate or plates:
+        return None
+    return f"X-ray plate {fold(scan.scanner_plate)} not checked: no tractor plate read"
+
+
 def unscanned_note(
     *, lane_type: str, xray_devices: Sequence[str], scanned: bool, vehicle_class: str | None
 ) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from edge.cargo.xray import scanner_comparable, unscanned_note
+from edge.cargo.xray import scanner_comparable, unchecked_note, unscanned_note
 from edge.cargo.xray_link import xray_record
 from edge.crossing import CrossingRecord
 from edge.events import (
@@ -81,6 +81,11 @@ def snapshot(
         scanned=opened.xray is not None,
         vehicle_class=record.vehicle_class,
     )
+    if opened.xray is not None:
+        comparable = scanner_comparable(
+            {p.position: [p.text] for p in record.plates}, record.vehicle_class
+        )
+        note = unchecked_note(opened.xray[0], comparable)  # scanned: no unscanned note
     if final and note is not None:
         record.coverage = record.coverage.model_copy(
             update={"notes": [*record.coverage.notes, note]}

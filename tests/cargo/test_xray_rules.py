@@ -12,6 +12,7 @@ from edge.cargo.xray import (
     overlap_s,
     plates_agree,
     scanner_comparable,
+    unchecked_note,
     unscanned_note,
     xray_field,
     xray_mismatch_alarm,
@@ -158,3 +159,10 @@ def test_a_scanner_plate_is_checked_against_the_tractor_not_a_trailer() -> None:
     assert xray_mismatch_alarm(
         wrong, plates=scanner_comparable(reads, "articulated"), containers=[]
     )
+    # With no tractor plate read, the scanner's plate is not checked, and the crossing says so.
+    assert (
+        unchecked_note(wrong, rear_only)
+        == "X-ray plate 999XRY99 not checked: no tractor plate read"
+    )
+    assert unchecked_note(wrong, ("925MTB17",)) is None  # checked (and an alarm)
+    assert unchecked_note(_scan(0, 30), rear_only) is None  # the scanner sent no plate
