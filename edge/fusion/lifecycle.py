@@ -92,15 +92,15 @@ class Lifecycle:
     def tick(self, now: float) -> list[Emission]:
         """Time passes: close crossings whose lane has been clear long enough.
 
-        A frame still in recognition that was captured before a vehicle's lane went clear
-        holds that vehicle's end (up to ``recognition_wait_s`` more), so its plate is not lost
-        or given to the next vehicle. Every input ends in this tick, so the hold applies
-        whatever the input rate (a 10 Hz weighbridge never lets the agent's queue idle).
+        A frame still in recognition that may show a vehicle (:meth:`_may_show`) holds that
+        vehicle's end (up to ``recognition_wait_s`` more), so its plate is not lost or given to
+        the next vehicle. Every input ends in this tick, so the hold applies whatever the input
+        rate (a 10 Hz weighbridge never lets the agent's queue idle).
         """
         out: list[Emission] = []
-        reading_since = self._reading_since(now)
+        reading = self._frames_in_recognition(now)
         for opened in list(self.closing):
-            held = reading_since is not None and reading_since <= (opened.clear_since or now)
+            held = any(self._may_show(camera, captured, opened) for camera, captured in reading)
             waited = now - (opened.clear_since or now)
             limit = self.settings.settle_s + (self.settings.recognition_wait_s if held else 0)
             if self._awaits_scan(opened):
@@ -112,11 +112,10 @@ class Lifecycle:
             return out
         out += self._confirm(current, now)
         if (
-            reading_since is not None
-            and current.clear_since is not None
-            and reading_since <= current.clear_since
+            current.clear_since is not None
             and now - current.clear_since
             < self.settings.settle_s + self.settings.recognition_wait_s
+            and any(self._may_show(camera, captured, current) for camera, captured in reading)
         ):
             return out
         source = self._presence_source()
@@ -138,8 +137,8 @@ class Lifecycle:
             out += self._finish(self.current, "shutdown", now)
         return out
 
-    def _reading_since(self, now: float) -> float | None:
-        """Capture time of the oldest frame still in recognition, if any.
+    def _frames_in_recognition(self, now: float) -> list[tuple[str, float]]:
+        """(camera, capture time) of the frames still in recognition.
 
         A read in flight longer than an ``end`` can wait (``settle_s + recognition_wait_s``) is
         given up: its recogniser is stuck or its done was lost, and it holds nothing more.
@@ -148,7 +147,23 @@ class Lifecycle:
         for key, began in list(self._in_recognition.items()):
             if now - began > give_up:
                 del self._in_recognition[key]
-        return min((captured for _camera, captured in self._in_recognition), default=None)
+        return list(self._in_recognition)
+
+    def _may_show(self, camera: str, captured: float, opened: OpenCrossing) -> bool:
+        """Whether a frame ``camera`` captured at ``captured`` may show this vehicle.
+
+        A rear or trailer camera sees a vehicle leaving: its frames show it from its start
+        until the next vehicle's, also after its lane went clear (the frames it reads best).
+        Any other camera's frame may show it if captured before its lane went clear.
+        """
+        device = self.devices.get(camera)
+        if device is not None and device.role in ("rear", "trailer"):
+            if captured < opened.started:
+                return False
+            vehicles = [*self.closing, *([self.current] if self.current is not None else [])]
+            later = [v.started for v in vehicles if v.started > opened.started]
+            return not later or captured < min(later)
+        return opened.clear_since is None or captured <= opened.clear_since
 
     def _leave(self, opened: OpenCrossing, reason: str, now: float) -> list[Emission]:
         """The vehicle has left: end it, or park it among the leaving ones to wait for its

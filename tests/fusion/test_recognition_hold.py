@@ -17,6 +17,7 @@ RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
 HEADER = {
     "devices": [
         {"id": "io", "kind": "laneio.modbus"},
+        {"id": "cam-front", "kind": "anpr.stream", "role": "front"},
         {"id": "cam-rear", "kind": "anpr.stream", "role": "rear"},
         {"id": "scale", "kind": "weighbridge.toledo"},
     ],
@@ -101,10 +102,55 @@ def test_a_read_that_never_finishes_holds_the_end_at_most_recognition_wait_s(
     assert ended_at <= 4.4 + SETTINGS.settle_s + SETTINGS.recognition_wait_s
 
 
-def test_a_frame_captured_after_the_lane_went_clear_holds_nothing(tmp_path: Path) -> None:
-    reads = [{"t": 4.6, "recognition_started": {"camera": "cam-rear", "captured": 4.6}}]
+def test_a_front_frame_captured_after_the_lane_went_clear_holds_nothing(tmp_path: Path) -> None:
+    """A front camera then looks at the next vehicle coming, not at this one."""
+    reads = [{"t": 4.6, "recognition_started": {"camera": "cam-front", "captured": 4.6}}]
     ended_at, _record = _end_time(tmp_path, _lane(reads))
     assert ended_at == round(4.4 + SETTINGS.settle_s, 1)
+
+
+def test_a_rear_frame_captured_after_the_lane_went_clear_holds_the_end(tmp_path: Path) -> None:
+    """A rear camera sees the vehicle leaving: its best frames come after the lane went clear
+    (a loaded controller reads them late), and until the next vehicle comes they show it."""
+    reads = [
+        {"t": 4.6, "recognition_started": {"camera": "cam-rear", "captured": 4.6}},
+        {
+            "t": 6.8,
+            "plate": {
+                "camera": "cam-rear",
+                "position": "rear",
+                "text": "1234AB01",
+                "confidence": 0.9,
+                "seen": 4.6,
+            },
+        },
+        {"t": 6.8, "recognition_done": {"camera": "cam-rear", "captured": 4.6}},
+    ]
+    ended_at, record = _end_time(tmp_path, _lane(reads))
+    assert ended_at == 6.8  # past settle_s (5.9): the read's done released it
+    assert {p.position: p.text for p in record.plates} == {"rear": "1234AB01"}
+    assert record.coverage is not None
+    rear = next(s for s in record.coverage.sensors if s.device == "cam-rear")
+    assert rear.frames_read == 1
+
+
+def test_a_rear_frame_captured_after_the_next_vehicle_came_holds_nothing_more(
+    tmp_path: Path,
+) -> None:
+    """Once the next vehicle is in, a rear frame is counted for it, and holds only it."""
+    reads = [{"t": 5.2, "recognition_started": {"camera": "cam-rear", "captured": 5.2}}]
+    steps = [*_lane(reads), {"t": 5.0, "io": {"entry_loop": True}}]
+    steps.sort(key=lambda s: s["t"])
+    path = tmp_path / "lane.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in [HEADER, *steps]) + "\n")
+    correlator, loaded = load(path)
+    first_end = next(
+        float(step["t"])
+        for step in loaded
+        for e in feed(correlator, step)
+        if e.type == EventType.END
+    )
+    assert first_end == round(4.4 + SETTINGS.settle_s, 1)
 
 
 def test_a_stuck_read_stops_holding_later_vehicles(tmp_path: Path) -> None:
