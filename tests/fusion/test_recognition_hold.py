@@ -64,23 +64,21 @@ def _end_time(tmp_path: Path, steps: list[dict[str, Any]]) -> tuple[float, Cross
     return ends[0]
 
 
+def _rear_read(*, captured: float, done: float) -> list[dict[str, Any]]:
+    """A rear frame read from ``captured`` to ``done``, finding plate 1234AB01."""
+    frame = {"camera": "cam-rear", "captured": captured}
+    plate = {"camera": "cam-rear", "position": "rear", "text": "1234AB01", "confidence": 0.9}
+    return [
+        {"t": captured, "recognition_started": frame},
+        {"t": done, "plate": {**plate, "seen": captured}},
+        {"t": done, "recognition_done": frame},
+    ]
+
+
 def test_a_slow_read_of_a_frame_taken_before_the_lane_went_clear_holds_the_end(
     tmp_path: Path,
 ) -> None:
-    reads = [
-        {"t": 4.3, "recognition_started": {"camera": "cam-rear", "captured": 4.3}},
-        {
-            "t": 6.3,
-            "plate": {
-                "camera": "cam-rear",
-                "position": "rear",
-                "text": "1234AB01",
-                "confidence": 0.9,
-                "seen": 4.3,
-            },
-        },
-        {"t": 6.3, "recognition_done": {"camera": "cam-rear", "captured": 4.3}},
-    ]
+    reads = _rear_read(captured=4.3, done=6.3)
     ended_at, record = _end_time(tmp_path, _lane(reads))
     assert {p.position: p.text for p in record.plates} == {"rear": "1234AB01"}
     assert ended_at == 6.3  # the read's done released it, past settle_s (5.9)
@@ -112,20 +110,7 @@ def test_a_front_frame_captured_after_the_lane_went_clear_holds_nothing(tmp_path
 def test_a_rear_frame_captured_after_the_lane_went_clear_holds_the_end(tmp_path: Path) -> None:
     """A rear camera sees the vehicle leaving: its best frames come after the lane went clear
     (a loaded controller reads them late), and until the next vehicle comes they show it."""
-    reads = [
-        {"t": 4.6, "recognition_started": {"camera": "cam-rear", "captured": 4.6}},
-        {
-            "t": 6.8,
-            "plate": {
-                "camera": "cam-rear",
-                "position": "rear",
-                "text": "1234AB01",
-                "confidence": 0.9,
-                "seen": 4.6,
-            },
-        },
-        {"t": 6.8, "recognition_done": {"camera": "cam-rear", "captured": 4.6}},
-    ]
+    reads = _rear_read(captured=4.6, done=6.8)
     ended_at, record = _end_time(tmp_path, _lane(reads))
     assert ended_at == 6.8  # past settle_s (5.9): the read's done released it
     assert {p.position: p.text for p in record.plates} == {"rear": "1234AB01"}
