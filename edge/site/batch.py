@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
-from edge.site.intake import CrossingItem, Item, LaneAddress, Rejected, ReplyItem
+from edge.site.intake import CrossingItem, Item, LaneAddress, ReplyItem
 
 if TYPE_CHECKING:
     from edge.site.register import Register, StoreCounts
@@ -76,11 +76,19 @@ class LaneWalk:
 EVENTS_SQL = (
     "INSERT INTO events (event_id, crossing_id, checkpoint, lane, type, lane_seq, boot_seq,"
     " epoch, produced, historical, content_sha256, body)"
-    " SELECT e, c, cp, l, t, s, b, ep, p, h, sha, body FROM unnest(%b::text[], %b::text[],"
-    " %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::int[],"
-    " %b::timestamptz[], %b::bool[], %b::text[], %b::jsonb[]) WITH ORDINALITY"
-    " AS u(e, c, cp, l, t, s, b, ep, p, h, sha, body, n) ORDER BY n"
+    " SELECT e, c, cp, l, t, s, b, ep, p, h, event_content_sha256(body), body"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[],"
+    " %b::bigint[], %b::int[], %b::timestamptz[], %b::bool[], %b::jsonb[]) WITH ORDINALITY"
+    " AS u(e, c, cp, l, t, s, b, ep, p, h, body, n) ORDER BY n"
     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+
+# For each event whose event_id was stored before (or came twice in the batch): what is
+# stored under it, and this event's own content hash (migration 0003).
+STORED_SQL = (
+    "SELECT u.n, ev.content_sha256, ev.checkpoint, ev.lane, event_content_sha256(u.body)"
+    " FROM unnest(%b::text[], %b::jsonb[]) WITH ORDINALITY AS u(e, body, n)"
+    " JOIN events ev ON ev.event_id = u.e"
 )
 
 # How a crossing's row takes an event, for the batch and the per-message path alike: the
@@ -168,21 +176,17 @@ class BatchWriter:
         candidates = list(first.values())
         inserted_ids = self._insert_events(candidates, states)
         inserted = [item for item in candidates if item.header.event_id in inserted_ids]
-        # What is stored under each event_id that was not inserted now, or came twice.
-        stored: dict[str, tuple[str, str, str]] = {
-            item.header.event_id: (item.content_sha256, item.lane.checkpoint, item.lane.lane)
-            for item in inserted
-        }
-        older = [item for item in candidates if item.header.event_id not in inserted_ids]
-        if older:
+        again = [item for item in candidates if item.header.event_id not in inserted_ids]
+        again += repeats
+        if again:
             rows = self.conn.execute(
-                "SELECT event_id, content_sha256, checkpoint, lane FROM events"
-                " WHERE event_id = ANY(%s)",
-                ([item.header.event_id for item in older],),
+                STORED_SQL,
+                ([item.header.event_id for item in again], [as_sent(item) for item in again]),
             ).fetchall()
-            stored.update({row[0]: (row[1], row[2], row[3]) for row in rows})
-        for item in older + repeats:
-            self._duplicate(item, stored[item.header.event_id])
+            for n, stored_sha, checkpoint, lane, this_sha in rows:
+                self.reg._repeated(
+                    again[n - 1], (stored_sha, checkpoint, lane), this_sha, self.counts
+                )
         self.counts.events += len(inserted)
         walks = {lane: LaneWalk(state) for lane, state in states.items()}
         by_lane: dict[LaneAddress, list[CrossingItem]] = {}
@@ -227,32 +231,12 @@ class BatchWriter:
                 states[item.lane].epoch,
                 item.header.produced,
                 item.header.historical,
-                item.content_sha256,
                 as_sent(item),
             )
             for item in items
         ]
-        returned = self.conn.execute(EVENTS_SQL, _columns(rows, 12)).fetchall()
+        returned = self.conn.execute(EVENTS_SQL, _columns(rows, 11)).fetchall()
         return {row[0] for row in returned}
-
-    def _duplicate(self, item: CrossingItem, stored: tuple[str, str, str]) -> None:
-        lane = item.lane
-        if stored == (item.content_sha256, lane.checkpoint, lane.lane):
-            self.counts.duplicates += 1  # the same event again: nothing to do
-            return
-        self.reg._quarantine(
-            Rejected(
-                f"{self.reg.config.topic_prefix}/{lane.checkpoint}/{lane.lane}/crossing",
-                lane,
-                "event_id_conflict",
-                f"event_id {item.header.event_id} was stored before with other content"
-                f" (stored sha256 {stored[0]}, this {item.content_sha256}); kept the first",
-                item.payload,
-                item.header.event_id,
-                item.content_sha256,
-            )
-        )
-        self.counts.quarantined += 1
 
     # --- lane_seq, in memory --------------------------------------------------------------
 

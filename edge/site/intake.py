@@ -111,7 +111,6 @@ class CrossingItem:
     lane: LaneAddress
     header: CrossingHeader
     payload: bytes  # the event as the lane sent it (UTF-8 JSON, checked): what is stored
-    content_sha256: str  # of the event without `historical` (a delivery attribute)
 
     @property
     def plates(self) -> list[str]:
@@ -181,12 +180,6 @@ Item = (
 def normalise_plate(text: str) -> str:
     """Plate text as the register indexes and searches it: capitals, no spaces or dashes."""
     return "".join(ch for ch in text.upper() if ch not in " -_.")
-
-
-def content_sha256(body: dict[str, Any]) -> str:
-    rest = {k: v for k, v in body.items() if k != "historical"}
-    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _no_constant(name: str) -> Any:
@@ -287,15 +280,18 @@ class Intake:
             topic, lane, code, reason, payload, event_id, hashlib.sha256(payload).hexdigest()
         )
 
+    def _oversized(self, topic: str, lane: LaneAddress, payload: bytes) -> Rejected:
+        return self._reject(
+            topic,
+            lane,
+            "oversized",
+            f"{len(payload)} bytes, more than limits.max_event_bytes {self.max_event_bytes}",
+            payload,
+        )
+
     def _json(self, topic: str, lane: LaneAddress, payload: bytes) -> dict[str, Any] | Rejected:
         if len(payload) > self.max_event_bytes:
-            return self._reject(
-                topic,
-                lane,
-                "oversized",
-                f"{len(payload)} bytes, more than limits.max_event_bytes {self.max_event_bytes}",
-                payload,
-            )
+            return self._oversized(topic, lane, payload)
         try:
             # UTF-8 only (RFC 8259 §8.1): json.loads would also guess UTF-16 and -32.
             body = _DECODER.decode(payload.decode("utf-8"))
@@ -306,6 +302,34 @@ class Intake:
         return body
 
     def _crossing(self, topic: str, lane: LaneAddress, payload: bytes) -> Item:
+        # The header's own JSON parser reads the event once; a message it refuses is
+        # decoded again, only to say why. It is as strict as the standard decoder (UTF-8,
+        # nesting, trailing bytes, lone surrogates) except for NaN and Infinity, which only
+        # the standard decoder refuses.
+        if len(payload) > self.max_event_bytes:
+            return self._oversized(topic, lane, payload)
+        try:
+            header = CrossingHeader.model_validate_json(payload)
+        except ValidationError as exc:
+            return self._refused_crossing(topic, lane, payload, exc)
+        if (b"NaN" in payload or b"Infinity" in payload) and isinstance(
+            body := self._json(topic, lane, payload), Rejected
+        ):
+            return body
+        if (header.checkpoint, header.lane) != (lane.checkpoint, lane.lane):
+            return self._reject(
+                topic,
+                lane,
+                "topic_mismatch",
+                f"the event names {header.checkpoint}/{header.lane}",
+                payload,
+                header.event_id,
+            )
+        return CrossingItem(lane, header, payload)
+
+    def _refused_crossing(
+        self, topic: str, lane: LaneAddress, payload: bytes, exc: ValidationError
+    ) -> Rejected:
         body = self._json(topic, lane, payload)
         if isinstance(body, Rejected):
             return body
@@ -320,20 +344,7 @@ class Intake:
                 payload,
                 event_id,
             )
-        try:
-            header = CrossingHeader.model_validate_json(payload)
-        except ValidationError as exc:
-            return self._reject(topic, lane, "invalid", _describe(exc), payload, event_id)
-        if (header.checkpoint, header.lane) != (lane.checkpoint, lane.lane):
-            return self._reject(
-                topic,
-                lane,
-                "topic_mismatch",
-                f"the event names {header.checkpoint}/{header.lane}",
-                payload,
-                event_id,
-            )
-        return CrossingItem(lane, header, payload, content_sha256(body))
+        return self._reject(topic, lane, "invalid", _describe(exc), payload, event_id)
 
     def _lane_status(self, topic: str, lane: LaneAddress, payload: bytes) -> Item:
         body = self._json(topic, lane, payload)

@@ -172,6 +172,33 @@ class Register:
             self._reply(item, counts)
         # Ignored: another client's reply, nothing to store
 
+    def _repeated(
+        self,
+        item: CrossingItem,
+        stored: tuple[str, str, str],
+        this_sha256: str,
+        counts: StoreCounts,
+    ) -> None:
+        """An event whose event_id is stored already (content hash, checkpoint, lane): the
+        same event again is a no-op; other content is flagged and never overwrites."""
+        lane = item.lane
+        if stored == (this_sha256, lane.checkpoint, lane.lane):
+            counts.duplicates += 1
+            return
+        self._quarantine(
+            Rejected(
+                f"{self.config.topic_prefix}/{lane.checkpoint}/{lane.lane}/crossing",
+                lane,
+                "event_id_conflict",
+                f"event_id {item.header.event_id} was stored before with other content"
+                f" (stored sha256 {stored[0]}, this {this_sha256}); kept the first",
+                item.payload,
+                item.header.event_id,
+                this_sha256,
+            )
+        )
+        counts.quarantined += 1
+
     def _quarantine(self, item: Rejected) -> None:
         self.conn.execute(
             "INSERT INTO quarantine (topic, checkpoint, lane, reason_code, reason, event_id,"
@@ -230,7 +257,8 @@ class Register:
         inserted = self.conn.execute(
             "INSERT INTO events (event_id, crossing_id, checkpoint, lane, type, lane_seq,"
             " boot_seq, epoch, produced, historical, content_sha256, body)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, event_content_sha256(b), b"
+            " FROM (SELECT %s::jsonb) AS u(b)"
             " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             (
                 h.event_id,
@@ -243,36 +271,17 @@ class Register:
                 epoch,
                 h.produced,
                 h.historical,
-                item.content_sha256,
                 as_sent(item),
             ),
         ).fetchone()
         if inserted is None:
             stored = self.conn.execute(
-                "SELECT content_sha256, checkpoint, lane FROM events WHERE event_id = %s",
-                (h.event_id,),
+                "SELECT content_sha256, checkpoint, lane, event_content_sha256(%s::jsonb)"
+                " FROM events WHERE event_id = %s",
+                (as_sent(item), h.event_id),
             ).fetchone()
             assert stored is not None
-            if stored[0] == item.content_sha256 and (stored[1], stored[2]) == (
-                lane.checkpoint,
-                lane.lane,
-            ):
-                counts.duplicates += 1  # the same event again: nothing to do
-                return
-            payload = item.payload
-            self._quarantine(
-                Rejected(
-                    f"{self.config.topic_prefix}/{lane.checkpoint}/{lane.lane}/crossing",
-                    lane,
-                    "event_id_conflict",
-                    f"event_id {h.event_id} was stored before with other content"
-                    f" (stored sha256 {stored[0]}, this {item.content_sha256}); kept the first",
-                    payload,
-                    h.event_id,
-                    item.content_sha256,
-                )
-            )
-            counts.quarantined += 1
+            self._repeated(item, (stored[0], stored[1], stored[2]), stored[3], counts)
             return
         counts.events += 1
         epoch, first_seq, last_seq = self._track(

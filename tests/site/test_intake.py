@@ -15,7 +15,6 @@ from edge.site.intake import (
     Intake,
     Rejected,
     ReplyItem,
-    content_sha256,
     not_kept_spans,
     spans,
 )
@@ -33,13 +32,13 @@ def intake() -> Intake:
     )
 
 
-def test_a_valid_event_is_read_and_historical_does_not_change_its_content() -> None:
+def test_a_valid_event_is_read_and_kept_as_sent() -> None:
     event = crossing_event(7, kind="end", plate="01 a-123 bc", gross_kg=1000)
-    item = intake().classify("border/KZ-TEST/T1/crossing", json.dumps(event).encode())
+    payload = json.dumps(event).encode()
+    item = intake().classify("border/KZ-TEST/T1/crossing", payload)
     assert isinstance(item, CrossingItem)
     assert (item.header.lane_seq, item.header.type, item.plates) == (7, "end", ["01A123BC"])
-    assert item.content_sha256 == content_sha256({**event, "historical": True})
-    assert item.content_sha256 != content_sha256({**event, "lane_seq": 8})
+    assert item.payload == payload
 
 
 @pytest.mark.parametrize("version", ["lane.crossing/1", "lane.crossing/2"])
@@ -88,6 +87,17 @@ def test_bad_messages_are_rejected_with_a_reason(topic: str, payload: bytes, cod
     assert isinstance(item, Rejected)
     assert item.reason_code == code, item.reason
     assert item.reason
+
+
+def test_a_valid_event_with_a_non_json_number_anywhere_is_not_json() -> None:
+    payload = json.dumps(crossing_event(3)).encode()
+    for number in (b"NaN", b"Infinity", b"-Infinity"):
+        bad = payload[:-1] + b', "extra": ' + number + b"}"  # a key the header ignores
+        item = intake().classify("border/KZ-TEST/T1/crossing", bad)
+        assert isinstance(item, Rejected) and item.reason_code == "not_json", number
+    quoted = {**crossing_event(3), "note": "NaN Infinity"}  # words, not numbers: stored
+    item = intake().classify("border/KZ-TEST/T1/crossing", json.dumps(quoted).encode())
+    assert isinstance(item, CrossingItem)
 
 
 def test_wrong_field_types_are_refused_not_coerced() -> None:
