@@ -183,6 +183,8 @@ class BatchWriter:
                 STORED_SQL,
                 ([item.header.event_id for item in again], [as_sent(item) for item in again]),
             ).fetchall()
+            if len(rows) != len(again):  # each was stored, now or before: never skip one
+                raise RuntimeError(f"{len(again) - len(rows)} repeated events not found stored")
             for n, stored_sha, checkpoint, lane, this_sha in rows:
                 self.reg._repeated(
                     again[n - 1], (stored_sha, checkpoint, lane), this_sha, self.counts

@@ -324,3 +324,37 @@ def test_the_register_stores_each_event_as_the_lane_sent_it(register: Register, 
     assert rows(register, "SELECT body FROM crossings WHERE crossing_id = 'c-sent'") == [
         (json.loads(sent[1]),)
     ]
+
+
+def test_an_event_stored_before_migration_3_is_a_duplicate_when_it_comes_again(
+    tmp_path: Path, dsn: str
+) -> None:
+    """Migration 0003 rehashes the events stored with the old (Python) content hash, so a
+    lane's replay of one after the upgrade is the same event, not an event_id conflict."""
+    from edge.site.schema import migrations
+
+    event = crossing_event(1, kind="end", gross_kg=18_300.0)
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in migrations():
+            if version < 3:
+                conn.execute(sql.encode())
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+        conn.execute(
+            "INSERT INTO events (event_id, crossing_id, checkpoint, lane, type, lane_seq,"
+            " boot_seq, epoch, produced, historical, content_sha256, body)"
+            " VALUES (%s, %s, %s, 'T1', 'end', 1, 1, 1, now(), false, %s, %s::jsonb)",
+            (event["event_id"], event["crossing_id"], CHECKPOINT, "0" * 64, json.dumps(event)),
+        )
+    conn, reg = open_register(make_config(tmp_path, dsn))
+    try:
+        counts = reg.store(items(reg, {**event, "historical": True}))
+        assert (counts.duplicates, counts.quarantined, counts.events) == (1, 0, 0)
+        assert rows(reg, "SELECT count(*) FROM events WHERE content_sha256 = %s", ("0" * 64,)) == [
+            (0,)
+        ]
+    finally:
+        conn.close()
